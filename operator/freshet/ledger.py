@@ -1,0 +1,115 @@
+"""The durable record of a policy: what it consumed, what it is running, what serves.
+
+It lives in the object store next to the models (`<root>ledger.json`), not in
+the resource's status, because status is small and can be lost with the object,
+while the ledger is what makes a restart neither retrain everything nor lose a
+batch. Ordering gives exactly-once without transactions:
+
+1. pick the input set, write it as the ledger's `intent` (and the run spec);
+2. only then create the Job, named after the input set;
+3. when the Job is done, record the outcome and move the batches to `consumed`
+   in one write, and only then clear the intent.
+
+A crash between any two steps is replayed from the intent: a missing Job is
+created with the same name, an existing one is tracked, a finished one is
+recorded. Only one operator replica writes a policy's ledger at a time (kopf
+peering), so a plain overwrite is safe.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from freshet.objectstore import ObjectStore
+
+SCHEMA_VERSION = 1
+MAX_RUNS = 50
+MAX_PREVIOUS = 5
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class BatchRef(_Model):
+    key: str
+    etag: str
+    size: int = 0
+
+
+class ModelRef(_Model):
+    version: str
+    run_id: str = Field(alias="runId")
+    model_key: str = Field(alias="modelKey")
+    sha256: str
+    metrics: dict[str, float] = {}
+    promoted_time: str | None = Field(default=None, alias="promotedTime")
+
+
+class RunIntent(_Model):
+    run_id: str = Field(alias="runId")
+    version: str
+    attempt: int = 0
+    reason: str
+    batches: list[BatchRef]
+    new_batches: list[str] = Field(alias="newBatches")
+    spec_key: str = Field(alias="specKey")
+    result_key: str = Field(alias="resultKey")
+    spec_hash: str = Field(alias="specHash")
+    retrain_request: str | None = Field(default=None, alias="retrainRequest")
+    created_time: str = Field(alias="createdTime")
+
+
+Outcome = Literal["Promoted", "Rejected", "Failed"]
+
+
+class RunRecord(_Model):
+    run_id: str = Field(alias="runId")
+    version: str
+    outcome: Outcome
+    reason: str
+    message: str
+    finished_time: str = Field(alias="finishedTime")
+    metrics: dict[str, float] = {}
+    baseline_metrics: dict[str, float] | None = Field(default=None, alias="baselineMetrics")
+    batches: int = 0
+
+
+class Ledger(_Model):
+    schema_version: int = Field(default=SCHEMA_VERSION, alias="schemaVersion")
+    next_version: int = Field(default=1, alias="nextVersion")
+    consumed: list[BatchRef] = []
+    quarantined: dict[str, str] = {}
+    intent: RunIntent | None = None
+    serving: ModelRef | None = None
+    previous: list[ModelRef] = []
+    runs: list[RunRecord] = []
+    failures: int = 0
+    trained_spec_hash: str | None = Field(default=None, alias="trainedSpecHash")
+    retrain_request: str | None = Field(default=None, alias="retrainRequest")
+
+    def consumed_etags(self) -> dict[str, str]:
+        return {b.key: b.etag for b in self.consumed}
+
+    def record(self, run: RunRecord) -> None:
+        self.runs = [run, *self.runs][:MAX_RUNS]
+
+    def promote(self, model: ModelRef) -> None:
+        if self.serving is not None:
+            self.previous = [self.serving, *self.previous][:MAX_PREVIOUS]
+        self.serving = model
+
+
+def key(root: str) -> str:
+    return f"{root}ledger.json"
+
+
+def load(store: ObjectStore, root: str) -> Ledger:
+    doc = store.get_json(key(root))
+    return Ledger() if doc is None else Ledger.model_validate(doc)
+
+
+def save(store: ObjectStore, root: str, ledger: Ledger) -> None:
+    store.put_json(key(root), ledger.model_dump(by_alias=True, mode="json"))

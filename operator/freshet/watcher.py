@@ -1,0 +1,138 @@
+"""One watcher per bucket, shared by every policy that reads from it.
+
+Polling each policy's prefix separately costs a listing per policy per
+interval; at a thousand policies that is more than the machine has (see
+docs/architecture.md). Instead one task per (endpoint, bucket, principal) lists
+the union of its subscribers' prefixes at the fastest interval any of them
+asked for, keeps the latest snapshot, and wakes exactly the policies whose
+prefix saw a new or changed object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from freshet.objectstore import ObjectInfo, ObjectStore, StoreConfig
+
+log = logging.getLogger(__name__)
+
+STATE_PREFIX = "freshet/"
+
+
+@dataclass
+class _Subscriber:
+    prefix: str
+    interval: float
+    wake: Callable[[], None]
+
+
+@dataclass
+class BucketWatcher:
+    store: ObjectStore
+    subscribers: dict[str, _Subscriber] = field(default_factory=dict)
+    snapshot: dict[str, ObjectInfo] = field(default_factory=dict)
+    # When the watcher first saw each key (monotonic), for the trigger-latency metric.
+    first_seen: dict[str, float] = field(default_factory=dict)
+    listed_once: asyncio.Event = field(default_factory=asyncio.Event)
+    errors: int = 0
+    last_error: str | None = None
+    _task: asyncio.Task[None] | None = None
+    _kick: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def objects(self, prefix: str) -> list[ObjectInfo]:
+        return [o for k, o in self.snapshot.items() if k.startswith(prefix)]
+
+    def _list_prefix(self) -> str:
+        prefixes = [s.prefix for s in self.subscribers.values()]
+        return os.path.commonprefix(prefixes) if prefixes else ""
+
+    def _interval(self) -> float:
+        return min((s.interval for s in self.subscribers.values()), default=5.0)
+
+    async def _sweep(self) -> None:
+        prefix = self._list_prefix()
+        listing = await asyncio.to_thread(lambda: list(self.store.list(prefix)))
+        now = time.monotonic()
+        fresh: dict[str, ObjectInfo] = {}
+        changed: list[str] = []
+        for obj in listing:
+            if obj.key.startswith(STATE_PREFIX):
+                continue
+            fresh[obj.key] = obj
+            old = self.snapshot.get(obj.key)
+            if old is None or old.etag != obj.etag:
+                changed.append(obj.key)
+                self.first_seen[obj.key] = now
+        gone = self.snapshot.keys() - fresh.keys()
+        for key in gone:
+            self.first_seen.pop(key, None)
+        self.snapshot = fresh
+        self.listed_once.set()
+        for sub in list(self.subscribers.values()):
+            if any(k.startswith(sub.prefix) for k in [*changed, *gone]):
+                sub.wake()
+
+    async def run(self) -> None:
+        while self.subscribers:
+            try:
+                await self._sweep()
+                self.errors, self.last_error = 0, None
+            except Exception as e:  # noqa: BLE001 - a flaky store must not kill the watcher
+                self.errors += 1
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.warning(
+                    "listing bucket failed",
+                    extra={"bucket": self.store.bucket, "error": self.last_error},
+                )
+            self._kick.clear()
+            try:
+                await asyncio.wait_for(self._kick.wait(), timeout=self._interval())
+            except TimeoutError:
+                pass
+
+    def kick(self) -> None:
+        """List again now (e.g. a new subscriber wants its first snapshot)."""
+        self._kick.set()
+
+
+class WatcherRegistry:
+    """Hands out the shared watcher for a store, starting and stopping it as needed."""
+
+    def __init__(self) -> None:
+        self._watchers: dict[tuple[str, str, str], BucketWatcher] = {}
+
+    def subscribe(
+        self,
+        policy: str,
+        config: StoreConfig,
+        prefix: str,
+        interval: float,
+        wake: Callable[[], None],
+    ) -> BucketWatcher:
+        watcher = self._watchers.get(config.identity)
+        if watcher is None or watcher.store.config != config:
+            watcher = BucketWatcher(store=ObjectStore(config))
+            self._watchers[config.identity] = watcher
+        for other in self._watchers.values():
+            if other is not watcher:
+                other.subscribers.pop(policy, None)
+        watcher.subscribers[policy] = _Subscriber(prefix, interval, wake)
+        if watcher._task is None or watcher._task.done():
+            watcher._task = asyncio.get_running_loop().create_task(
+                watcher.run(), name=f"watch {config.endpoint}/{config.bucket}"
+            )
+        else:
+            watcher.kick()
+        return watcher
+
+    def unsubscribe(self, policy: str) -> None:
+        for identity, watcher in list(self._watchers.items()):
+            watcher.subscribers.pop(policy, None)
+            if not watcher.subscribers:
+                watcher.kick()  # its loop sees no subscribers and ends
+                del self._watchers[identity]
