@@ -19,7 +19,7 @@ export GOCACHE="${GOCACHE_OVERRIDE:-$cache/go/build}"
 export GOFLAGS="-buildvcs=false -mod=mod"
 export CGO_ENABLED=0
 
-want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd)
+want=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd helm)
 missing=0
 for b in "${want[@]}"; do [[ -x "$bindir/$b" ]] || missing=1; done
 if [[ $missing == 0 ]]; then
@@ -33,6 +33,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 # --- Kubernetes -------------------------------------------------------------
+if [[ ! -x "$bindir/kube-apiserver" || ! -x "$bindir/kubectl" ]]; then
 staging_minor="v0.${KUBE_VERSION#v1.}"
 mkdir -p "$work/kube"
 cd "$work/kube"
@@ -67,8 +68,17 @@ go build -trimpath -ldflags "$ldflags" -o "$bindir/" \
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler \
   k8s.io/kubernetes/cmd/kubectl
+fi
+
+# --- helm -------------------------------------------------------------------
+# Helm has no replace directives, so a plain `go install` works.
+if [[ ! -x "$bindir/helm" ]]; then
+  echo "building helm $HELM_VERSION..."
+  GOBIN="$bindir" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+fi
 
 # --- etcd -------------------------------------------------------------------
+if [[ ! -x "$bindir/etcd" ]]; then
 mkdir -p "$work/etcd"
 cd "$work/etcd"
 go mod init freshet.local/etcdbuild >/dev/null 2>&1
@@ -80,6 +90,7 @@ echo "resolving etcd $ETCD_VERSION modules..."
 go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
 echo "building etcd..."
 go build -trimpath -ldflags "-s -w" -o "$bindir/etcd" go.etcd.io/etcd/server/v3
+fi
 
 end=$(date +%s)
-echo "built kube $KUBE_VERSION + etcd $ETCD_VERSION into $bindir in $((end - start))s"
+echo "built kube $KUBE_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION into $bindir in $((end - start))s"

@@ -1,17 +1,16 @@
 """The object-store adapter: where a policy's data arrives and its state is kept.
 
-A policy names a Secret (`spec.data.storeRef`) holding the endpoint, bucket and
-credentials; nothing else in the operator knows how to reach S3. The `minio`
+A policy names a Secret (`spec.data.storeRef`, parsed by `store_config`) holding
+the endpoint, bucket and credentials; nothing else in the operator talks to S3. The `minio`
 client is synchronous, so callers on the event loop go through
 `asyncio.to_thread`.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,51 +19,7 @@ from minio import Minio
 from minio.commonconfig import CopySource
 from minio.error import S3Error
 
-REQUIRED_KEYS = ("endpoint", "bucket", "accessKeyID", "secretAccessKey")
-
-
-class StoreConfigError(ValueError):
-    """The store Secret is missing or incomplete: the user must fix it."""
-
-
-@dataclass(frozen=True)
-class StoreConfig:
-    endpoint: str
-    bucket: str
-    access_key: str
-    secret_key: str
-    secure: bool
-    region: str | None
-
-    @classmethod
-    def from_secret_data(cls, name: str, data: Mapping[str, str]) -> StoreConfig:
-        """Parse a Secret's base64 `data`; say exactly which key is missing."""
-        decoded = {k: base64.b64decode(v).decode() for k, v in (data or {}).items()}
-        missing = [k for k in REQUIRED_KEYS if not decoded.get(k)]
-        if missing:
-            raise StoreConfigError(
-                f"Secret {name!r} lacks key(s) {', '.join(missing)}; "
-                f"a store Secret needs {', '.join(REQUIRED_KEYS)} (and optionally secure, region)"
-            )
-        endpoint = decoded["endpoint"]
-        secure = decoded.get("secure", "").lower() == "true"
-        for scheme, is_secure in (("https://", True), ("http://", False)):
-            if endpoint.startswith(scheme):
-                endpoint, secure = endpoint[len(scheme) :], is_secure
-        return cls(
-            endpoint=endpoint.rstrip("/"),
-            bucket=decoded["bucket"],
-            access_key=decoded["accessKeyID"],
-            secret_key=decoded["secretAccessKey"],
-            secure=secure,
-            region=decoded.get("region") or None,
-        )
-
-    @property
-    def identity(self) -> tuple[str, str, str]:
-        """What makes two policies share one watcher: same server, bucket and principal."""
-        return (self.endpoint, self.bucket, self.access_key)
-
+from freshet.store_config import StoreConfig
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -82,8 +37,8 @@ class ObjectStore:
         self.bucket = config.bucket
         self._client = Minio(
             config.endpoint,
-            access_key=config.access_key,
-            secret_key=config.secret_key,
+            access_key=config.access_key_id,
+            secret_key=config.secret_access_key,
             secure=config.secure,
             region=config.region,
         )

@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from freshet.objectstore import ObjectInfo, ObjectStore, StoreConfig
+from freshet.objectstore import ObjectInfo, ObjectStore
+from freshet.store_config import StoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,11 @@ class WatcherRegistry:
         interval: float,
         wake: Callable[[], None],
     ) -> BucketWatcher:
-        watcher = self._watchers.get(config.identity)
+        identity = (config.endpoint, config.bucket, config.access_key_id)
+        watcher = self._watchers.get(identity)
         if watcher is None or watcher.store.config != config:
             watcher = BucketWatcher(store=ObjectStore(config))
-            self._watchers[config.identity] = watcher
+            self._watchers[identity] = watcher
         for other in self._watchers.values():
             if other is not watcher:
                 other.subscribers.pop(policy, None)

@@ -1,0 +1,27 @@
+"""Operator-wide settings, read once from the environment at startup."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    # At most this many training Jobs in flight across all policies: concurrency
+    # comes from many policies, each of which runs serially.
+    max_concurrent_runs: int = 10
+    metrics_port: int = 9090
+    # How often a policy re-checks things nothing notifies it about
+    # (a Deployment rollout, a Secret that was fixed).
+    resync_seconds: float = 30.0
+    rollout_timeout_seconds: float = 600.0
+
+    @classmethod
+    def from_env(cls) -> OperatorConfig:
+        return cls(
+            max_concurrent_runs=int(os.environ.get("FRESHET_MAX_CONCURRENT_RUNS", "10")),
+            metrics_port=int(os.environ.get("FRESHET_METRICS_PORT", "9090")),
+            resync_seconds=float(os.environ.get("FRESHET_RESYNC_SECONDS", "30")),
+            rollout_timeout_seconds=float(os.environ.get("FRESHET_ROLLOUT_TIMEOUT", "600")),
+        )

@@ -1,0 +1,86 @@
+"""The Kubernetes calls the controller makes, and nothing else.
+
+kopf watches and dispatches; these synchronous client calls read Secrets and
+Jobs, create Jobs, apply the model pointer to Deployments and write status.
+Callers on the event loop go through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from freshet import serving
+
+GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
+
+
+def api_client() -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self._api = api
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            return dict(self.core.read_namespaced_secret(name, namespace).data or {})
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            job = self.batch.read_namespaced_job(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(self._api.sanitize_for_serialization(job))
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
+        """Create the Job; False when it already exists (a replayed intent)."""
+        try:
+            self.batch.create_namespaced_job(namespace, body)
+        except ApiException as e:
+            if e.status == 409:
+                return False
+            raise
+        return True
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            dep = self.apps.read_namespaced_deployment(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(self._api.sanitize_for_serialization(dep))
+
+    def apply_deployment(self, namespace: str, patch: dict[str, Any]) -> None:
+        self.apps.patch_namespaced_deployment(
+            patch["metadata"]["name"],
+            namespace,
+            patch,
+            field_manager=serving.FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+        )
