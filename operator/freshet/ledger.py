@@ -18,10 +18,12 @@ peering), so a plain overwrite is safe.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from freshet.batches import Batch
 from freshet.objectstore import ObjectStore
 
 SCHEMA_VERSION = 1
@@ -37,6 +39,16 @@ class BatchRef(_Model):
     key: str
     etag: str
     size: int = 0
+    last_modified: datetime = Field(alias="lastModified")
+
+    @classmethod
+    def of(cls, batch: Batch) -> BatchRef:
+        return cls(
+            key=batch.key, etag=batch.etag, size=batch.size, last_modified=batch.last_modified
+        )
+
+    def batch(self) -> Batch:
+        return Batch(self.key, self.etag, self.size, self.last_modified)
 
 
 class ModelRef(_Model):
@@ -45,7 +57,7 @@ class ModelRef(_Model):
     model_key: str = Field(alias="modelKey")
     sha256: str
     metrics: dict[str, float] = {}
-    promoted_time: str | None = Field(default=None, alias="promotedTime")
+    promoted_time: datetime | None = Field(default=None, alias="promotedTime")
 
 
 class RunIntent(_Model):
@@ -58,8 +70,11 @@ class RunIntent(_Model):
     spec_key: str = Field(alias="specKey")
     result_key: str = Field(alias="resultKey")
     spec_hash: str = Field(alias="specHash")
+    trigger: str
+    message: str = ""
     retrain_request: str | None = Field(default=None, alias="retrainRequest")
-    created_time: str = Field(alias="createdTime")
+    schedule_time: datetime | None = Field(default=None, alias="scheduleTime")
+    created_time: datetime = Field(alias="createdTime")
 
 
 Outcome = Literal["Promoted", "Rejected", "Failed"]
@@ -71,7 +86,9 @@ class RunRecord(_Model):
     outcome: Outcome
     reason: str
     message: str
-    finished_time: str = Field(alias="finishedTime")
+    trigger: str = ""
+    started_time: datetime | None = Field(default=None, alias="startedTime")
+    finished_time: datetime = Field(alias="finishedTime")
     metrics: dict[str, float] = {}
     baseline_metrics: dict[str, float] | None = Field(default=None, alias="baselineMetrics")
     batches: int = 0
@@ -87,11 +104,22 @@ class Ledger(_Model):
     previous: list[ModelRef] = []
     runs: list[RunRecord] = []
     failures: int = 0
+    """Consecutive failed runs: the backoff before the next attempt grows with it."""
+    retry_not_before: datetime | None = Field(default=None, alias="retryNotBefore")
+    last_schedule_time: datetime | None = Field(default=None, alias="lastScheduleTime")
     trained_spec_hash: str | None = Field(default=None, alias="trainedSpecHash")
     retrain_request: str | None = Field(default=None, alias="retrainRequest")
 
     def consumed_etags(self) -> dict[str, str]:
         return {b.key: b.etag for b in self.consumed}
+
+    def consume(self, batches: list[BatchRef]) -> list[BatchRef]:
+        """Add what is new (or overwritten with new content); return what was added."""
+        known = self.consumed_etags()
+        added = [b for b in batches if known.get(b.key) != b.etag]
+        replaced = {b.key for b in added}
+        self.consumed = [b for b in self.consumed if b.key not in replaced] + added
+        return added
 
     def record(self, run: RunRecord) -> None:
         self.runs = [run, *self.runs][:MAX_RUNS]

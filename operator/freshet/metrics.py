@@ -12,9 +12,7 @@ TRAININGS = Counter(
     [*_POLICY, "outcome"],
 )
 PROMOTIONS = Counter("freshet_promotions_total", "Models promoted to serving.", _POLICY)
-GATE_REJECTIONS = Counter(
-    "freshet_gate_rejections_total", "Candidates the gate refused.", _POLICY
-)
+GATE_REJECTIONS = Counter("freshet_gate_rejections_total", "Candidates the gate refused.", _POLICY)
 BATCHES_SEEN = Counter("freshet_batches_seen_total", "New batches seen in the store.", _POLICY)
 BATCHES_CONSUMED = Counter(
     "freshet_batches_consumed_total", "Batches recorded as used by a finished run.", _POLICY

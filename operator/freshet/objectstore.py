@@ -21,6 +21,7 @@ from minio.error import S3Error
 
 from freshet.store_config import StoreConfig
 
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str

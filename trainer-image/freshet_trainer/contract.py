@@ -9,18 +9,19 @@ repository root is the human description of these models.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
-API_VERSION = "freshet.dev/run/v1"
+API_VERSION: Final = "freshet.dev/run/v1"
 
 DataFormat = Literal["csv", "parquet", "jsonl"]
 MetricName = Literal["accuracy", "roc_auc", "f1", "log_loss", "rmse", "mae", "r2"]
 RunStatus = Literal["Succeeded", "Failed"]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 NonEmpty = Annotated[str, Field(min_length=1)]
+Prefix = Annotated[str, Field(pattern=r"^.+/$")]
 
 
 class _Document(BaseModel):
@@ -49,7 +50,7 @@ class PolicyRef(_Document):
 
 class StoreRef(_Document):
     bucket: NonEmpty
-    root: NonEmpty
+    root: Prefix
 
 
 class BatchRef(_Document):
@@ -99,7 +100,7 @@ class BaselineRef(_Document):
 
 class OutputSpec(_Document):
     version: NonEmpty
-    model_prefix: NonEmpty
+    model_prefix: Prefix
     result_key: NonEmpty
 
 
@@ -157,7 +158,7 @@ class QuarantinedBatch(_Document):
 
 
 class RunResult(_Document):
-    api_version: Literal["freshet.dev/run/v1"] = API_VERSION
+    api_version: Literal["freshet.dev/run/v1"] = "freshet.dev/run/v1"
     kind: Literal["RunResult"] = "RunResult"
     run_id: NonEmpty
     status: RunStatus

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -34,7 +34,7 @@ def read_batch(raw: bytes, data_format: DataFormat) -> pd.DataFrame:
             if data_format == "csv":
                 frame = pd.read_csv(io.BytesIO(raw), index_col=False, on_bad_lines="error")
             elif data_format == "jsonl":
-                frame = pd.read_json(io.BytesIO(raw), lines=True, convert_dates=False)
+                frame = pd.read_json(io.BytesIO(raw), lines=True)
             else:
                 frame = pd.read_parquet(io.BytesIO(raw))
     except (ValueError, pd.errors.ParserWarning) as error:  # pandas/pyarrow parse errors
@@ -45,15 +45,22 @@ def read_batch(raw: bytes, data_format: DataFormat) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class BatchVerdict:
-    """The outcome of validating one batch: usable rows, or the reason it is refused."""
+class Accepted:
+    """The batch may be trained on: its labeled rows, and the checks it passed."""
 
-    rows: pd.DataFrame | None
-    reason: BatchReason | None
-    checks: list[Check] = field(default_factory=list)
+    rows: pd.DataFrame
+    checks: list[Check]
 
 
-def validate_batch(frame: pd.DataFrame, label: str, max_null_fraction: float) -> BatchVerdict:
+@dataclass(frozen=True)
+class Refused:
+    """The batch must not be used: the reason, and every check run up to the failing one."""
+
+    reason: BatchReason
+    checks: list[Check]
+
+
+def validate_batch(frame: pd.DataFrame, label: str, max_null_fraction: float) -> Accepted | Refused:
     """Run the checks in order; stop at the first one that makes later ones meaningless.
 
     Rows whose label is null are dropped, not counted against the batch: with
@@ -61,13 +68,10 @@ def validate_batch(frame: pd.DataFrame, label: str, max_null_fraction: float) ->
     """
     checks: list[Check] = []
 
-    def refuse(reason: BatchReason) -> BatchVerdict:
-        return BatchVerdict(rows=None, reason=reason, checks=checks)
-
     rows = len(frame)
     checks.append(Check(name="nonEmpty", passed=rows > 0, value=float(rows), limit=1.0))
     if rows == 0:
-        return refuse(BatchReason.EMPTY)
+        return Refused(BatchReason.EMPTY, checks)
 
     has_label = label in frame.columns
     checks.append(
@@ -78,21 +82,21 @@ def validate_batch(frame: pd.DataFrame, label: str, max_null_fraction: float) ->
         )
     )
     if not has_label:
-        return refuse(BatchReason.LABEL_MISSING)
+        return Refused(BatchReason.LABEL_MISSING, checks)
 
     features = [name for name in frame.columns if name != label]
     checks.append(
         Check(name="hasFeatures", passed=bool(features), value=float(len(features)), limit=1.0)
     )
     if not features:
-        return refuse(BatchReason.NO_FEATURES)
+        return Refused(BatchReason.NO_FEATURES, checks)
 
     labeled = int(frame[label].notna().sum())
     checks.append(
         Check(name="labelNotAllNull", passed=labeled > 0, value=float(labeled), limit=1.0)
     )
     if labeled == 0:
-        return refuse(BatchReason.LABEL_ALL_NULL)
+        return Refused(BatchReason.LABEL_ALL_NULL, checks)
 
     null_fractions = frame[features].isna().mean()
     worst = str(null_fractions.idxmax())
@@ -108,7 +112,6 @@ def validate_batch(frame: pd.DataFrame, label: str, max_null_fraction: float) ->
         )
     )
     if not within:
-        return refuse(BatchReason.TOO_MANY_NULLS)
+        return Refused(BatchReason.TOO_MANY_NULLS, checks)
 
-    usable = frame[frame[label].notna()].reset_index(drop=True)
-    return BatchVerdict(rows=usable, reason=None, checks=checks)
+    return Accepted(frame[frame[label].notna()].reset_index(drop=True), checks)

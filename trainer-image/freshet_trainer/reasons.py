@@ -34,3 +34,11 @@ class RunReason(StrEnum):
     NO_TRAINING_DATA = "NoTrainingData"
     NOT_ENOUGH_ROWS = "NotEnoughRows"
     TRAINING_FAILED = "TrainingFailed"
+
+
+class RunFailed(Exception):
+    """A diagnosed problem that ends the run with a `Failed` result carrying `reason`."""
+
+    def __init__(self, reason: RunReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

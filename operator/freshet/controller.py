@@ -1,0 +1,728 @@
+"""One policy's control loop: from batches in the bucket to a promoted model.
+
+Each TrainingPolicy gets one `PolicyController`, driven by a kopf daemon, so a
+policy's runs are strictly serial while many policies proceed concurrently.
+A step reads the facts (spec, ledger, the bucket watcher's snapshot, the Job),
+asks the pure decision functions what to do, does it, and writes status only
+when it changed. Every step can be interrupted and repeated: the ledger's run
+intent (see `ledger`) is what makes a crash neither lose a batch nor train
+twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from freshet import jobs, ledger, metrics, names, serving
+from freshet.batches import Batch
+from freshet.config import OperatorConfig
+from freshet.decisions import conditions, gate, runs, trigger
+from freshet.kube import Kube
+from freshet.ledger import BatchRef, Ledger, ModelRef, RunIntent, RunRecord
+from freshet.objectstore import ObjectStore
+from freshet.runspec import ModelRef as RunModelRef
+from freshet.runspec import PolicyRef, RunResult, RunSpec, build_run_spec
+from freshet.spec import PolicySpec, parse_policy_spec
+from freshet.store_config import StoreConfig, StoreSecretError, parse_store_secret
+from freshet.store_layout import StateLayout
+from freshet.watcher import BucketWatcher, WatcherRegistry
+
+STATIC_RESCAN_SECONDS = 30.0
+MAX_BACKOFF = timedelta(hours=1)
+HISTORY = 10
+KEEP_FINISHED_JOBS = 3
+
+
+class NotReady(Exception):
+    """Something outside freshet must change first (a Secret, a Deployment)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class Runtime:
+    """Operator-wide state shared by all policy controllers (kopf's global memo)."""
+
+    kube: Kube
+    config: OperatorConfig
+    watchers: WatcherRegistry = field(default_factory=WatcherRegistry)
+    controllers: dict[str, PolicyController] = field(default_factory=dict)
+    active_runs: set[str] = field(default_factory=set)
+
+    def wake(self, uid: str) -> None:
+        controller = self.controllers.get(uid)
+        if controller is not None:
+            controller.wake.set()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else conditions.format_time(t)
+
+
+class PolicyController:
+    def __init__(self, rt: Runtime, namespace: str, name: str, uid: str) -> None:
+        self.rt = rt
+        self.namespace, self.name, self.uid = namespace, name, uid
+        self.key = f"{namespace}/{name}"
+        self.layout = StateLayout.for_policy(namespace, name)
+        self.wake = asyncio.Event()
+        self.log = logging.getLogger("freshet.policy").getChild(self.key)
+        self._store: ObjectStore | None = None
+        self._ledger: Ledger | None = None
+        self._watcher: BucketWatcher | None = None
+        self._promotion_started: datetime | None = None
+        self._blocked: NotReady | None = None
+        self._waiting: tuple[str, str] | None = None
+
+    # -- the loop --------------------------------------------------------------
+
+    async def run(self, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
+        self.rt.controllers[self.uid] = self
+        try:
+            while not stopped:
+                self.wake.clear()
+                try:
+                    delay = await self.step(body)
+                except kopf.TemporaryError as e:
+                    self.log.warning("step failed, retrying: %s", e)
+                    delay = e.delay or 10.0
+                except Exception:
+                    self.log.exception("step failed unexpectedly; retrying in 10s")
+                    delay = 10.0
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+        finally:
+            self.rt.controllers.pop(self.uid, None)
+            self.rt.active_runs.discard(self.uid)
+            self.rt.watchers.unsubscribe(self.key)
+
+    async def step(self, body: kopf.Body) -> float:
+        """One reconcile; returns how long until the next one unless woken."""
+        generation = int(body.get("metadata", {}).get("generation", 0))
+        try:
+            spec = parse_policy_spec(body)
+        except ValidationError as e:
+            await self._write_status(body, generation, None, spec_error=_first_error(e))
+            return self.rt.config.resync_seconds
+        self._blocked, self._waiting = None, None
+        delay = self.rt.config.resync_seconds
+        try:
+            store = await self._open_store(spec)
+            book = await self._load_ledger(store)
+            watcher = await self._watch(spec)
+            if book.intent is not None:
+                delay = await self._track(body, spec, store, book)
+            else:
+                delay = await self._maybe_start(body, spec, store, book, watcher)
+        except NotReady as e:
+            self._blocked = e
+            self.log.warning("blocked: %s: %s", e.reason, e.message)
+        await self._write_status(body, generation, spec)
+        return delay
+
+    # -- facts ---------------------------------------------------------------
+
+    async def _open_store(self, spec: PolicySpec) -> ObjectStore:
+        secret = spec.data.store_ref.name
+        data = await asyncio.to_thread(self.rt.kube.secret_data, self.namespace, secret)
+        if data is None:
+            raise NotReady(
+                "StoreSecretNotFound", f"Secret {secret!r} (spec.data.storeRef) not found"
+            )
+        try:
+            config = parse_store_secret(secret, data)
+        except StoreSecretError as e:
+            raise NotReady("StoreSecretInvalid", str(e)) from e
+        if self._store is None or self._store.config != config:
+            self._store = ObjectStore(config)
+            self._ledger = None  # another bucket means another record
+        return self._store
+
+    async def _load_ledger(self, store: ObjectStore) -> Ledger:
+        if self._ledger is None:
+            try:
+                self._ledger = await asyncio.to_thread(ledger.load, store, self.layout.root)
+            except Exception as e:  # noqa: BLE001 - unreachable store, bad credentials
+                raise NotReady("StoreUnavailable", f"cannot read the ledger: {e}") from e
+        return self._ledger
+
+    async def _save(self, store: ObjectStore, book: Ledger) -> None:
+        await asyncio.to_thread(ledger.save, store, self.layout.root, book)
+
+    async def _watch(self, spec: PolicySpec) -> BucketWatcher:
+        assert self._store is not None
+        trig = spec.effective_trigger
+        interval = float(trig.poll_interval_seconds) if trig else STATIC_RESCAN_SECONDS
+        watcher = self.rt.watchers.subscribe(
+            self.key, self._store.config, spec.data.prefix, interval, self.wake.set
+        )
+        if not watcher.listed_once.is_set():
+            try:
+                await asyncio.wait_for(watcher.listed_once.wait(), timeout=10)
+            except TimeoutError:
+                pass
+        if watcher.errors:
+            raise NotReady("StoreUnavailable", f"cannot list the bucket: {watcher.last_error}")
+        self._watcher = watcher
+        return watcher
+
+    def _pending(self, spec: PolicySpec, book: Ledger, watcher: BucketWatcher) -> list[Batch]:
+        consumed, quarantined = book.consumed_etags(), book.quarantined
+        return [
+            Batch(o.key, o.etag, o.size, o.last_modified)
+            for o in watcher.objects(spec.data.prefix)
+            if consumed.get(o.key) != o.etag and quarantined.get(o.key) != o.etag
+        ]
+
+    # -- starting a run ------------------------------------------------------
+
+    async def _maybe_start(
+        self,
+        body: kopf.Body,
+        spec: PolicySpec,
+        store: ObjectStore,
+        book: Ledger,
+        watcher: BucketWatcher,
+    ) -> float:
+        now = _now()
+        pending = self._pending(spec, book, watcher)
+        created = _parse_time(body.get("metadata", {}).get("creationTimestamp")) or now
+        annotations = body.get("metadata", {}).get("annotations") or {}
+        facts = trigger.TriggerFacts(
+            now=now,
+            pending=pending,
+            consumed_count=len(book.consumed),
+            run_active=False,
+            has_run=book.trained_spec_hash is not None,
+            has_serving_model=book.serving is not None,
+            training_hash=spec.training_hash(),
+            last_run_training_hash=book.trained_spec_hash,
+            retrain_request=annotations.get(names.RETRAIN_ANNOTATION),
+            honoured_retrain_request=book.retrain_request,
+            schedule_anchor=book.last_schedule_time or created,
+        )
+        decision = trigger.decide(spec.effective_trigger, facts)
+        if isinstance(decision, trigger.Wait):
+            self._waiting = (str(decision.reason), decision.message)
+            if decision.retry_after is not None:
+                return max(0.05, min(decision.retry_after.total_seconds(), 3600.0))
+            return self.rt.config.resync_seconds
+        if book.retry_not_before is not None and book.retry_not_before > now:
+            wait = (book.retry_not_before - now).total_seconds()
+            self._waiting = (
+                "Backoff",
+                f"{book.failures} failed run(s) in a row; next attempt in {wait:.0f}s",
+            )
+            return wait
+        if self.uid not in self.rt.active_runs and (
+            len(self.rt.active_runs) >= self.rt.config.max_concurrent_runs
+        ):
+            self._waiting = (
+                "ConcurrencyLimit",
+                f"{len(self.rt.active_runs)} runs in flight operator-wide",
+            )
+            return 5.0
+        await self._start(body, spec, store, book, decision, watcher)
+        return self.rt.config.resync_seconds
+
+    async def _start(
+        self,
+        body: kopf.Body,
+        spec: PolicySpec,
+        store: ObjectStore,
+        book: Ledger,
+        decision: trigger.Train,
+        watcher: BucketWatcher,
+    ) -> None:
+        window_size = spec.data.window.max_batches if spec.data.window else None
+        consumed = [b.batch() for b in book.consumed]
+        window = runs.select_window(consumed, decision.batches, window_size)
+        version = f"v{book.next_version}"
+        nonce = ""
+        if decision.replays_inputs:
+            nonce = version
+        elif book.failures:
+            nonce = f"retry-{book.failures}"
+        run_id = runs.run_id(self.name, self.uid, window, nonce)
+        baseline = None
+        if book.serving is not None:
+            baseline = RunModelRef(
+                version=book.serving.version,
+                model_key=book.serving.model_key,
+                sha256=book.serving.sha256,
+            )
+        policy = PolicyRef(
+            namespace=self.namespace,
+            name=self.name,
+            uid=self.uid,
+            generation=int(body["metadata"].get("generation", 0)),
+        )
+        run_spec = build_run_spec(
+            policy=policy,
+            spec=spec,
+            bucket=store.bucket,
+            run_id=run_id,
+            version=version,
+            window=window,
+            new_batches=decision.batches,
+            baseline=baseline,
+        )
+        spec_key = self.layout.run_spec_key(run_id)
+        # The intent is durable before the Job exists: a crash from here on is
+        # replayed by _track, which creates the Job if it is missing.
+        await asyncio.to_thread(
+            store.put_json, spec_key, run_spec.model_dump(by_alias=True, mode="json")
+        )
+        book.intent = RunIntent(
+            run_id=run_id,
+            version=version,
+            reason=str(decision.reason),
+            trigger=str(decision.reason),
+            message=decision.message,
+            batches=[BatchRef.of(b) for b in window],
+            new_batches=[b.key for b in decision.batches],
+            spec_key=spec_key,
+            result_key=run_spec.output.result_key,
+            spec_hash=spec.training_hash(),
+            retrain_request=decision.retrain_request,
+            schedule_time=decision.schedule_time,
+            created_time=_now(),
+        )
+        book.next_version += 1
+        await self._save(store, book)
+        self.rt.active_runs.add(self.uid)
+        metrics.ACTIVE_RUNS.set(len(self.rt.active_runs))
+        await self._create_job(body, spec, store.config, run_spec)
+        for b in decision.batches:
+            seen = watcher.first_seen.get(b.key)
+            if seen is not None:
+                metrics.TRIGGER_LATENCY.observe(asyncio.get_running_loop().time() - seen)
+        metrics.TRAININGS.labels(self.namespace, self.name, "started").inc()
+        self.log.info(
+            "run %s started for %s: %s (%d batches in window, %d new)",
+            run_id,
+            version,
+            decision.message,
+            len(window),
+            len(decision.batches),
+        )
+        kopf.info(
+            body,
+            reason="Triggered",
+            message=f"run {run_id} trains {version}: {decision.message}; "
+            f"{len(window)} batch(es) in the window",
+        )
+
+    async def _create_job(
+        self, body: kopf.Body, spec: PolicySpec, store: StoreConfig, run_spec: RunSpec
+    ) -> None:
+        job = jobs.build_job(spec, run_spec, store)
+        await asyncio.to_thread(self.rt.kube.create_job, self.namespace, job)
+
+    # -- tracking a run ------------------------------------------------------
+
+    async def _track(
+        self, body: kopf.Body, spec: PolicySpec, store: ObjectStore, book: Ledger
+    ) -> float:
+        intent = book.intent
+        assert intent is not None
+        self.rt.active_runs.add(self.uid)
+        job = await asyncio.to_thread(self.rt.kube.job, self.namespace, intent.run_id)
+        if job is None:
+            doc = await asyncio.to_thread(store.get_json, intent.spec_key)
+            if doc is None:
+                raise NotReady("RunSpecMissing", f"run spec {intent.spec_key} vanished")
+            self.log.info("run %s has no Job (replaying the intent); creating it", intent.run_id)
+            await self._create_job(body, spec, store.config, RunSpec.model_validate(doc))
+            return self.rt.config.resync_seconds
+        finished = _job_finished(job)
+        if finished is None:
+            return self.rt.config.resync_seconds
+        raw = await asyncio.to_thread(store.get_json, intent.result_key)
+        result: RunResult | None = None
+        if raw is not None:
+            try:
+                result = RunResult.model_validate(raw)
+            except ValidationError as e:
+                self.log.error("run %s wrote an invalid result: %s", intent.run_id, e)
+        if result is None or result.status == "Failed" or result.model is None:
+            reason = result.reason if result and result.reason else "JobFailed"
+            message = (
+                result.message
+                if result and result.message
+                else f"Job {intent.run_id} {finished}: {_job_message(job)}"
+            )
+            await self._finish(body, store, book, result, "Failed", reason, message)
+            return 1.0
+        verdict = gate.judge(spec.gate, result.metrics.candidate, result.metrics.baseline)
+        if not verdict.promote:
+            await self._finish(
+                body, store, book, result, "Rejected", str(verdict.reason), verdict.message
+            )
+            return 1.0
+        if spec.serving is not None:
+            done = await self._promote(spec, result)
+            if not done:
+                return 1.0
+        await self._finish(
+            body, store, book, result, "Promoted", str(verdict.reason), verdict.message
+        )
+        return 1.0
+
+    async def _promote(self, spec: PolicySpec, result: RunResult) -> bool:
+        """Apply the model pointer and report whether the rollout has completed."""
+        assert spec.serving is not None and result.model is not None
+        name = spec.serving.deployment_ref.name
+        dep = await asyncio.to_thread(self.rt.kube.deployment, self.namespace, name)
+        if dep is None:
+            raise NotReady(
+                "DeploymentNotFound",
+                f"Deployment {name!r} (spec.serving.deploymentRef) not found; "
+                f"{result.model.version} waits to be promoted",
+            )
+        try:
+            container = serving.container_name(dep, spec.serving.container)
+        except serving.ServingError as e:
+            raise NotReady("ServingContainerNotFound", str(e)) from e
+        pointer = serving.ModelPointer(
+            result.model.version, result.model.model_key, result.model.sha256
+        )
+        if serving.served_version(dep) != pointer.version or self._promotion_started is None:
+            await asyncio.to_thread(
+                self.rt.kube.apply_deployment,
+                self.namespace,
+                serving.apply_patch(name, container, pointer),
+            )
+            self._promotion_started = self._promotion_started or _now()
+            dep = await asyncio.to_thread(self.rt.kube.deployment, self.namespace, name)
+            assert dep is not None
+        if serving.rollout_complete(dep):
+            self._promotion_started = None
+            return True
+        failure = serving.rollout_failed(dep)
+        elapsed = (_now() - self._promotion_started).total_seconds()
+        if failure or elapsed > self.rt.config.rollout_timeout_seconds:
+            raise NotReady(
+                "RolloutStalled", failure or f"rollout of {pointer.version} takes {elapsed:.0f}s"
+            )
+        return False
+
+    async def _finish(
+        self,
+        body: kopf.Body,
+        store: ObjectStore,
+        book: Ledger,
+        result: RunResult | None,
+        outcome: ledger.Outcome,
+        reason: str,
+        message: str,
+    ) -> None:
+        """Record the run's outcome, consume its batches, clear the intent: one write."""
+        intent = book.intent
+        assert intent is not None
+        now = _now()
+        quarantined = await self._quarantine(store, book, result)
+        if outcome != "Failed":
+            added = book.consume([b for b in intent.batches if b.key not in quarantined])
+            metrics.BATCHES_CONSUMED.labels(self.namespace, self.name).inc(len(added))
+            book.trained_spec_hash = intent.spec_hash
+            if intent.retrain_request is not None:
+                book.retrain_request = intent.retrain_request
+            if intent.schedule_time is not None:
+                book.last_schedule_time = intent.schedule_time
+            book.failures, book.retry_not_before = 0, None
+        else:
+            book.failures += 1
+            backoff = min(timedelta(seconds=30 * 2 ** (book.failures - 1)), MAX_BACKOFF)
+            book.retry_not_before = now + backoff
+            message = f"{message} (attempt {book.failures}; next in {backoff.total_seconds():.0f}s)"
+        candidate = dict(result.metrics.candidate) if result else {}
+        baseline_metrics = result.metrics.baseline if result else None
+        book.record(
+            RunRecord(
+                run_id=intent.run_id,
+                version=intent.version,
+                outcome=outcome,
+                reason=reason,
+                message=message,
+                trigger=intent.trigger,
+                started_time=intent.created_time,
+                finished_time=now,
+                metrics=candidate,
+                baseline_metrics=baseline_metrics,
+                batches=len(intent.batches),
+            )
+        )
+        if outcome == "Promoted" and result is not None and result.model is not None:
+            book.promote(
+                ModelRef(
+                    version=result.model.version,
+                    run_id=intent.run_id,
+                    model_key=result.model.model_key,
+                    sha256=result.model.sha256,
+                    metrics=candidate,
+                    promoted_time=now,
+                )
+            )
+        book.intent = None
+        await self._save(store, book)
+        self.rt.active_runs.discard(self.uid)
+        metrics.ACTIVE_RUNS.set(len(self.rt.active_runs))
+
+        labels = (self.namespace, self.name)
+        if outcome == "Failed":
+            metrics.TRAININGS.labels(*labels, "failed").inc()
+            kopf.warn(
+                body, reason="TrainingFailed", message=f"{intent.version}: {reason}: {message}"
+            )
+        else:
+            metrics.TRAININGS.labels(*labels, "succeeded").inc()
+            kopf.info(
+                body, reason="Trained", message=f"{intent.version} trained by {intent.run_id}"
+            )
+        if outcome == "Rejected":
+            metrics.GATE_REJECTIONS.labels(*labels).inc()
+            kopf.warn(body, reason="GateRejected", message=f"{intent.version}: {message}")
+        if outcome == "Promoted":
+            metrics.PROMOTIONS.labels(*labels).inc()
+            kopf.info(body, reason="Promoted", message=f"{intent.version} is serving: {message}")
+        self.log.info(
+            "run %s (%s) %s: %s: %s", intent.run_id, intent.version, outcome, reason, message
+        )
+        await asyncio.to_thread(self._prune_jobs)
+
+    async def _quarantine(
+        self, store: ObjectStore, book: Ledger, result: RunResult | None
+    ) -> set[str]:
+        """Move refused batches out of the prefix, each with its reason document."""
+        moved: set[str] = set()
+        for q in result.quarantined if result else []:
+            target = self.layout.quarantine_key(q.key)
+            reason_doc = q.model_dump(by_alias=True, mode="json")
+
+            def move(
+                q_key: str = q.key, doc: dict[str, Any] = reason_doc, to: str = target
+            ) -> None:
+                store.put_json(self.layout.quarantine_reason_key(q_key), doc)
+                if store.exists(q_key):
+                    store.move(q_key, to)
+
+            await asyncio.to_thread(move)
+            book.quarantined[q.key] = q.etag
+            moved.add(q.key)
+            metrics.BATCHES_QUARANTINED.labels(self.namespace, self.name).inc()
+        return moved
+
+    def _prune_jobs(self) -> None:
+        """Keep the newest finished Jobs for `kubectl logs`; the record lives in the store."""
+        selector = f"{names.POLICY_LABEL}={self.name}"
+        listed = self.rt.kube.batch.list_namespaced_job(self.namespace, label_selector=selector)
+        finished = [
+            j
+            for j in listed.items
+            if (j.status.succeeded or j.status.failed)
+            and j.metadata.owner_references
+            and any(o.uid == self.uid for o in j.metadata.owner_references)
+        ]
+        finished.sort(key=lambda j: j.metadata.creation_timestamp, reverse=True)
+        for j in finished[KEEP_FINISHED_JOBS:]:
+            self.rt.kube.batch.delete_namespaced_job(
+                j.metadata.name, self.namespace, propagation_policy="Background"
+            )
+
+    # -- status --------------------------------------------------------------
+
+    async def _write_status(
+        self,
+        body: kopf.Body,
+        generation: int,
+        spec: PolicySpec | None,
+        spec_error: str | None = None,
+    ) -> None:
+        current = dict(body.get("status") or {})
+        desired = self._status(generation, spec, current, spec_error)
+        patch = {k: v for k, v in desired.items() if current.get(k) != v}
+        patch.update({k: None for k in current if k not in desired})
+        if patch:
+            await asyncio.to_thread(self.rt.kube.patch_status, self.namespace, self.name, patch)
+
+    def _status(
+        self,
+        generation: int,
+        spec: PolicySpec | None,
+        current: dict[str, Any],
+        spec_error: str | None,
+    ) -> dict[str, Any]:
+        book = self._ledger or Ledger()
+        last = book.runs[0] if book.runs else None
+        intent = book.intent
+        phase: runs.RunPhase | None = None
+        if intent is not None:
+            phase = runs.RunPhase.RUNNING
+        elif last is not None:
+            phase = runs.RunPhase(last.outcome)
+        facts = conditions.StatusFacts(
+            spec_error=spec_error,
+            serving_version=book.serving.version if book.serving else None,
+            last_run_id=intent.run_id if intent else (last.run_id if last else None),
+            last_run_version=intent.version if intent else (last.version if last else None),
+            last_run_phase=phase,
+            last_run_reason=None if intent else (last.reason if last else None),
+            last_run_message=None if intent else (last.message if last else None),
+            quarantined=len(book.quarantined),
+        )
+        conds = list(current.get("conditions") or [])
+        conds = conditions.set_conditions(
+            conds, conditions.derive_conditions(facts), generation=generation, now=_now()
+        )
+        if intent is None and self._waiting is not None:
+            reason, message = self._waiting
+            conds = conditions.set_condition(
+                conds,
+                conditions.ConditionUpdate(
+                    conditions.ConditionType.TRAINING, "False", reason, message
+                ),
+                generation=generation,
+                now=_now(),
+            )
+        if self._blocked is not None:
+            conds = conditions.set_condition(
+                conds,
+                conditions.ConditionUpdate(
+                    conditions.ConditionType.READY,
+                    "True" if book.serving else "False",
+                    self._blocked.reason,
+                    self._blocked.message,
+                ),
+                generation=generation,
+                now=_now(),
+            )
+        status: dict[str, Any] = {
+            "observedGeneration": generation,
+            "stateRoot": self.layout.root,
+            "conditions": conds,
+        }
+        if book.serving is not None:
+            s = book.serving
+            status["serving"] = {
+                "version": s.version,
+                "runId": s.run_id,
+                "modelKey": s.model_key,
+                "sha256": s.sha256,
+                "promotedTime": _iso(s.promoted_time),
+                "metrics": s.metrics,
+            }
+        if intent is not None:
+            status["lastRun"] = {
+                "runId": intent.run_id,
+                "jobName": intent.run_id,
+                "phase": "Running",
+                "trigger": intent.trigger,
+                "version": intent.version,
+                "startedTime": _iso(intent.created_time),
+                "specKey": intent.spec_key,
+                "trainingSpecHash": intent.spec_hash,
+                "batches": len(intent.batches),
+                "newBatches": len(intent.new_batches),
+                "message": intent.message,
+            }
+        elif last is not None:
+            status["lastRun"] = {
+                "runId": last.run_id,
+                "jobName": last.run_id,
+                "phase": last.outcome,
+                "trigger": last.trigger,
+                "version": last.version,
+                "startedTime": _iso(last.started_time),
+                "finishedTime": _iso(last.finished_time),
+                "reason": last.reason,
+                "message": last.message,
+            }
+            if last.outcome != "Failed":
+                status["candidate"] = {
+                    "version": last.version,
+                    "runId": last.run_id,
+                    "metrics": last.metrics,
+                    "baselineMetrics": last.baseline_metrics or {},
+                    "decision": last.outcome,
+                    "reason": last.reason,
+                    "message": last.message,
+                    "evaluatedTime": _iso(last.finished_time),
+                }
+        if book.runs:
+            status["history"] = [
+                {
+                    "runId": r.run_id,
+                    "version": r.version,
+                    "phase": r.outcome,
+                    "trigger": r.trigger,
+                    "reason": r.reason,
+                    "startedTime": _iso(r.started_time),
+                    "finishedTime": _iso(r.finished_time),
+                }
+                for r in book.runs[:HISTORY]
+            ]
+            trained = [r for r in book.runs if r.outcome != "Failed"]
+            if trained:
+                status["lastTrainedTime"] = _iso(trained[0].finished_time)
+        if spec is not None and self._watcher is not None:
+            seen = self._watcher.objects(spec.data.prefix)
+            pending = self._pending(spec, book, self._watcher)
+            status["data"] = {
+                "seen": len(seen),
+                "consumed": len(book.consumed),
+                "pending": len(pending),
+                "quarantined": len(book.quarantined),
+            }
+            if seen:
+                status["data"]["lastArrivalTime"] = _iso(max(o.last_modified for o in seen))
+        if book.retrain_request is not None:
+            status["retrainRequest"] = book.retrain_request
+        if book.last_schedule_time is not None:
+            status["lastScheduleTime"] = _iso(book.last_schedule_time)
+        return status
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ()))
+    return f"spec.{where}: {err.get('msg')}" if where else str(err.get("msg"))
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _job_finished(job: dict[str, Any]) -> str | None:
+    """'succeeded' or 'failed' once the Job controller has said so, else None."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return "succeeded"
+        if cond.get("status") == "True" and cond.get("type") in ("Failed", "FailureTarget"):
+            return "failed"
+    return None
+
+
+def _job_message(job: dict[str, Any]) -> str:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") in ("Failed", "FailureTarget") and cond.get("status") == "True":
+            return f"{cond.get('reason')}: {cond.get('message')}"
+    return "no result document"

@@ -1,0 +1,105 @@
+"""Identity and inputs of a training run: run id, model version, window.
+
+Run ids are deterministic so that a reconcile repeated after a crash finds the
+Job it already created instead of creating a second one: the same policy and
+the same input batches always give the same id, and the id is the Job's name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+
+from freshet.batches import Batch
+
+NAME_PART_MAX = 40
+"""Characters of the policy name kept in a run id: 40 + '-' + 10 hex = 51, under
+the 63 that a Job name needs (it becomes the job-name label of its pods)."""
+HASH_HEX = 10
+
+_NOT_DNS = re.compile(r"[^a-z0-9-]+")
+_VERSION = re.compile(r"v([1-9][0-9]*)")
+
+
+def run_id(policy_name: str, policy_uid: str, batches: Iterable[Batch], nonce: str = "") -> str:
+    """``<policy-name ≤40>-<10 hex>``, a valid DNS-1123 label and Job name.
+
+    The hash is sha256 over ``uid``, then each ``key:etag`` of the batches in
+    sorted order, then the nonce if any, joined by newlines. The uid keeps
+    policies recreated under the same name apart; sorting makes the id
+    independent of listing order; the ETag makes an overwritten key new input.
+    A run that may repeat an earlier run's batch set (a retrain, a spec change,
+    a schedule with no new data) passes a nonce, such as its output version,
+    so it is not mistaken for that earlier, finished run.
+    """
+    lines = [policy_uid, *sorted(f"{batch.key}:{batch.etag}" for batch in batches)]
+    if nonce:
+        lines.append(nonce)
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:HASH_HEX]
+    return f"{_dns_label_part(policy_name)}-{digest}"
+
+
+def _dns_label_part(name: str) -> str:
+    """The name lowercased, dots and other non-label characters as '-', at most 40.
+
+    Policy names may be DNS subdomains (with dots); a run id must be a label.
+    Trimming '-' after truncation keeps the id from having '--' before the hash
+    or starting with '-'.
+    """
+    cleaned = _NOT_DNS.sub("-", name.lower())[:NAME_PART_MAX].strip("-")
+    return cleaned or "run"
+
+
+def next_version(issued: Iterable[str]) -> str:
+    """The version after every one already issued: ``v1``, ``v2``, ...
+
+    Pass every version the status knows of (serving, candidate, last run,
+    history). Versions are never reused, even for runs that failed or were
+    rejected, so a model key always names one artifact.
+    """
+    numbers = []
+    for version in issued:
+        match = _VERSION.fullmatch(version)
+        if match is None:
+            raise ValueError(f"not a freshet model version: {version!r}")
+        numbers.append(int(match.group(1)))
+    return f"v{max(numbers, default=0) + 1}"
+
+
+def select_window(
+    consumed: Sequence[Batch], new: Sequence[Batch], max_batches: int | None
+) -> tuple[Batch, ...]:
+    """The batches a run trains on, oldest first.
+
+    All of consumed + new when ``max_batches`` is None, else the most recent
+    ``max_batches`` of them, so a retrain's cost stays flat as history grows.
+    A key present in both (overwritten with new content) appears once, as its
+    new version: the store only holds the new content anyway. Order is by
+    Last-Modified, then key, so the window is the same on every reconcile.
+    """
+    by_key = {batch.key: batch for batch in consumed}
+    by_key.update((batch.key, batch) for batch in new)
+    ordered = sorted(by_key.values(), key=lambda batch: (batch.last_modified, batch.key))
+    if max_batches is not None:
+        ordered = ordered[-max_batches:]
+    return tuple(ordered)
+
+
+class RunPhase(StrEnum):
+    """status.lastRun.phase: where a run is, and how it ended."""
+
+    PENDING = "Pending"
+    """Intent recorded; the Job does not exist or has no running pod yet."""
+    RUNNING = "Running"
+    PROMOTED = "Promoted"
+    """Trained and passed the gate."""
+    REJECTED = "Rejected"
+    """Trained and failed the gate; the serving model stays."""
+    FAILED = "Failed"
+    """No model produced: the Job failed or the trainer reported a failure."""
+
+    @property
+    def finished(self) -> bool:
+        return self in {RunPhase.PROMOTED, RunPhase.REJECTED, RunPhase.FAILED}

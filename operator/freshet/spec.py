@@ -1,0 +1,338 @@
+"""Typed view of a TrainingPolicy's spec (mirrors crds/trainingpolicies.freshet.dev.yaml).
+
+The API server already enforces the CRD schema and its CEL rules, and applies the
+defaults. This model repeats the rules anyway so that code handed a spec from
+anywhere else (tests, a policy stored before a CRD upgrade) cannot act on a
+spec admission would have refused, and so that defaults live in one typed place
+for the code that reads them. Decimal thresholds stay strings on the wire, to
+avoid float rounding in YAML, and are parsed strictly into ``Decimal`` here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from croniter import croniter
+from kubernetes.utils.quantity import parse_quantity
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+STATE_ROOT_PREFIX = "freshet/"
+"""Key prefix under which freshet keeps its own state; data prefixes must avoid it."""
+
+
+def _strict_decimal(pattern: str, example: str) -> Callable[[object], Decimal]:
+    """A parser accepting only strings that match ``pattern`` (or a ``Decimal``).
+
+    Floats are refused on purpose: ``0.1`` as a float is not 0.1, and a YAML
+    author who wrote an unquoted number would otherwise get a silently rounded
+    threshold instead of an error.
+    """
+    compiled = re.compile(pattern)
+
+    def parse(value: object) -> Decimal:
+        if isinstance(value, Decimal):
+            return value
+        if isinstance(value, str) and compiled.fullmatch(value):
+            return Decimal(value)
+        raise ValueError(f"must be a decimal string such as {example!r}, got {value!r}")
+
+    return parse
+
+
+Fraction = Annotated[Decimal, BeforeValidator(_strict_decimal(r"(0|1|0?\.[0-9]+|1\.0+)", "0.05"))]
+"""A decimal string between 0 and 1 inclusive."""
+SignedDecimal = Annotated[Decimal, BeforeValidator(_strict_decimal(r"-?[0-9]+(\.[0-9]+)?", "0.8"))]
+NonNegativeDecimal = Annotated[
+    Decimal, BeforeValidator(_strict_decimal(r"[0-9]+(\.[0-9]+)?", "0.01"))
+]
+
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class _SpecModel(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are an error.
+
+    The API server prunes fields the CRD does not declare, so an unknown field
+    here means this model and the CRD disagree: fail loudly rather than ignore.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class Mode(StrEnum):
+    STATIC = "Static"
+    DYNAMIC = "Dynamic"
+
+
+class DataFormat(StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
+    JSONL = "jsonl"
+
+
+class Metric(StrEnum):
+    ACCURACY = "accuracy"
+    ROC_AUC = "roc_auc"
+    F1 = "f1"
+    LOG_LOSS = "log_loss"
+    RMSE = "rmse"
+    MAE = "mae"
+    R2 = "r2"
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Errors and losses shrink as the model improves; scores grow."""
+        return self not in _LOWER_IS_BETTER
+
+    @property
+    def bounded_by_one(self) -> bool:
+        """Scores in [0, 1], where a threshold above 1 can never be met."""
+        return self in _UNIT_INTERVAL
+
+
+_LOWER_IS_BETTER = frozenset({Metric.LOG_LOSS, Metric.RMSE, Metric.MAE})
+_UNIT_INTERVAL = frozenset({Metric.ACCURACY, Metric.ROC_AUC, Metric.F1})
+
+
+class EstimatorClass(StrEnum):
+    """The trainer's allow-list: only these classes are ever imported in a Job."""
+
+    LOGISTIC_REGRESSION = "sklearn.linear_model.LogisticRegression"
+    SGD_CLASSIFIER = "sklearn.linear_model.SGDClassifier"
+    LINEAR_REGRESSION = "sklearn.linear_model.LinearRegression"
+    RIDGE = "sklearn.linear_model.Ridge"
+    SGD_REGRESSOR = "sklearn.linear_model.SGDRegressor"
+    RANDOM_FOREST_CLASSIFIER = "sklearn.ensemble.RandomForestClassifier"
+    GRADIENT_BOOSTING_CLASSIFIER = "sklearn.ensemble.GradientBoostingClassifier"
+    HIST_GRADIENT_BOOSTING_CLASSIFIER = "sklearn.ensemble.HistGradientBoostingClassifier"
+    RANDOM_FOREST_REGRESSOR = "sklearn.ensemble.RandomForestRegressor"
+    HIST_GRADIENT_BOOSTING_REGRESSOR = "sklearn.ensemble.HistGradientBoostingRegressor"
+    DUMMY_CLASSIFIER = "sklearn.dummy.DummyClassifier"
+    DUMMY_REGRESSOR = "sklearn.dummy.DummyRegressor"
+
+    @property
+    def supports_warm_start(self) -> bool:
+        return self not in _NO_WARM_START
+
+
+_NO_WARM_START = frozenset(
+    {
+        EstimatorClass.LINEAR_REGRESSION,
+        EstimatorClass.RIDGE,
+        EstimatorClass.DUMMY_CLASSIFIER,
+        EstimatorClass.DUMMY_REGRESSOR,
+    }
+)
+
+
+class ObjectRef(_SpecModel):
+    """A same-namespace reference by name."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN)
+
+
+class Window(_SpecModel):
+    max_batches: int = Field(ge=1, le=100_000)
+
+
+class DataSpec(_SpecModel):
+    store_ref: ObjectRef
+    prefix: str = Field(min_length=1, max_length=512)
+    format: DataFormat = DataFormat.CSV
+    label: str = Field(min_length=1, max_length=256)
+    window: Window | None = None
+    """None trains on all history."""
+
+    @model_validator(mode="after")
+    def _prefix_is_a_folder_outside_the_state_root(self) -> Self:
+        if not self.prefix.endswith("/"):
+            raise ValueError("data.prefix must end with '/'")
+        if self.prefix.startswith("/") or "//" in self.prefix:
+            raise ValueError("data.prefix must not start with '/' or contain '//'")
+        if self.prefix.startswith(STATE_ROOT_PREFIX):
+            raise ValueError(f"data.prefix must not be under {STATE_ROOT_PREFIX}")
+        return self
+
+
+class OnArrival(_SpecModel):
+    min_batches: int = Field(default=1, ge=1, le=100_000)
+    min_rows: int = Field(default=0, ge=0)
+    quiet_seconds: int = Field(default=5, ge=0, le=3600)
+
+
+class TriggerSpec(_SpecModel):
+    poll_interval_seconds: int = Field(default=5, ge=1, le=3600)
+    on_arrival: OnArrival = OnArrival()
+    schedule: str | None = Field(default=None, max_length=128)
+
+    @model_validator(mode="after")
+    def _schedule_is_cron(self) -> Self:
+        # The CRD's pattern is deliberately loose; croniter is the real parser
+        # the operator evaluates the schedule with, so it has the last word.
+        # It also accepts a sixth (seconds) field, which the CRD does not.
+        schedule = self.schedule
+        if schedule is None:
+            return self
+        fields = schedule.split()
+        if not (len(fields) == 5 or schedule.startswith("@")) or not croniter.is_valid(schedule):
+            raise ValueError(f"trigger.schedule {schedule!r} is not a five-field cron expression")
+        return self
+
+
+class ValidationSpec(_SpecModel):
+    max_null_fraction: Fraction = Decimal("0.05")
+
+
+class Estimator(_SpecModel):
+    class_: EstimatorClass = Field(alias="class")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+Quantity = int | str
+
+
+class Resources(_SpecModel):
+    """Kept as written for the Job; parsed here only to check them."""
+
+    limits: dict[str, Quantity] = Field(default_factory=dict)
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Self:
+        # Kubernetes would refuse such a pod only when the Job is created, long
+        # after the policy was accepted; refuse the policy instead.
+        try:
+            limits = {name: _quantity(value) for name, value in self.limits.items()}
+            requests = {name: _quantity(value) for name, value in self.requests.items()}
+        except ValueError as err:
+            raise ValueError(f"training.resources: {err}") from err
+        for name, requested in requests.items():
+            if name in limits and requested > limits[name]:
+                raise ValueError(
+                    f"training.resources.requests.{name} ({self.requests[name]}) exceeds"
+                    f" the limit ({self.limits[name]})"
+                )
+        return self
+
+
+def _quantity(value: Quantity) -> Decimal:
+    """A Kubernetes quantity ("500m", "4Gi", 2) as a number; ValueError if it is none."""
+    parsed: Decimal = parse_quantity(value)  # type: ignore[no-untyped-call]
+    return parsed
+
+
+class TrainingSpec(_SpecModel):
+    image: str = Field(min_length=1, max_length=1024, pattern=r"^\S+$")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    estimator: Estimator
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    warm_start: bool = False
+    resources: Resources = Resources()
+    active_deadline_seconds: int = Field(default=3600, ge=60, le=86_400)
+    backoff_limit: int = Field(default=1, ge=0, le=10)
+    service_account_name: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN
+    )
+    holdout_fraction: Fraction = Decimal("0.2")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not Decimal(0) < self.holdout_fraction <= Decimal("0.5"):
+            raise ValueError("training.holdoutFraction must be greater than 0 and at most 0.5")
+        if self.warm_start and not self.estimator.class_.supports_warm_start:
+            raise ValueError(f"training.warmStart is not supported by {self.estimator.class_}")
+        return self
+
+
+class GateSpec(_SpecModel):
+    metric: Metric = Metric.ACCURACY
+    min_value: SignedDecimal | None = None
+    """The worst acceptable value: a floor for higher-is-better metrics, a ceiling otherwise."""
+    max_regression: NonNegativeDecimal = Decimal(0)
+
+    @model_validator(mode="after")
+    def _thresholds_reachable(self) -> Self:
+        one = Decimal(1)
+        if self.min_value is not None:
+            if self.metric.bounded_by_one and not Decimal(0) <= self.min_value <= one:
+                raise ValueError(f"gate.minValue must be between 0 and 1 for {self.metric}")
+            if self.metric is Metric.R2 and self.min_value > one:
+                raise ValueError("gate.minValue must be at most 1 for r2")
+            if not self.metric.higher_is_better and self.min_value < 0:
+                raise ValueError(f"gate.minValue must not be negative for {self.metric}")
+        if self.metric.bounded_by_one and self.max_regression > one:
+            raise ValueError(f"gate.maxRegression must be at most 1 for {self.metric}")
+        return self
+
+
+class ServingSpec(_SpecModel):
+    deployment_ref: ObjectRef
+    container: str | None = Field(default=None, min_length=1, max_length=63, pattern=_DNS_LABEL)
+    """None means the Deployment's first container."""
+
+
+class PolicySpec(_SpecModel):
+    mode: Mode
+    data: DataSpec
+    trigger: TriggerSpec | None = None
+    validation: ValidationSpec = ValidationSpec()
+    training: TrainingSpec
+    gate: GateSpec = GateSpec()
+    serving: ServingSpec | None = None
+
+    @model_validator(mode="after")
+    def _trigger_only_when_dynamic(self) -> Self:
+        if self.trigger is not None and self.mode is not Mode.DYNAMIC:
+            raise ValueError("spec.trigger is only allowed when spec.mode is Dynamic")
+        return self
+
+    @property
+    def effective_trigger(self) -> TriggerSpec | None:
+        """The trigger a Dynamic policy runs with (defaults when omitted); None when Static."""
+        if self.mode is Mode.STATIC:
+            return None
+        return self.trigger or TriggerSpec()
+
+    def training_hash(self) -> str:
+        """Fingerprint of everything that changes the model a run produces.
+
+        A Static policy retrains when this changes. It covers the data
+        selection, the validation rules, and the training code and parameters
+        (image, estimator, seed, warm start, holdout); it leaves out how the Job
+        runs (resources, deadlines, service account), the gate (which only
+        decides what to do with a candidate), the trigger and serving.
+        """
+        relevant = {
+            "data": self.data.model_dump(mode="json"),
+            "validation": self.validation.model_dump(mode="json"),
+            "training": self.training.model_dump(
+                mode="json",
+                include={"image", "estimator", "seed", "warm_start", "holdout_fraction"},
+            ),
+        }
+        canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def parse_policy_spec(body: Mapping[str, Any]) -> PolicySpec:
+    """Parse a TrainingPolicy object (as kopf hands it) into a ``PolicySpec``.
+
+    Raises ``pydantic.ValidationError`` naming every offending field, for the
+    caller to report on the policy rather than act on a spec it cannot trust.
+    """
+    return PolicySpec.model_validate(body.get("spec") or {})

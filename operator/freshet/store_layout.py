@@ -1,0 +1,67 @@
+"""Where freshet keeps a policy's state in its bucket (see contract/README.md).
+
+Everything lives under one *state root* per policy, ``freshet/<namespace>/<name>/``,
+so a policy's whole record can be listed, copied or deleted by prefix, and two
+policies (even with the same name in different namespaces) never share a key.
+Pure string building: no store access here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from freshet.spec import STATE_ROOT_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class StateLayout:
+    """Object keys of one policy's runs, models, ledger and quarantine."""
+
+    root: str
+    """``freshet/<namespace>/<name>/``, with the trailing slash."""
+
+    @classmethod
+    def for_policy(cls, namespace: str, name: str) -> StateLayout:
+        return cls(root=f"{STATE_ROOT_PREFIX}{namespace}/{name}/")
+
+    def run_prefix(self, run_id: str) -> str:
+        return f"{self.root}runs/{run_id}/"
+
+    def run_spec_key(self, run_id: str) -> str:
+        """The run intent, written before the run's Job is created."""
+        return f"{self.run_prefix(run_id)}spec.json"
+
+    def run_result_key(self, run_id: str) -> str:
+        """Written by the trainer as its last step."""
+        return f"{self.run_prefix(run_id)}result.json"
+
+    def model_prefix(self, version: str) -> str:
+        return f"{self.root}models/{version}/"
+
+    def model_key(self, version: str) -> str:
+        return f"{self.model_prefix(version)}model.joblib"
+
+    def model_checksum_key(self, version: str) -> str:
+        return f"{self.model_prefix(version)}model.sha256"
+
+    def manifest_key(self, version: str) -> str:
+        return f"{self.model_prefix(version)}manifest.json"
+
+    @property
+    def ledger_prefix(self) -> str:
+        return f"{self.root}ledger/"
+
+    def ledger_entry_key(self, run_id: str) -> str:
+        """One immutable entry per recorded run: S3 cannot append, but it can list.
+
+        The consumed set is the union of all entries, and recording the same run
+        twice (after a crash) rewrites the same key instead of double counting.
+        """
+        return f"{self.ledger_prefix}{run_id}.json"
+
+    def quarantine_key(self, batch_key: str) -> str:
+        """Where a refused batch is moved, keeping its original key for release."""
+        return f"{self.root}quarantine/{batch_key}"
+
+    def quarantine_reason_key(self, batch_key: str) -> str:
+        return f"{self.quarantine_key(batch_key)}.reason.json"

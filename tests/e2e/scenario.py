@@ -1,0 +1,178 @@
+"""Building blocks of end-to-end scenarios: a store Secret, a serving Deployment,
+a policy, and synthetic batches written into the bucket."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from devstack.stack import Stack
+from kubernetes import client
+
+GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
+
+
+def store_secret(api: client.ApiClient, ns: str, s: Stack, bucket: str, name: str = "store") -> None:
+    data = {
+        "endpoint": s.s3.endpoint,
+        "bucket": bucket,
+        "accessKeyID": s.s3.access_key,
+        "secretAccessKey": s.s3.secret_key,
+        "secure": "false",
+    }
+    client.CoreV1Api(api).create_namespaced_secret(
+        ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name),
+            data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        ),
+    )
+
+
+def model_server(api: client.ApiClient, ns: str, name: str = "model-server", replicas: int = 1) -> None:
+    """A Deployment running the freshet model server, before any model exists."""
+
+    def secret_env(env: str, key: str) -> dict[str, Any]:
+        return {"name": env, "valueFrom": {"secretKeyRef": {"name": "store", "key": key}}}
+
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": "freshet-trainer:dev",
+                            "command": ["freshet-serve"],
+                            "ports": [{"name": "http", "containerPort": 8080}],
+                            "env": [
+                                secret_env("FRESHET_S3_ENDPOINT", "endpoint"),
+                                secret_env("FRESHET_S3_BUCKET", "bucket"),
+                                secret_env("FRESHET_S3_SECURE", "secure"),
+                                secret_env("AWS_ACCESS_KEY_ID", "accessKeyID"),
+                                secret_env("AWS_SECRET_ACCESS_KEY", "secretAccessKey"),
+                            ],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/readyz", "port": "http"},
+                                "periodSeconds": 1,
+                            },
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    client.AppsV1Api(api).create_namespaced_deployment(ns, body)
+
+
+def policy(
+    name: str,
+    mode: str = "Dynamic",
+    prefix: str = "incoming/",
+    serving: str | None = "model-server",
+    **overrides: Any,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "mode": mode,
+        "data": {"storeRef": {"name": "store"}, "prefix": prefix, "format": "csv", "label": "y"},
+        "training": {
+            "image": "freshet-trainer:dev",
+            "estimator": {
+                "class": "sklearn.linear_model.LogisticRegression",
+                "params": {"max_iter": 200},
+            },
+        },
+        "gate": {"metric": "accuracy", "maxRegression": "0.02"},
+    }
+    if mode == "Dynamic":
+        spec["trigger"] = {
+            "pollIntervalSeconds": 1,
+            "onArrival": {"minBatches": 1, "quietSeconds": 1},
+        }
+    if serving:
+        spec["serving"] = {"deploymentRef": {"name": serving}}
+    for path, value in overrides.items():
+        node = spec
+        keys = path.split("__")
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TrainingPolicy",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def batch_csv(rows: int, seed: int, flip: bool = False) -> bytes:
+    """A labelled batch: y depends on x1, x2 (and a category); `flip` inverts the concept."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=rows)
+    x2 = rng.normal(size=rows)
+    cat = rng.choice(["a", "b", "c"], size=rows)
+    logit = 2.0 * x1 - 1.5 * x2 + np.where(cat == "a", 0.5, -0.25)
+    y = (logit + rng.normal(scale=0.5, size=rows) > 0).astype(int)
+    if flip:
+        y = 1 - y
+    out = io.StringIO()
+    out.write("x1,x2,cat,y\n")
+    for a, b, c, label in zip(x1, x2, cat, y, strict=True):
+        out.write(f"{a:.5f},{b:.5f},{c},{label}\n")
+    return out.getvalue().encode()
+
+
+def put(s3: Any, bucket: str, key: str, data: bytes) -> None:
+    s3.put_object(bucket, key, io.BytesIO(data), len(data))
+
+
+def get_policy(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
+    return dict(
+        client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+    )
+
+
+def create_policy(api: client.ApiClient, ns: str, body: dict[str, Any]) -> dict[str, Any]:
+    return dict(
+        client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+    )
+
+
+def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c["type"] == ctype:
+            return dict(c)
+    return {}
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def jobs_of(api: client.ApiClient, ns: str, policy_name: str) -> list[Any]:
+    return list(
+        client.BatchV1Api(api)
+        .list_namespaced_job(ns, label_selector=f"freshet.dev/policy={policy_name}")
+        .items
+    )
+
+
+def serving_version(obj: dict[str, Any]) -> str | None:
+    return ((obj.get("status") or {}).get("serving") or {}).get("version")

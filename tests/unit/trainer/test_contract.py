@@ -1,0 +1,72 @@
+"""The trainer parses the contract's example documents and nothing looser."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from freshet_trainer.contract import API_VERSION, RunResult, RunSpec
+from pydantic import ValidationError
+
+from .synthetic import example
+
+
+def test_example_run_spec_parses() -> None:
+    spec = RunSpec.model_validate(example("runspec.example.json"))
+
+    assert spec.api_version == API_VERSION
+    assert spec.training.estimator.class_name == "sklearn.linear_model.LogisticRegression"
+    assert spec.training.estimator.params == {"C": 1.0, "max_iter": 200}
+    assert spec.data.batches[0].etag == "9b2cf535f27731c974343645a3985328"
+    assert spec.baseline is not None and spec.baseline.model_key.endswith("v2/model.joblib")
+    assert spec.output.model_prefix == "freshet/ml/spam-filter/models/v3/"
+    assert spec.validation.max_null_fraction == 0.05  # absent in the example: the default
+
+
+def test_example_result_round_trips_to_the_same_document() -> None:
+    document = example("result.example.json")
+
+    result = RunResult.model_validate_json(json.dumps(document))
+
+    assert result.model is not None and result.model.manifest_key.endswith("manifest.json")
+    assert json.loads(result.to_json_bytes()) == document
+
+
+def _spec_with(path: list[str], value: Any) -> dict[str, Any]:
+    document = example("runspec.example.json")
+    target = document
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return document
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (["apiVersion"], "freshet.dev/run/v2"),
+        (["kind"], "RunResult"),
+        (["unexpected"], 1),
+        (["data", "format"], "xlsx"),
+        (["training", "seed"], "0"),
+        (["evaluation", "metric"], "precision"),
+        (["evaluation", "holdoutFraction"], 1.0),
+        (["baseline", "sha256"], "not-a-checksum"),
+        (["output", "modelPrefix"], "freshet/ml/spam-filter/models/v3"),
+        (["policy", "generation"], 3.5),
+    ],
+)
+def test_run_spec_is_strict(path: list[str], value: Any) -> None:
+    with pytest.raises(ValidationError):
+        RunSpec.model_validate(_spec_with(path, value))
+
+
+def test_baseline_must_be_present_even_when_null() -> None:
+    document = example("runspec.example.json")
+    document["baseline"] = None
+    assert RunSpec.model_validate(document).baseline is None
+
+    del document["baseline"]
+    with pytest.raises(ValidationError):
+        RunSpec.model_validate(document)

@@ -1,0 +1,210 @@
+"""The model server over real HTTP, loading models from a real S3 server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from devstack import procs
+from freshet_trainer.artifact import sha256_hex
+from freshet_trainer.contract import EstimatorSpec
+from freshet_trainer.estimators import build_estimator
+from freshet_trainer.serve import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_ROWS,
+    ModelSource,
+    ServeConfig,
+    create_app,
+)
+from freshet_trainer.store import ObjectStore
+from freshet_trainer.train import fit_model
+
+from .synthetic import classification_frame
+
+MODEL_KEY = "freshet/ml/demo/models/v1/model.joblib"
+ROWS = [{"x1": 0.5, "x2": -1.0, "color": "red"}, {"x1": -2.0, "x2": 1.0, "color": "violet"}]
+
+
+def publish_model(store: ObjectStore) -> str:
+    """Fit a small classifier, upload it like a training run does, return its sha256."""
+    spec = EstimatorSpec.model_validate({"class": "sklearn.linear_model.LogisticRegression"})
+    data = fit_model(build_estimator(spec, 0), classification_frame(200, seed=1), "y").dumps()
+    store.put_bytes(MODEL_KEY, data)
+    return sha256_hex(data)
+
+
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(test())
+
+
+@asynccontextmanager
+async def serving(
+    store: ObjectStore | None,
+    sha256: str | None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> AsyncIterator[TestClient[Any, Any]]:
+    model = ModelSource("v1", MODEL_KEY, sha256) if sha256 else None
+    config = ServeConfig(model=model, max_body_bytes=max_body_bytes, max_rows=max_rows)
+    app = create_app(config, store)
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def settled(client: TestClient[Any, Any]) -> tuple[int, dict[str, Any]]:
+    """/readyz once the model has finished loading (or failed to)."""
+    for _ in range(200):
+        response = await client.get("/readyz")
+        body = await response.json()
+        if body["model"] != "loading":
+            return response.status, body
+        await asyncio.sleep(0.02)
+    raise AssertionError("model still loading after 4 s")
+
+
+def test_predicts_with_probabilities_and_counts_it(store: ObjectStore) -> None:
+    sha256 = publish_model(store)
+
+    async def scenario() -> None:
+        async with serving(store, sha256) as client:
+            assert await settled(client) == (
+                200,
+                {"ready": True, "model": "loaded", "version": "v1"},
+            )
+            response = await client.post("/predict", json={"rows": ROWS})
+            body = await response.json()
+            assert response.status == 200, body
+            assert body["version"] == "v1" and body["classes"] == [0, 1]
+            assert len(body["predictions"]) == 2
+            assert all(abs(sum(p) - 1) < 1e-9 for p in body["probabilities"])
+
+            metrics = await (await client.get("/metrics")).text()
+            info = f'freshet_server_model_info{{sha256="{sha256}",version="v1"}} 1.0'
+            assert info in metrics
+            assert 'freshet_server_requests_total{code="200",path="/predict"} 1.0' in metrics
+            assert "freshet_server_request_duration_seconds_bucket" in metrics
+            predicted = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                if line.startswith("freshet_server_predictions_total{")
+            )
+            assert predicted == 2
+
+    run(scenario)
+
+
+def test_checksum_mismatch_keeps_the_server_unready(store: ObjectStore) -> None:
+    publish_model(store)
+
+    async def scenario() -> None:
+        async with serving(store, "0" * 64) as client:
+            status, body = await settled(client)
+            assert (status, body["ready"], body["model"]) == (503, False, "failed")
+            assert "sha256 is" in body["error"]
+            assert (await client.post("/predict", json={"rows": ROWS})).status == 503
+            assert (await client.get("/healthz")).status == 200
+
+    run(scenario)
+
+
+def test_no_model_configured_is_ready_but_cannot_predict() -> None:
+    async def scenario() -> None:
+        async with serving(None, None) as client:
+            assert await settled(client) == (200, {"ready": True, "model": "none", "version": None})
+            assert (await client.post("/predict", json={"rows": ROWS})).status == 503
+
+    run(scenario)
+
+
+def test_bad_requests_are_refused_without_harm(store: ObjectStore) -> None:
+    sha256 = publish_model(store)
+
+    async def scenario() -> None:
+        async with serving(store, sha256, max_body_bytes=4096, max_rows=5) as client:
+            await settled(client)
+
+            async def post(body: bytes) -> int:
+                response = await client.post(
+                    "/predict", data=body, headers={"Content-Type": "application/json"}
+                )
+                assert "error" in await response.json()
+                return response.status
+
+            huge = json.dumps({"rows": [{"x1": 1.0, "pad": "x" * 5000}]}).encode()
+            assert await post(huge) == 413
+            assert await post(json.dumps({"rows": ROWS * 3}).encode()) == 400  # 6 > 5 rows
+            assert await post(b'{"rows": [') == 400
+            assert await post(b"\xff\xfe") == 400
+            assert await post(b'{"rows": []}') == 400
+            assert await post(b'{"rows": [[1, 2]]}') == 400
+            assert await post(b'{"rows": [{"x1": {"nested": 1}}]}') == 400
+            assert await post(b'{"rows": [{"x1": "not a number"}]}') == 400
+            assert (await client.post("/predict", json={"rows": ROWS})).status == 200
+
+    run(scenario)
+
+
+def wait_ready(url: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                body: dict[str, Any] = json.load(response)
+                return body
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise AssertionError(f"{url} not ready in {timeout} s")
+
+
+def test_console_script_serves_from_env_and_stops_on_sigterm(
+    store: ObjectStore, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    sha256 = publish_model(store)
+    port = procs.free_port()
+    env = {
+        **os.environ,
+        **s3_env,
+        "PORT": str(port),
+        "FRESHET_BIND": "127.0.0.1",
+        "FRESHET_MODEL_VERSION": "v1",
+        "FRESHET_MODEL_KEY": MODEL_KEY,
+        "FRESHET_MODEL_SHA256": sha256,
+    }
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "freshet-serve")],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=30)["model"] == "loaded"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict",
+            data=json.dumps({"rows": ROWS}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert len(json.load(response)["predictions"]) == 2
+
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=15) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    logged = [json.loads(line) for line in server.stderr.read().splitlines() if line]  # type: ignore[union-attr]
+    assert {"model loaded", "stopped"} <= {line["msg"] for line in logged}
+    assert all(line.get("version") == "v1" for line in logged)

@@ -1,0 +1,366 @@
+"""`freshet-serve`: the model server of a serving Deployment.
+
+The operator promotes a model by setting FRESHET_MODEL_VERSION, FRESHET_MODEL_KEY
+and FRESHET_MODEL_SHA256 in the pod template; the server downloads the artifact
+and unpickles it only if its bytes match that checksum (which lives in
+Kubernetes, not in the bucket). Readiness follows the model:
+
+- no model configured yet: ready, reporting `model: none`, so a Deployment can
+  become Available before the first model exists;
+- configured and loaded: ready;
+- configured and still loading, or failed to load: not ready (a rolling update
+  then keeps the previous pods serving); the reason is logged and shown by /readyz.
+
+Transient store errors are retried with backoff; a checksum mismatch or an
+unreadable artifact is final for this pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+import urllib3
+from aiohttp import web
+from minio.error import MinioException
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from freshet_trainer import logs
+from freshet_trainer.artifact import ArtifactUnreadable, ChecksumMismatch, ModelArtifact
+from freshet_trainer.store import ObjectNotFound, ObjectStore, StoreConfig, StoreConfigError
+
+log = logging.getLogger("freshet.server")
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_ROWS = 1000
+_RETRY_FIRST_SECONDS = 1.0
+_RETRY_MAX_SECONDS = 30.0
+_SHUTDOWN_GRACE_SECONDS = 10.0
+
+ModelState = Literal["none", "loading", "loaded", "failed"]
+
+
+class ServeConfigError(ValueError):
+    """The environment does not describe a server that can start."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The model the operator promoted: version, object key and trusted checksum."""
+
+    version: str
+    key: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model: ModelSource | None
+    bind: str = "0.0.0.0"  # a pod's own network namespace; FRESHET_BIND narrows it
+    port: int = 8080
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_rows: int = DEFAULT_MAX_ROWS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServeConfig:
+        """Read the model and listener settings; a partial model configuration is an error."""
+        model = None
+        version = env.get("FRESHET_MODEL_VERSION", "").strip()
+        if version:
+            key = env.get("FRESHET_MODEL_KEY", "").strip()
+            sha256 = env.get("FRESHET_MODEL_SHA256", "").strip().lower()
+            if not key or not sha256:
+                raise ServeConfigError(
+                    "FRESHET_MODEL_VERSION is set: FRESHET_MODEL_KEY and FRESHET_MODEL_SHA256 "
+                    "are required too"
+                )
+            model = ModelSource(version=version, key=key, sha256=sha256)
+        return cls(
+            model=model,
+            bind=env.get("FRESHET_BIND") or cls.bind,
+            port=_int_env(env, "PORT", cls.port),
+            max_body_bytes=_int_env(env, "FRESHET_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            max_rows=_int_env(env, "FRESHET_MAX_ROWS", DEFAULT_MAX_ROWS),
+        )
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise ServeConfigError(f"{name} must be an integer, got {raw!r}") from error
+    if value <= 0:
+        raise ServeConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+class ServerMetrics:
+    """The server's Prometheus metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "freshet_server_requests",
+            "HTTP requests by route and status code.",
+            ["path", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "freshet_server_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["path"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "freshet_server_predictions",
+            "Rows predicted, by model version and predicted class (empty for regressors).",
+            ["version", "class"],
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "freshet_server_model_info",
+            "The configured model version and checksum (value 1).",
+            ["version", "sha256"],
+            registry=self.registry,
+        )
+        self.model_loaded = Gauge(
+            "freshet_server_model_loaded",
+            "1 when the configured model is loaded and serving.",
+            registry=self.registry,
+        )
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    artifact: ModelArtifact
+
+
+@dataclass
+class ServerState:
+    """What the server is serving; changed only by the loader task."""
+
+    config: ServeConfig
+    store: ObjectStore | None
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    state: ModelState = "none"
+    model: LoadedModel | None = None
+    error: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state in {"none", "loaded"}
+
+
+STATE = web.AppKey("state", ServerState)
+
+
+class BadRequest(ValueError):
+    """The request body is not a valid prediction request."""
+
+
+def create_app(config: ServeConfig, store: ObjectStore | None) -> web.Application:
+    """The server application; `store` may be None only when no model is configured."""
+    if config.model is not None and store is None:
+        raise ServeConfigError("a configured model needs an object store")
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_observe])
+    server = ServerState(config=config, store=store)
+    app[STATE] = server
+    if config.model is not None:
+        server.state = "loading"
+        server.metrics.model_info.labels(config.model.version, config.model.sha256).set(1)
+    app.cleanup_ctx.append(_model_loader)
+    app.add_routes(
+        [
+            web.post("/predict", _predict),
+            web.get("/healthz", _healthz),
+            web.get("/readyz", _readyz),
+            web.get("/metrics", _metrics),
+        ]
+    )
+    return app
+
+
+async def _model_loader(app: web.Application) -> AsyncIterator[None]:
+    """Load the configured model in the background so probes answer meanwhile."""
+    task = asyncio.create_task(_load_model(app[STATE]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _load_model(server: ServerState) -> None:
+    source, store = server.config.model, server.store
+    if source is None or store is None:
+        log.info("no model configured; serving readiness without a model")
+        return
+    delay = _RETRY_FIRST_SECONDS
+    while True:
+        try:
+            data = await asyncio.to_thread(store.get_bytes, source.key)
+            model = await asyncio.to_thread(ModelArtifact.loads_verified, data, source.sha256)
+        except (ChecksumMismatch, ArtifactUnreadable) as error:
+            server.state, server.error = "failed", f"model {source.version} refused: {error}"
+            log.error("model refused", extra={"key": source.key, "error": str(error)})
+            return
+        except (ObjectNotFound, MinioException, urllib3.exceptions.HTTPError, OSError) as error:
+            server.error = f"cannot download model {source.version}: {error}"
+            log.warning(
+                "model download failed; retrying",
+                extra={"key": source.key, "error": str(error), "retryIn": delay},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_SECONDS)
+            continue
+        server.model = LoadedModel(source.version, model)
+        server.state, server.error = "loaded", ""
+        server.metrics.model_loaded.set(1)
+        log.info("model loaded", extra={"key": source.key, "classes": model.classes})
+        return
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request by route and status, and time it."""
+    resource = request.match_info.route.resource
+    path = resource.canonical if resource is not None else "unmatched"
+    metrics = request.app[STATE].metrics
+    started = time.perf_counter()
+    code = 500
+    try:
+        response = await handler(request)
+        code = response.status
+        return response
+    except web.HTTPException as error:
+        code = error.status
+        raise
+    finally:
+        metrics.requests.labels(path, str(code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - started)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _predict(request: web.Request) -> web.Response:
+    server = request.app[STATE]
+    loaded = server.model
+    if loaded is None:
+        return _error(503, f"no model loaded (state: {server.state})")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"request body exceeds {server.config.max_body_bytes} bytes")
+    try:
+        rows = _parse_rows(body, server.config.max_rows)
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(None, _predict_rows, loaded.artifact, rows)
+    except BadRequest as error:
+        return _error(400, str(error))
+    except (ValueError, TypeError) as error:  # the model rejected the values
+        return _error(400, f"cannot predict these rows: {error}")
+    classes = answer["predictions"] if loaded.artifact.classification else [""] * len(rows)
+    for label in classes:
+        server.metrics.predictions.labels(loaded.version, str(label)).inc()
+    return web.json_response({"version": loaded.version, **answer})
+
+
+def _parse_rows(body: bytes, max_rows: int) -> list[dict[str, Any]]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BadRequest(f"body is not JSON: {error}") from error
+    rows = payload.get("rows") if isinstance(payload, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise BadRequest('body must be {"rows": [{column: value, ...}, ...]} with at least one row')
+    if len(rows) > max_rows:
+        raise BadRequest(f"{len(rows)} rows exceed the limit of {max_rows} per request")
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise BadRequest(f"row {index} is not an object")
+        for column, value in row.items():
+            if value is not None and not isinstance(value, str | int | float | bool):
+                raise BadRequest(f"row {index}, column {column!r}: values must be scalars")
+    return rows
+
+
+def _predict_rows(model: ModelArtifact, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    features = model.features(pd.DataFrame.from_records(rows))
+    answer: dict[str, Any] = {"predictions": model.pipeline.predict(features).tolist()}
+    if model.classification and hasattr(model.pipeline, "predict_proba"):
+        answer["classes"] = model.classes
+        answer["probabilities"] = model.pipeline.predict_proba(features).tolist()
+    return answer
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    server = request.app[STATE]
+    source = server.config.model
+    body = {
+        "ready": server.ready,
+        "model": server.state,
+        "version": source.version if source else None,
+    }
+    if server.error:
+        body["error"] = server.error
+    return web.json_response(body, status=200 if server.ready else 503)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    registry = request.app[STATE].metrics.registry
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+def main() -> int:
+    """Console script: serve until SIGTERM/SIGINT, then finish in-flight requests and exit 0."""
+    formatter = logs.configure("server")
+    try:
+        config = ServeConfig.from_env(os.environ)
+        store = ObjectStore(StoreConfig.from_env(os.environ)) if config.model else None
+    except (ServeConfigError, StoreConfigError) as error:
+        log.error("cannot start", extra={"error": str(error)})
+        return 2
+    if config.model is not None:
+        formatter.context["version"] = config.model.version
+    log.info("listening", extra={"bind": config.bind, "port": config.port})
+    web.run_app(
+        create_app(config, store),
+        host=config.bind,
+        port=config.port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=_SHUTDOWN_GRACE_SECONDS,
+        handle_signals=True,
+    )
+    log.info("stopped")
+    return 0
