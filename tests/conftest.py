@@ -68,3 +68,27 @@ def bucket(s3: Any) -> Iterator[str]:
     for obj in s3.list_objects(name, recursive=True):
         s3.remove_object(name, obj.object_name)
     s3.remove_bucket(name)
+
+
+@pytest.fixture(scope="session")
+def operator_installed(node_agent: devstack.Stack) -> devstack.Stack:
+    """CRDs from crds/ and the chart's RBAC applied to the stack."""
+    from devstack import operatorproc
+
+    operatorproc.install(node_agent)
+    return node_agent
+
+
+@pytest.fixture
+def freshet_operator(operator_installed: devstack.Stack) -> Iterator[int]:
+    """The real operator process, running as the chart's ServiceAccount; yields its metrics port.
+
+    Started once and shared; a test that kills it (crash tests) leaves it to
+    the next test's use of this fixture to start it again.
+    """
+    from devstack import operatorproc, procs
+
+    port_file = operator_installed.state / "operator-metrics-port"
+    if procs.pid_of(operatorproc.NAME, operator_installed.state) is None:
+        port_file.write_text(str(operatorproc.start(operator_installed)))
+    yield int(port_file.read_text())

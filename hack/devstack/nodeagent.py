@@ -56,8 +56,12 @@ What differs (the limitations of running without containers):
 * The host environment is not inherited, except PATH, LANG, LC_ALL and TZ.
   HOME and TMPDIR point into the pod's state directory, PYTHONUNBUFFERED=1 so
   logs arrive while the process runs.
-* Resource limits, security contexts and image pulls are ignored. A process
-  that leaves its process group (setsid) escapes the agent's kill.
+* Resource limits, security contexts, image pulls and a pod's own
+  activeDeadlineSeconds are ignored (a Job's activeDeadlineSeconds works: the Job
+  controller enforces it). A process that leaves its process group (setsid)
+  escapes the agent's kill.
+* There is no kubelet HTTP API: `kubectl logs/exec/port-forward` do not work.
+  Use `python -m devstack.nodeagent logs` and the published ports instead.
 * Logs are in `<state-dir>/logs/<namespace>_<pod>_<container>.log`
   (stdout+stderr of every run appended).
 
@@ -169,6 +173,7 @@ class Kube:
         self,
         method: str,
         path: str,
+        *,
         query: Mapping[str, str] | None,
         body: Any,
         content_type: str,
@@ -197,7 +202,9 @@ class Kube:
         content_type: str = "application/json",
         timeout: float = 30.0,
     ) -> JSON:
-        resp = self._send(method, path, query, body, content_type, timeout)
+        resp = self._send(
+            method, path, query=query, body=body, content_type=content_type, timeout=timeout
+        )
         data = resp.read()
         if not 200 <= resp.status < 300:
             raise KubeError(resp.status, data.decode("utf-8", errors="replace"))
@@ -213,7 +220,14 @@ class Kube:
             raise
 
     def watch(self, path: str, query: Mapping[str, str], read_timeout: float) -> Iterator[JSON]:
-        resp = self._send("GET", path, {**query, "watch": "true"}, None, "", (10.0, read_timeout))
+        resp = self._send(
+            "GET",
+            path,
+            query={**query, "watch": "true"},
+            body=None,
+            content_type="",
+            timeout=(10.0, read_timeout),
+        )
         raw = resp.response
         try:
             if not 200 <= resp.status < 300:
@@ -408,12 +422,14 @@ class Container:
         return st
 
 
-class PodWorker(threading.Thread):
+class PodWorker:
     """Runs one pod: its own thread, which owns every piece of the pod's state."""
 
     def __init__(self, agent: NodeAgent, pod: JSON) -> None:
         meta = pod["metadata"]
-        super().__init__(name=f"pod-{meta['namespace']}/{meta['name']}", daemon=True)
+        self.thread = threading.Thread(
+            target=self.run, name=f"pod-{meta['namespace']}/{meta['name']}", daemon=True
+        )
         self.agent = agent
         self.kube = agent.kube
         self.uid: str = meta["uid"]
@@ -441,6 +457,7 @@ class PodWorker(threading.Thread):
         self.host_ports: dict[str, dict[int, int]] = {}
         self.ready_to_start = False
         self.terminating = False
+        self.completing = False  # the pod reached its phase; only sidecars are left to stop
         self.silent_stop = False  # stopping without reporting (agent exit, pod gone)
         self.phase = status.get("phase") or "Pending"
         self.pod_message: str | None = None
@@ -448,6 +465,12 @@ class PodWorker(threading.Thread):
         self._next_send = 0.0
 
     # ------------------------------------------------------------ called by the agent
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
 
     def update(self, pod: JSON) -> None:
         with self._lock:
@@ -517,7 +540,9 @@ class PodWorker(threading.Thread):
             elif pod["metadata"].get("deletionTimestamp") and not self.terminating:
                 self._begin_termination(pod)
             self._poll_processes()
-            if not self.terminating and not self.silent_stop and self.ready_to_start:
+            if self.ready_to_start and not (
+                self.terminating or self.silent_stop or self.completing
+            ):
                 self._start_due()
                 self._run_probes()
             self._enforce_deadlines()
@@ -532,6 +557,7 @@ class PodWorker(threading.Thread):
             else:
                 self.phase = self._phase()
                 if self.phase in ("Succeeded", "Failed"):
+                    self.completing = True
                     sidecars = [c for c in self._running() if c.sidecar]
                     for c in sidecars:
                         self._stop_container(c, self._grace(pod), "pod completed")
@@ -819,7 +845,7 @@ class PodWorker(threading.Thread):
         home = self.dir / "home" / c.name
         home.mkdir(parents=True, exist_ok=True)
         base = {
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '/usr/local/bin:/usr/bin:/bin')}",
+            "PATH": VENV_BIN + os.pathsep + os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "HOME": str(home),
             "TMPDIR": str(self.dir / "tmp"),
             "HOSTNAME": str((pod.get("spec") or {}).get("hostname") or self.pod_name),
@@ -894,7 +920,9 @@ class PodWorker(threading.Thread):
                 )
             except OSError as e:
                 logf.write(f"devstack: cannot start {argv[0]!r}: {e}\n".encode())
-                term = terminated_state(128, started_at, now_rfc3339(), str(e), "StartError")
+                term = terminated_state(
+                    128, started_at, now_rfc3339(), message=str(e), reason="StartError"
+                )
                 emit(logging.WARNING, "container.start_error", pod, container=c.name, error=str(e))
                 self.agent.record_event(pod, "Failed", f"Error: {e}", "Warning", c.name)
                 self._after_exit(c, term, 128)
@@ -951,7 +979,7 @@ class PodWorker(threading.Thread):
                 exit_code,
                 c.started_at,
                 now_rfc3339(),
-                message,
+                message=message,
                 signal=sig,
                 container_id=f"devstack://{c.name}-{c.runs}",
             )
@@ -962,7 +990,8 @@ class PodWorker(threading.Thread):
         c.ready = False
         c.started = False
         c.proc = None
-        if self.terminating or self.silent_stop or not self._restarts(c, exit_code):
+        stopping = self.terminating or self.silent_stop or self.completing
+        if stopping or not self._restarts(c, exit_code):
             c.state, c.done = term, True
             return
         now = time.monotonic()
@@ -1227,7 +1256,7 @@ def _expand_with(value: str, env: Mapping[str, str]) -> str:
 
 
 def run_handler(spec: JSON, c: Container, host_ports: Mapping[int, int], timeout: float) -> bool:
-    """Run a probe or lifecycle handler (httpGet, tcpSocket, exec, grpc, sleep); True if it passed."""
+    """Run a probe or lifecycle handler (httpGet, tcpSocket, exec, grpc, sleep): did it pass?."""
     try:
         if "exec" in spec:
             cmd = [
@@ -1684,7 +1713,9 @@ def make_api_client(kubeconfig: str) -> Any:
     from kubernetes import client, config
 
     cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, client_configuration=cfg
+    )
     cfg.connection_pool_maxsize = 64
     return client.ApiClient(cfg)
 

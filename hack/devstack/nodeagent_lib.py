@@ -347,6 +347,7 @@ def terminated_state(
     exit_code: int,
     started_at: str | None,
     finished_at: str,
+    *,
     message: str = "",
     reason: str | None = None,
     signal: int | None = None,

@@ -80,6 +80,12 @@ class Evaluation(_ContractModel):
     holdout_fraction: float
 
 
+class RunValidation(_ContractModel):
+    """The quarantine rules the trainer applies to each batch before training."""
+
+    max_null_fraction: float = 0.05
+
+
 class ModelRef(_ContractModel):
     """A published model: the serving one a run compares against."""
 
@@ -103,6 +109,7 @@ class RunSpec(_ContractModel):
     data: RunData
     training: RunTraining
     evaluation: Evaluation
+    validation: RunValidation = RunValidation()
     baseline: ModelRef | None
     """None for a policy's first model."""
     output: RunOutput
@@ -131,11 +138,21 @@ class RowCounts(_ContractModel):
     holdout: int
 
 
+class Check(_ContractModel):
+    """One validation check on a batch: what it measured against which limit."""
+
+    name: str
+    passed: bool
+    value: float | None = None
+    limit: float | None = None
+    message: str = ""
+
+
 class QuarantinedBatch(_ContractModel):
     key: str
     etag: str
     reason: str
-    checks: list[Any] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
 
 
 class RunResult(_ContractModel):
@@ -203,6 +220,7 @@ def build_run_spec(
         evaluation=Evaluation(
             metric=spec.gate.metric, holdout_fraction=float(training.holdout_fraction)
         ),
+        validation=RunValidation(max_null_fraction=float(spec.validation.max_null_fraction)),
         baseline=baseline,
         output=RunOutput(
             version=version,

@@ -48,16 +48,9 @@ class StateLayout:
         return f"{self.model_prefix(version)}manifest.json"
 
     @property
-    def ledger_prefix(self) -> str:
-        return f"{self.root}ledger/"
-
-    def ledger_entry_key(self, run_id: str) -> str:
-        """One immutable entry per recorded run: S3 cannot append, but it can list.
-
-        The consumed set is the union of all entries, and recording the same run
-        twice (after a crash) rewrites the same key instead of double counting.
-        """
-        return f"{self.ledger_prefix}{run_id}.json"
+    def ledger_key(self) -> str:
+        """The operator's durable record of consumed batches, models and runs."""
+        return f"{self.root}ledger.json"
 
     def quarantine_key(self, batch_key: str) -> str:
         """Where a refused batch is moved, keeping its original key for release."""

@@ -161,7 +161,9 @@ def test_service_account_token_is_limited_to_its_role(
             role_ref=client.V1RoleRef(
                 api_group="rbac.authorization.k8s.io", kind="Role", name="cm-reader"
             ),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
+            subjects=[
+                client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)
+            ],
         ),
     )
     token = core.create_namespaced_service_account_token(

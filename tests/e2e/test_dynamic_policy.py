@@ -1,0 +1,123 @@
+"""A Dynamic policy on the real stack: arrival triggers, bursts, the gate, promotion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import scenario as sc
+from devstack.stack import Stack
+from kubernetes import client
+
+
+def _deployment_version(api: client.ApiClient, ns: str) -> tuple[str | None, str | None]:
+    dep = client.AppsV1Api(api).read_namespaced_deployment("model-server", ns)
+    annotations = dep.spec.template.metadata.annotations or {}
+    env = {e.name: e.value for e in dep.spec.template.spec.containers[0].env or []}
+    return annotations.get("freshet.dev/model-version"), env.get("FRESHET_MODEL_VERSION")
+
+
+def _rolled_out(api: client.ApiClient, ns: str) -> bool:
+    dep = client.AppsV1Api(api).read_namespaced_deployment("model-server", ns)
+    st = dep.status
+    return bool(
+        st.observed_generation >= dep.metadata.generation
+        and st.updated_replicas == dep.spec.replicas
+        and st.available_replicas == dep.spec.replicas
+        and (st.replicas or 0) == dep.spec.replicas
+    )
+
+
+def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
+    kube_api: client.ApiClient,
+    namespace: str,
+    bucket: str,
+    s3: Any,
+    stack: Stack,
+    freshet_operator: int,
+) -> None:
+    ns = namespace
+    sc.store_secret(kube_api, ns, stack, bucket)
+    sc.model_server(kube_api, ns)
+    sc.create_policy(
+        kube_api,
+        ns,
+        sc.policy("churn", trigger__onArrival={"minBatches": 3, "quietSeconds": 2}),
+    )
+
+    # Below the minimum: two batches wait, and say so.
+    for i in range(2):
+        sc.put(s3, bucket, f"incoming/a{i}.csv", sc.batch_csv(400, seed=i))
+    sc.wait_for(
+        "the policy to report it awaits batches",
+        lambda: sc.condition(sc.get_policy(kube_api, ns, "churn"), "Training").get("reason")
+        == "AwaitingBatches"
+        and sc.get_policy(kube_api, ns, "churn")["status"]["data"]["pending"] == 2,
+        timeout=30,
+    )
+    assert sc.jobs_of(kube_api, ns, "churn") == []
+
+    # A burst of three more becomes one run over all five.
+    for i in range(2, 5):
+        sc.put(s3, bucket, f"incoming/a{i}.csv", sc.batch_csv(400, seed=i))
+    p = sc.wait_for(
+        "v1 to serve",
+        lambda: (q := sc.get_policy(kube_api, ns, "churn")) and sc.serving_version(q) == "v1" and q,
+    )
+    assert len(sc.jobs_of(kube_api, ns, "churn")) == 1
+    assert p["status"]["history"][0]["phase"] == "Promoted"
+    assert p["status"]["data"]["consumed"] == 5
+    assert sc.condition(p, "Ready")["status"] == "True"
+    sc.wait_for("the v1 rollout", lambda: _rolled_out(kube_api, ns), timeout=60)
+    assert _deployment_version(kube_api, ns) == ("v1", "v1")
+
+    # More data retrains; the new model is promoted and rolled out.
+    for i in range(5, 8):
+        sc.put(s3, bucket, f"incoming/b{i}.csv", sc.batch_csv(400, seed=i))
+    p = sc.wait_for(
+        "v2 to serve",
+        lambda: (q := sc.get_policy(kube_api, ns, "churn")) and sc.serving_version(q) == "v2" and q,
+    )
+    assert len(sc.jobs_of(kube_api, ns, "churn")) == 2
+    assert p["status"]["data"]["consumed"] == 8
+    assert p["status"]["lastRun"]["trigger"] == "NewData"
+    sc.wait_for("the v2 rollout", lambda: _rolled_out(kube_api, ns), timeout=60)
+    assert _deployment_version(kube_api, ns) == ("v2", "v2")
+
+    # A worse candidate on the same holdout (a majority-class model replacing a
+    # logistic regression) is rejected: v2 keeps serving, the Deployment is untouched.
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        sc.GROUP,
+        sc.VERSION,
+        ns,
+        sc.PLURAL,
+        "churn",
+        {
+            "spec": {
+                "training": {
+                    "estimator": {
+                        "class": "sklearn.dummy.DummyClassifier",
+                        # A merge patch merges params: null removes the old key.
+                        "params": {"strategy": "most_frequent", "max_iter": None},
+                    }
+                }
+            }
+        },
+    )
+    p = sc.wait_for(
+        "the gate to reject v3",
+        lambda: (q := sc.get_policy(kube_api, ns, "churn"))
+        and q["status"]["lastRun"].get("version") == "v3"
+        and q["status"]["lastRun"].get("phase") == "Rejected"
+        and q,
+    )
+    assert p["status"]["lastRun"]["reason"] == "Regressed"
+    assert p["status"]["lastRun"]["trigger"] == "SpecChanged"
+    assert sc.serving_version(p) == "v2"
+    assert sc.condition(p, "Degraded")["status"] == "True"
+    assert _deployment_version(kube_api, ns) == ("v2", "v2")
+    reasons = {
+        e.reason
+        for e in client.CoreV1Api(kube_api).list_namespaced_event(ns).items
+        if e.involved_object.name == "churn"
+    }
+    assert {"Triggered", "Trained", "Promoted", "GateRejected"} <= reasons

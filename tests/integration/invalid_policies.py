@@ -1,0 +1,190 @@
+"""TrainingPolicies the API server must reject at admission, one rule each.
+
+Every case starts from the same valid policy and breaks exactly one rule of
+crds/trainingpolicies.freshet.dev.yaml, so a failure points at that rule. The
+expected substring is what kube-apiserver itself answers: the CEL rule's
+``message``, or the built-in schema error (``Unsupported value``, ``should be
+greater than or equal to``, ``should match``, ``Required value``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+Policy = dict[str, Any]
+
+
+def valid_policy(name: str = "invalid-case") -> Policy:
+    """A complete, valid Dynamic policy that every invalid case mutates."""
+    return {
+        "apiVersion": "freshet.dev/v1alpha1",
+        "kind": "TrainingPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "mode": "Dynamic",
+            "data": {
+                "storeRef": {"name": "ml-store"},
+                "prefix": "spam/incoming/",
+                "format": "csv",
+                "label": "is_spam",
+                "window": {"maxBatches": 20},
+            },
+            "trigger": {
+                "pollIntervalSeconds": 5,
+                "onArrival": {"minBatches": 1, "minRows": 0, "quietSeconds": 5},
+                "schedule": "0 */6 * * *",
+            },
+            "validation": {"maxNullFraction": "0.05"},
+            "training": {
+                "image": "registry.example.com/freshet-trainer:0.1.0",
+                "estimator": {
+                    "class": "sklearn.linear_model.SGDClassifier",
+                    "params": {"loss": "log_loss"},
+                },
+                "warmStart": True,
+                "holdoutFraction": "0.2",
+                "resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "2"}},
+            },
+            "gate": {"metric": "roc_auc", "minValue": "0.80", "maxRegression": "0.01"},
+            "serving": {"deploymentRef": {"name": "spam-server"}},
+        },
+    }
+
+
+def _case(case_id: str, mutate: Callable[[Policy], None], expected: str) -> tuple[str, Policy, str]:
+    policy = valid_policy(name=case_id)
+    mutate(policy)
+    return case_id, copy.deepcopy(policy), expected
+
+
+def _spec(policy: Policy) -> dict[str, Any]:
+    spec: dict[str, Any] = policy["spec"]
+    return spec
+
+
+def _static_with_trigger(p: Policy) -> None:
+    _spec(p)["mode"] = "Static"
+
+
+def _drop_prefix(p: Policy) -> None:
+    del _spec(p)["data"]["prefix"]
+
+
+def _drop_store_ref(p: Policy) -> None:
+    del _spec(p)["data"]["storeRef"]
+
+
+def _drop_label(p: Policy) -> None:
+    del _spec(p)["data"]["label"]
+
+
+def _long_name(p: Policy) -> None:
+    p["metadata"]["name"] = "x" * 64
+
+
+def _set(path: str, value: Any) -> Callable[[Policy], None]:
+    """Set spec.<dotted path> to value."""
+
+    def mutate(p: Policy) -> None:
+        *parents, leaf = path.split(".")
+        node = _spec(p)
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+
+    return mutate
+
+
+INVALID_POLICIES: list[tuple[str, Policy, str]] = [
+    _case(
+        "trigger-in-static-mode",
+        _static_with_trigger,
+        "spec.trigger is only allowed when spec.mode is Dynamic",
+    ),
+    _case("missing-prefix", _drop_prefix, "spec.data.prefix: Required value"),
+    _case("missing-store-ref", _drop_store_ref, "spec.data.storeRef: Required value"),
+    _case("missing-label", _drop_label, "spec.data.label: Required value"),
+    _case("bad-format", _set("data.format", "xlsx"), 'Unsupported value: "xlsx"'),
+    _case(
+        "prefix-without-trailing-slash",
+        _set("data.prefix", "spam/incoming"),
+        "data.prefix must end with '/'",
+    ),
+    _case(
+        "prefix-under-state-root",
+        _set("data.prefix", "freshet/ml/spam-filter/"),
+        "data.prefix must not be under freshet/",
+    ),
+    _case(
+        "prefix-absolute",
+        _set("data.prefix", "/spam/incoming/"),
+        "data.prefix must not start with '/'",
+    ),
+    _case(
+        "min-value-above-one",
+        _set("gate.minValue", "1.5"),
+        'gate.minValue must be between "0" and "1" for accuracy, roc_auc and f1',
+    ),
+    _case("max-regression-not-decimal", _set("gate.maxRegression", "abc"), "should match"),
+    _case(
+        "negative-min-value-for-rmse",
+        _set("gate", {"metric": "rmse", "minValue": "-0.5"}),
+        "gate.minValue must not be negative for log_loss, rmse and mae",
+    ),
+    _case("bad-gate-metric", _set("gate.metric", "precision"), 'Unsupported value: "precision"'),
+    _case(
+        "estimator-not-allowed",
+        _set("training.estimator.class", "sklearn.svm.SVC"),
+        'Unsupported value: "sklearn.svm.SVC"',
+    ),
+    _case(
+        "warm-start-unsupported",
+        _set("training.estimator", {"class": "sklearn.linear_model.Ridge"}),
+        "training.warmStart is not supported by this estimator class",
+    ),
+    _case(
+        "window-max-batches-zero",
+        _set("data.window.maxBatches", 0),
+        "should be greater than or equal to 1",
+    ),
+    _case(
+        "holdout-fraction-too-large",
+        _set("training.holdoutFraction", "0.9"),
+        "training.holdoutFraction must be greater than 0 and at most 0.5",
+    ),
+    _case(
+        "holdout-fraction-zero",
+        _set("training.holdoutFraction", "0"),
+        "training.holdoutFraction must be greater than 0 and at most 0.5",
+    ),
+    _case(
+        "max-null-fraction-not-fraction",
+        _set("validation.maxNullFraction", "5%"),
+        "should match",
+    ),
+    _case(
+        "poll-interval-zero",
+        _set("trigger.pollIntervalSeconds", 0),
+        "should be greater than or equal to 1",
+    ),
+    _case("bad-schedule", _set("trigger.schedule", "every 6 hours"), "should match"),
+    _case(
+        "requests-above-limits",
+        _set("training.resources", {"requests": {"cpu": "4"}, "limits": {"cpu": "2"}}),
+        "training.resources.requests must not exceed training.resources.limits",
+    ),
+    _case(
+        "active-deadline-too-short",
+        _set("training.activeDeadlineSeconds", 10),
+        "should be greater than or equal to 60",
+    ),
+    _case("name-too-long", _long_name, "metadata.name must be at most 63 characters"),
+    _case(
+        "serving-without-deployment",
+        _set("serving", {"container": "server"}),
+        "spec.serving.deploymentRef: Required value",
+    ),
+]
+"""``(case_id, policy, expected_message_substring)``, one broken rule per case."""

@@ -1,0 +1,50 @@
+"""Bad policies are refused by the real API server, each with a message that says what to fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from tests.integration.invalid_policies import INVALID_POLICIES, Policy, valid_policy
+
+pytestmark = pytest.mark.integration
+
+GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
+
+
+def _create(api: client.ApiClient, namespace: str, policy: Policy) -> object:
+    return client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, policy
+    )
+
+
+def test_there_are_at_least_ten_distinct_cases() -> None:
+    assert len({case_id for case_id, _, _ in INVALID_POLICIES}) >= 10
+
+
+def test_the_valid_policy_is_accepted(
+    kube_api: client.ApiClient, namespace: str, operator_installed: object
+) -> None:
+    created = _create(kube_api, namespace, valid_policy("accepted"))
+    assert created["spec"]["training"]["seed"] == 0  # type: ignore[index]  # a CRD default
+
+
+@pytest.mark.parametrize(
+    ("case_id", "policy", "expected"), INVALID_POLICIES, ids=[c[0] for c in INVALID_POLICIES]
+)
+def test_invalid_policy_is_rejected_with_its_message(
+    kube_api: client.ApiClient,
+    namespace: str,
+    operator_installed: object,
+    case_id: str,
+    policy: Policy,
+    expected: str,
+) -> None:
+    with pytest.raises(ApiException) as info:
+        _create(kube_api, namespace, policy)
+    assert info.value.status == 422, info.value.body
+    message = json.loads(info.value.body)["message"]
+    assert expected in message

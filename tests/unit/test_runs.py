@@ -1,0 +1,120 @@
+"""Run ids, model versions and the training window."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from freshet.batches import Batch
+from freshet.decisions.runs import RunPhase, next_version, run_id, select_window
+
+UID = "6f1c2d4e-0000-4000-8000-000000000001"
+T0 = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def batch(key: str, minute: int, etag: str | None = None) -> Batch:
+    return Batch(key, etag or f"etag-{key}", 10, T0 + timedelta(minutes=minute))
+
+
+A, B, C = batch("a.csv", 0), batch("b.csv", 1), batch("c.csv", 2)
+
+
+def test_run_id_follows_the_contract_formula() -> None:
+    digest = hashlib.sha256(f"{UID}\na.csv:etag-a.csv\nb.csv:etag-b.csv".encode()).hexdigest()
+    assert run_id("spam-filter", UID, [B, A]) == f"spam-filter-{digest[:10]}"
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "same"),
+    [
+        pytest.param(("p", UID, [A, B], ""), ("p", UID, [B, A], ""), True, id="order-independent"),
+        pytest.param(("p", UID, [A, B], ""), ("p", "other-uid", [A, B], ""), False,
+                     id="uid matters"),
+        pytest.param(("p", UID, [A], ""), ("p", UID, [batch("a.csv", 0, "new")], ""), False,
+                     id="etag matters"),
+        pytest.param(("p", UID, [A], ""), ("p", UID, [A, B], ""), False, id="set matters"),
+        pytest.param(("p", UID, [A], ""), ("p", UID, [A], "v2"), False, id="nonce matters"),
+        pytest.param(("p", UID, [A], ""), ("p", UID, [Batch("a.csv", '"etag-a.csv"', 1, T0)], ""),
+                     True, id="quoted etag is the same content"),
+    ],
+)  # fmt: skip
+def test_run_id_identity(
+    left: tuple[str, str, list[Batch], str], right: tuple[str, str, list[Batch], str], same: bool
+) -> None:
+    assert (run_id(*left) == run_id(*right)) is same
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [
+        ("spam-filter", "spam-filter"),
+        ("a" * 60, "a" * 40),
+        ("models.team-a.spam", "models-team-a-spam"),
+        ("x" * 39 + "-tail", "x" * 39),  # no '-' left dangling before the hash
+        ("x" * 39 + ".tail", "x" * 39),
+    ],
+)
+def test_run_id_is_a_dns_label_and_job_name(name: str, prefix: str) -> None:
+    rid = run_id(name, UID, [A])
+    assert rid.startswith(prefix + "-")
+    assert DNS_LABEL.fullmatch(rid)
+    assert len(rid) <= 51
+
+
+@pytest.mark.parametrize(
+    ("issued", "expected"),
+    [
+        ([], "v1"),
+        (["v1"], "v2"),
+        (["v3", "v10", "v9"], "v11"),
+        (["v2", "v2"], "v3"),
+    ],
+)
+def test_next_version(issued: list[str], expected: str) -> None:
+    assert next_version(issued) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "v0", "3", "v01", "V3", "v3a"])
+def test_next_version_refuses_foreign_versions(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a freshet model version"):
+        next_version([bad])
+
+
+D, E = batch("d.csv", 3), batch("e.csv", 4)
+
+
+@pytest.mark.parametrize(
+    ("consumed", "new", "max_batches", "expected"),
+    [
+        pytest.param([A, B], [C], None, [A, B, C], id="all history"),
+        pytest.param([A, B, C], [D, E], 3, [C, D, E], id="most recent maxBatches"),
+        pytest.param([], [E, D, C], None, [C, D, E], id="oldest first"),
+        pytest.param([A, B], [C, D, E], 2, [D, E], id="window smaller than the burst"),
+        pytest.param([A, B], [batch("a.csv", 5, "v2")], None,
+                     [B, batch("a.csv", 5, "v2")], id="overwritten key counted once, as new"),
+        pytest.param([batch("y", 0), batch("x", 0)], [], None, [batch("x", 0), batch("y", 0)],
+                     id="same time ordered by key"),
+        pytest.param([], [], 5, [], id="nothing"),
+    ],
+)  # fmt: skip
+def test_select_window(
+    consumed: list[Batch], new: list[Batch], max_batches: int | None, expected: list[Batch]
+) -> None:
+    assert select_window(consumed, new, max_batches) == tuple(expected)
+
+
+@pytest.mark.parametrize(
+    ("phase", "finished"),
+    [
+        (RunPhase.PENDING, False),
+        (RunPhase.RUNNING, False),
+        (RunPhase.PROMOTED, True),
+        (RunPhase.REJECTED, True),
+        (RunPhase.FAILED, True),
+    ],
+)
+def test_run_phase_finished(phase: RunPhase, finished: bool) -> None:
+    assert phase.finished is finished

@@ -1,0 +1,127 @@
+"""The operator's contract models read and write the shared example documents exactly."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from freshet.batches import Batch
+from freshet.runspec import ModelRef, PolicyRef, RunResult, RunSpec, build_run_spec
+from freshet.spec import PolicySpec
+from policies import CONTRACT_DIR, minimal_spec
+from pydantic import ValidationError
+
+
+def example(name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((CONTRACT_DIR / f"{name}.example.json").read_text())
+    return document
+
+
+@pytest.mark.parametrize(("name", "model"), [("runspec", RunSpec), ("result", RunResult)])
+def test_example_round_trips(name: str, model: type[RunSpec] | type[RunResult]) -> None:
+    document = example(name)
+    parsed = model.model_validate(document)
+    # exclude_unset: optional fields the example leaves out stay out, while an
+    # explicit null (the first model's baseline) stays in.
+    assert parsed.model_dump(mode="json", exclude_unset=True) == document
+    assert model.model_validate_json(parsed.model_dump_json()) == parsed
+
+
+def test_build_run_spec_writes_the_example() -> None:
+    """Built from the facts the example describes, the spec is the example (plus defaults)."""
+    document = example("runspec") | {"validation": {"maxNullFraction": 0.05}}
+    body = minimal_spec("Dynamic")
+    body["data"]["label"] = "is_spam"
+    body["training"]["estimator"]["params"] = {"C": 1.0, "max_iter": 200}
+    body["gate"] = {"metric": "roc_auc"}
+    spec = PolicySpec.model_validate(body)
+    when = datetime(2026, 11, 27, 7, tzinfo=UTC)
+    window = [Batch(b["key"], b["etag"], b["size"], when) for b in document["data"]["batches"]]
+    built = build_run_spec(
+        policy=PolicyRef.model_validate(document["policy"]),
+        spec=spec,
+        bucket="ml-data",
+        run_id=document["runId"],
+        version="v3",
+        window=window,
+        new_batches=window[1:],
+        baseline=ModelRef.model_validate(document["baseline"]),
+    )
+    assert built.model_dump(mode="json") == document
+
+
+def test_first_model_has_a_null_baseline() -> None:
+    document = example("runspec") | {"baseline": None}
+    assert RunSpec.model_validate(document).model_dump(mode="json")["baseline"] is None
+
+
+def test_the_trainer_accepts_what_the_operator_writes() -> None:
+    """Checked against the trainer's own (strict, extra-forbidding) contract models."""
+    trainer_contract = pytest.importorskip("freshet_trainer.contract")
+    body = minimal_spec("Dynamic")
+    body["validation"] = {"maxNullFraction": "0.1"}
+    window = [Batch("in/a.csv", "e1", 10, datetime(2026, 11, 27, tzinfo=UTC))]
+    built = build_run_spec(
+        policy=PolicyRef(namespace="ml", name="p", uid="u", generation=1),
+        spec=PolicySpec.model_validate(body),
+        bucket="b",
+        run_id="p-0123456789",
+        version="v1",
+        window=window,
+        new_batches=window,
+        baseline=None,
+    )
+    parsed = trainer_contract.RunSpec.model_validate_json(built.model_dump_json())
+    assert parsed.validation.max_null_fraction == 0.1
+    assert parsed.output.result_key == "freshet/ml/p/runs/p-0123456789/result.json"
+
+
+def test_reads_quarantine_checks() -> None:
+    check = {
+        "name": "maxNullFraction",
+        "passed": False,
+        "value": 0.4,
+        "limit": 0.05,
+        "message": "column x is 40% null",
+    }
+    batch = {"key": "in/a.csv", "etag": "e", "reason": "TooManyNulls", "checks": [check]}
+    document = example("result") | {"quarantined": [batch]}
+    result = RunResult.model_validate(document)
+    assert result.quarantined[0].checks[0].value == 0.4
+    assert result.model_dump(mode="json", exclude_unset=True) == document
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"apiVersion": "freshet.dev/run/v2"}, "apiVersion"),
+        ({"kind": "RunSpec"}, "kind"),
+        ({"status": "Done"}, "status"),
+        ({"model": None}, "must name its model"),
+        ({"status": "Failed", "reason": "", "model": None}, "must give a reason"),
+    ],
+)
+def test_result_refuses_incomplete_outcomes(changes: dict[str, Any], error: str) -> None:
+    with pytest.raises(ValidationError, match=error):
+        RunResult.model_validate(example("result") | changes)
+
+
+def test_failed_result_needs_no_model_or_metrics() -> None:
+    result = RunResult.model_validate(
+        {
+            "apiVersion": "freshet.dev/run/v1",
+            "kind": "RunResult",
+            "runId": "spam-filter-3f9a1c0d2e",
+            "status": "Failed",
+            "reason": "NoTrainingData",
+            "message": "every batch was quarantined",
+        }
+    )
+    assert result.model is None
+    assert result.metrics.candidate == {}
+
+
+def test_unknown_fields_from_a_newer_trainer_are_ignored() -> None:
+    assert RunResult.model_validate(example("result") | {"durationSeconds": 3.2}).run_id
