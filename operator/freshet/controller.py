@@ -12,6 +12,7 @@ twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,7 @@ from freshet.store_config import StoreConfig, StoreSecretError, parse_store_secr
 from freshet.store_layout import StateLayout
 from freshet.watcher import BucketWatcher, WatcherRegistry
 
-STATIC_RESCAN_SECONDS = 30.0
+STATIC_RESCAN_SECONDS = 10.0
 MAX_BACKOFF = timedelta(hours=1)
 HISTORY = 10
 KEEP_FINISHED_JOBS = 3
@@ -103,10 +104,8 @@ class PolicyController:
                 except Exception:
                     self.log.exception("step failed unexpectedly; retrying in 10s")
                     delay = 10.0
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
         finally:
             self.rt.controllers.pop(self.uid, None)
             self.rt.active_runs.discard(self.uid)
@@ -158,7 +157,7 @@ class PolicyController:
         if self._ledger is None:
             try:
                 self._ledger = await asyncio.to_thread(ledger.load, store, self.layout.root)
-            except Exception as e:  # noqa: BLE001 - unreachable store, bad credentials
+            except Exception as e:  # unreachable store, bad credentials
                 raise NotReady("StoreUnavailable", f"cannot read the ledger: {e}") from e
         return self._ledger
 
@@ -173,10 +172,8 @@ class PolicyController:
             self.key, self._store.config, spec.data.prefix, interval, self.wake.set
         )
         if not watcher.listed_once.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(watcher.listed_once.wait(), timeout=10)
-            except TimeoutError:
-                pass
         if watcher.errors:
             raise NotReady("StoreUnavailable", f"cannot list the bucket: {watcher.last_error}")
         self._watcher = watcher
@@ -238,7 +235,7 @@ class PolicyController:
                 f"{len(self.rt.active_runs)} runs in flight operator-wide",
             )
             return 5.0
-        await self._start(body, spec, store, book, decision, watcher)
+        await self._start(body, spec, store, book, decision=decision, watcher=watcher)
         return self.rt.config.resync_seconds
 
     async def _start(
@@ -247,6 +244,7 @@ class PolicyController:
         spec: PolicySpec,
         store: ObjectStore,
         book: Ledger,
+        *,
         decision: trigger.Train,
         watcher: BucketWatcher,
     ) -> None:
@@ -368,12 +366,20 @@ class PolicyController:
                 if result and result.message
                 else f"Job {intent.run_id} {finished}: {_job_message(job)}"
             )
-            await self._finish(body, store, book, result, "Failed", reason, message)
+            await self._finish(
+                body, store, book, result, outcome="Failed", reason=reason, message=message
+            )
             return 1.0
         verdict = gate.judge(spec.gate, result.metrics.candidate, result.metrics.baseline)
         if not verdict.promote:
             await self._finish(
-                body, store, book, result, "Rejected", str(verdict.reason), verdict.message
+                body,
+                store,
+                book,
+                result,
+                outcome="Rejected",
+                reason=str(verdict.reason),
+                message=verdict.message,
             )
             return 1.0
         if spec.serving is not None:
@@ -381,7 +387,13 @@ class PolicyController:
             if not done:
                 return 1.0
         await self._finish(
-            body, store, book, result, "Promoted", str(verdict.reason), verdict.message
+            body,
+            store,
+            book,
+            result,
+            outcome="Promoted",
+            reason=str(verdict.reason),
+            message=verdict.message,
         )
         return 1.0
 
@@ -429,6 +441,7 @@ class PolicyController:
         store: ObjectStore,
         book: Ledger,
         result: RunResult | None,
+        *,
         outcome: ledger.Outcome,
         reason: str,
         message: str,

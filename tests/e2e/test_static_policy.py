@@ -1,0 +1,66 @@
+"""A Static policy trains once, ignores new data, and retrains only when asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import scenario as sc
+from devstack.stack import Stack
+from kubernetes import client
+
+
+def test_static_policy_trains_once_and_on_request(
+    kube_api: client.ApiClient,
+    namespace: str,
+    bucket: str,
+    s3: Any,
+    stack: Stack,
+    freshet_operator: int,
+) -> None:
+    ns = namespace
+    sc.store_secret(kube_api, ns, stack, bucket)
+    sc.model_server(kube_api, ns)
+    for i in range(2):
+        sc.put(s3, bucket, f"incoming/s{i}.csv", sc.batch_csv(400, seed=10 + i))
+    sc.create_policy(kube_api, ns, sc.policy("fraud", mode="Static"))
+
+    p = sc.wait_for(
+        "v1 to serve",
+        lambda: (q := sc.get_policy(kube_api, ns, "fraud")) and sc.serving_version(q) == "v1" and q,
+    )
+    assert p["status"]["lastRun"]["trigger"] == "Created"
+    assert len(sc.jobs_of(kube_api, ns, "fraud")) == 1
+
+    # New data is seen (status counts it) but does not retrain a Static policy.
+    for i in range(2, 4):
+        sc.put(s3, bucket, f"incoming/s{i}.csv", sc.batch_csv(400, seed=10 + i))
+    p = sc.wait_for(
+        "the new batches to be seen",
+        lambda: (q := sc.get_policy(kube_api, ns, "fraud"))
+        and q["status"].get("data", {}).get("pending") == 2
+        and q,
+        timeout=60,
+    )
+    assert sc.condition(p, "Training")["reason"] == "UpToDate"
+    assert len(sc.jobs_of(kube_api, ns, "fraud")) == 1
+    assert sc.serving_version(p) == "v1"
+
+    # The retrain annotation asks for one run, over all four batches.
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        sc.GROUP,
+        sc.VERSION,
+        ns,
+        sc.PLURAL,
+        "fraud",
+        {"metadata": {"annotations": {"freshet.dev/retrain": "2026-11-27T10:00"}}},
+    )
+    p = sc.wait_for(
+        "v2 to serve",
+        lambda: (q := sc.get_policy(kube_api, ns, "fraud")) and sc.serving_version(q) == "v2" and q,
+    )
+    assert p["status"]["history"][0]["trigger"] == "RetrainRequested"
+    assert p["status"]["retrainRequest"] == "2026-11-27T10:00"
+    assert p["status"]["data"]["consumed"] == 4
+    assert len(sc.jobs_of(kube_api, ns, "fraud")) == 2
+    dep = client.AppsV1Api(kube_api).read_namespaced_deployment("model-server", ns)
+    assert dep.spec.template.metadata.annotations["freshet.dev/model-version"] == "v2"
