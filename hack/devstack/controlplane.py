@@ -25,8 +25,8 @@ SERVICE_CIDR = "10.96.0.0/16"
 def versions() -> dict[str, str]:
     """The pinned versions from hack/versions.env."""
     out: dict[str, str] = {}
-    for line in (_HACK / "versions.env").read_text().splitlines():
-        line = line.strip()
+    for raw in (_HACK / "versions.env").read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             k, v = line.split("=", 1)
             out[k] = v

@@ -90,29 +90,33 @@ def run(state: Path, keep: bool = False) -> int:
     say("starting the local stack (control plane, S3 store, node agent)")
     s = stack.up(state, agent=True)
     try:
-        api = config.new_client_from_config(s.kubeconfig)
+        # kubernetes.config is unannotated.
+        api = config.new_client_from_config(s.kubeconfig)  # type: ignore[no-untyped-call]
         core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
         print(f"API server {client.VersionApi(api).get_code().git_version} at {s.plane.server}")
         s3 = s3store.client(s.s3)
         if not s3.bucket_exists(BUCKET):
             s3.make_bucket(BUCKET)
-        if NAMESPACE not in {n.metadata.name for n in core.list_namespace().items}:
+        namespaces = core.list_namespace().items
+        if NAMESPACE not in {n.metadata.name for n in namespaces if n.metadata is not None}:
             core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
         core.create_namespaced_secret(NAMESPACE, _store_secret(s))
 
         say("running a batch Job whose pod writes an object into the bucket")
-        batch.create_namespaced_job(NAMESPACE, _writer_job())
+        # Annotated as V1Job; the client's validate_call turns the manifest dict into one.
+        batch.create_namespaced_job(NAMESPACE, _writer_job())  # type: ignore[arg-type]
         deadline = time.monotonic() + 120
         job = batch.read_namespaced_job("hello-s3", NAMESPACE)
         while time.monotonic() < deadline:
             job = batch.read_namespaced_job("hello-s3", NAMESPACE)
-            if job.status.succeeded or job.status.failed:
+            if job.status is not None and (job.status.succeeded or job.status.failed):
                 break
             time.sleep(0.5)
-        print(f"Job hello-s3: succeeded={job.status.succeeded} failed={job.status.failed}")
+        status = job.status or client.V1JobStatus()
+        print(f"Job hello-s3: succeeded={status.succeeded} failed={status.failed}")
         obj = s3.get_object(BUCKET, "hello/from-a-job.txt").read().decode()
         print(f"s3://{BUCKET}/hello/from-a-job.txt: {obj.strip()}")
-        ok = bool(job.status.succeeded)
+        ok = bool(status.succeeded)
         say("demo " + ("succeeded" if ok else "FAILED"))
         return 0 if ok else 1
     finally:

@@ -29,31 +29,64 @@ _REPO = Path(__file__).resolve().parents[2]
 def install(s: Stack) -> None:
     """CRDs from crds/, RBAC from the chart."""
     kubectl = s.kubectl()
-    subprocess.run([*kubectl, "apply", "--server-side", "-f", str(_REPO / "crds")], check=True,
-                   capture_output=True)
-    subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/trainingpolicies.freshet.dev"], check=True, capture_output=True)
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "-f", str(_REPO / "crds")],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *kubectl,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/trainingpolicies.freshet.dev",
+        ],
+        check=True,
+        capture_output=True,
+    )
     rendered = subprocess.run(
-        [controlplane.binary("helm"), "template", "freshet", str(_REPO / "charts" / "freshet"),
-         "--namespace", NAMESPACE, "--show-only", "templates/rbac.yaml"],
-        check=True, capture_output=True, text=True,
+        [
+            controlplane.binary("helm"),
+            "template",
+            "freshet",
+            str(_REPO / "charts" / "freshet"),
+            "--namespace",
+            NAMESPACE,
+            "--show-only",
+            "templates/rbac.yaml",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
-    api = config.new_client_from_config(s.kubeconfig)
+    # kubernetes.config is unannotated.
+    api = config.new_client_from_config(s.kubeconfig)  # type: ignore[no-untyped-call]
     core = client.CoreV1Api(api)
-    if NAMESPACE not in {n.metadata.name for n in core.list_namespace().items}:
+    existing = {n.metadata.name for n in core.list_namespace().items if n.metadata is not None}
+    if NAMESPACE not in existing:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-    subprocess.run([*kubectl, "apply", "--server-side", "-f", "-"], input=rendered, text=True,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*kubectl, "apply", "--server-side", "-f", "-"],
+        input=rendered,
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 def kubeconfig(s: Stack) -> Path:
     """A kubeconfig that authenticates as the chart's ServiceAccount."""
-    api = config.new_client_from_config(s.kubeconfig)
-    token = client.CoreV1Api(api).create_namespaced_service_account_token(
-        SERVICE_ACCOUNT,
-        NAMESPACE,
-        client.AuthenticationV1TokenRequest(spec={"audiences": [], "expirationSeconds": 86400}),
-    ).status.token
+    # kubernetes.config is unannotated.
+    api = config.new_client_from_config(s.kubeconfig)  # type: ignore[no-untyped-call]
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=86400)
+    )
+    issued = client.CoreV1Api(api).create_namespaced_service_account_token(
+        SERVICE_ACCOUNT, NAMESPACE, request
+    )
+    assert issued.status is not None, "the API server answers a TokenRequest with its status"
+    token = issued.status.token
     admin = yaml.safe_load(Path(s.kubeconfig).read_text())
     admin["users"] = [{"name": SERVICE_ACCOUNT, "user": {"token": token}}]
     admin["contexts"][0]["context"]["user"] = SERVICE_ACCOUNT

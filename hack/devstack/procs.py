@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -120,12 +121,12 @@ def wait_until(
     raise RuntimeError(f"{what} did not become ready in {timeout:.0f}s\n{tail}")
 
 
-def http_ok(url: str, context: object | None = None) -> Callable[[], bool]:
+def http_ok(url: str, context: ssl.SSLContext | None = None) -> Callable[[], bool]:
     """A readiness check that a GET on `url` answers 200."""
 
     def check() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=2, context=context) as r:  # type: ignore[arg-type]
+            with urllib.request.urlopen(url, timeout=2, context=context) as r:
                 return bool(r.status == 200)
         except (urllib.error.URLError, OSError, ValueError):
             return False

@@ -10,10 +10,15 @@ import json
 import secrets
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devstack import procs
+
+if TYPE_CHECKING:
+    from minio import Minio
 
 NAME = "s3"
 
@@ -105,11 +110,11 @@ def start(state: Path) -> S3Info:
     return info
 
 
-def _answers(info: S3Info) -> procs.Callable[[], bool]:
+def _answers(info: S3Info) -> Callable[[], bool]:
     def check() -> bool:
         try:
             client(info).list_buckets()
-        except Exception:  # noqa: BLE001 - any failure means "not yet"
+        except Exception:  # any failure means "not yet"
             return False
         return True
 
@@ -121,7 +126,7 @@ def load(state: Path) -> S3Info:
     return S3Info(**json.loads((state / "s3.json").read_text()))
 
 
-def client(info: S3Info):  # type: ignore[no-untyped-def]  # minio has no stubs
+def client(info: S3Info) -> Minio:
     from minio import Minio
 
     return Minio(

@@ -76,11 +76,13 @@ def _node_ready(plane: controlplane.ControlPlane) -> bool:
     from kubernetes import client, config
 
     try:
-        api = client.CoreV1Api(config.new_client_from_config(plane.kubeconfig))
-        node = api.read_node(NODE_NAME)
-    except Exception:  # noqa: BLE001 - not registered yet
+        # kubernetes.config is unannotated.
+        api_client = config.new_client_from_config(plane.kubeconfig)  # type: ignore[no-untyped-call]
+        node = client.CoreV1Api(api_client).read_node(NODE_NAME)
+    except Exception:  # not registered yet
         return False
-    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+    conditions = node.status.conditions if node.status is not None else None
+    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
 
 
 def load(state: Path) -> Stack:

@@ -39,6 +39,7 @@ STATIC_RESCAN_SECONDS = 10.0
 MAX_BACKOFF = timedelta(hours=1)
 HISTORY = 10
 KEEP_FINISHED_JOBS = 3
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 class NotReady(Exception):
@@ -546,17 +547,19 @@ class PolicyController:
         """Keep the newest finished Jobs for `kubectl logs`; the record lives in the store."""
         selector = f"{names.POLICY_LABEL}={self.name}"
         listed = self.rt.kube.batch.list_namespaced_job(self.namespace, label_selector=selector)
-        finished = [
-            j
-            for j in listed.items
-            if (j.status.succeeded or j.status.failed)
-            and j.metadata.owner_references
-            and any(o.uid == self.uid for o in j.metadata.owner_references)
-        ]
-        finished.sort(key=lambda j: j.metadata.creation_timestamp, reverse=True)
-        for j in finished[KEEP_FINISHED_JOBS:]:
+        finished: list[tuple[datetime, str]] = []  # (created, name)
+        for j in listed.items:
+            meta, status = j.metadata, j.status
+            if meta is None or meta.name is None or status is None:
+                continue  # the API server always sets these; nothing to prune without them
+            if (status.succeeded or status.failed) and any(
+                o.uid == self.uid for o in meta.owner_references or []
+            ):
+                finished.append((meta.creation_timestamp or _EPOCH, meta.name))
+        finished.sort(key=lambda f: f[0], reverse=True)
+        for _, name in finished[KEEP_FINISHED_JOBS:]:
             self.rt.kube.batch.delete_namespaced_job(
-                j.metadata.name, self.namespace, propagation_policy="Background"
+                name, self.namespace, propagation_policy="Background"
             )
 
     # -- status --------------------------------------------------------------

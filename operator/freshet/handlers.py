@@ -29,8 +29,9 @@ def runtime() -> Runtime:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any) -> None:
-    global _runtime
+def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    # Set once at startup and read by every handler; kopf handlers are plain functions.
+    global _runtime  # noqa: PLW0603
     config = OperatorConfig.from_env()
     # Keep kopf's bookkeeping in annotations under our own prefix: status is
     # the policy's public story and its schema has no room for kopf's fields.
@@ -53,9 +54,16 @@ def configure(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any)
 
 @kopf.daemon(*_POLICIES, cancellation_timeout=30)
 async def reconcile(
-    body: kopf.Body, name: str, namespace: str, uid: str, stopped: kopf.DaemonStopped, **_: Any
+    body: kopf.Body,
+    name: str,
+    namespace: str | None,
+    uid: str,
+    stopped: kopf.DaemonStopped,
+    **_: Any,
 ) -> None:
     """The policy's serial control loop, alive as long as the policy exists."""
+    # kopf types `namespace` for cluster-scoped resources too; TrainingPolicy is namespaced.
+    assert namespace is not None, "TrainingPolicy is a namespaced resource"
     await PolicyController(runtime(), namespace, name, uid).run(body, stopped)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from freshet import serving
 
@@ -19,10 +19,11 @@ GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
 
 def api_client() -> client.ApiClient:
     """In-cluster credentials when running in a pod, else the kubeconfig."""
+    # kubernetes.config is unannotated, hence the no-untyped-call ignores.
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
     return client.ApiClient()
 
 
@@ -36,11 +37,14 @@ class Kube:
 
     def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         try:
-            return dict(self.core.read_namespaced_secret(name, namespace).data or {})
+            data = self.core.read_namespaced_secret(name, namespace).data or {}
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
+        # The model types values as bytes | str; read from the API they are the
+        # base64 strings `parse_store_secret` expects.
+        return {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
 
     def job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -49,12 +53,15 @@ class Kube:
             if e.status == 404:
                 return None
             raise
-        return dict(self._api.sanitize_for_serialization(job))
+        # sanitize_for_serialization is unannotated in the kubernetes client.
+        return dict(self._api.sanitize_for_serialization(job))  # type: ignore[no-untyped-call]
 
     def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create the Job; False when it already exists (a replayed intent)."""
         try:
-            self.batch.create_namespaced_job(namespace, body)
+            # The client is annotated with the model, but its validate_call turns the
+            # manifest dict into a V1Job, which is what the body is built as.
+            self.batch.create_namespaced_job(namespace, body)  # type: ignore[arg-type]
         except ApiException as e:
             if e.status == 409:
                 return False
@@ -68,7 +75,7 @@ class Kube:
             if e.status == 404:
                 return None
             raise
-        return dict(self._api.sanitize_for_serialization(dep))
+        return dict(self._api.sanitize_for_serialization(dep))  # type: ignore[no-untyped-call]
 
     def apply_deployment(self, namespace: str, patch: dict[str, Any]) -> None:
         self.apps.patch_namespaced_deployment(

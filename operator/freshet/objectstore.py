@@ -54,7 +54,7 @@ class ObjectStore:
                 key=obj.object_name,
                 etag=(obj.etag or "").strip('"'),
                 size=int(obj.size or 0),
-                last_modified=obj.last_modified,  # type: ignore[arg-type]
+                last_modified=obj.last_modified,
             )
 
     def get_json(self, key: str) -> Any | None:

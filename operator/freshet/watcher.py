@@ -11,6 +11,7 @@ prefix saw a new or changed object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -50,7 +51,9 @@ class BucketWatcher:
 
     def _list_prefix(self) -> str:
         prefixes = [s.prefix for s in self.subscribers.values()]
-        return os.path.commonprefix(prefixes) if prefixes else ""
+        # S3 prefixes are plain strings, not paths: the character-wise common
+        # prefix is exactly what to list.
+        return os.path.commonprefix(prefixes) if prefixes else ""  # noqa: RUF071
 
     def _interval(self) -> float:
         return min((s.interval for s in self.subscribers.values()), default=5.0)
@@ -83,7 +86,7 @@ class BucketWatcher:
             try:
                 await self._sweep()
                 self.errors, self.last_error = 0, None
-            except Exception as e:  # noqa: BLE001 - a flaky store must not kill the watcher
+            except Exception as e:  # a flaky store must not kill the watcher
                 self.errors += 1
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.warning(
@@ -91,10 +94,8 @@ class BucketWatcher:
                     extra={"bucket": self.store.bucket, "error": self.last_error},
                 )
             self._kick.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=self._interval())
-            except TimeoutError:
-                pass
 
     def kick(self) -> None:
         """List again now (e.g. a new subscriber wants its first snapshot)."""

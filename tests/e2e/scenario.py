@@ -16,7 +16,9 @@ from kubernetes import client
 GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
 
 
-def store_secret(api: client.ApiClient, ns: str, s: Stack, bucket: str, name: str = "store") -> None:
+def store_secret(
+    api: client.ApiClient, ns: str, s: Stack, bucket: str, name: str = "store"
+) -> None:
     data = {
         "endpoint": s.s3.endpoint,
         "bucket": bucket,
@@ -33,7 +35,9 @@ def store_secret(api: client.ApiClient, ns: str, s: Stack, bucket: str, name: st
     )
 
 
-def model_server(api: client.ApiClient, ns: str, name: str = "model-server", replicas: int = 1) -> None:
+def model_server(
+    api: client.ApiClient, ns: str, name: str = "model-server", replicas: int = 1
+) -> None:
     """A Deployment running the freshet model server, before any model exists."""
 
     def secret_env(env: str, key: str) -> dict[str, Any]:
@@ -144,7 +148,9 @@ def get_policy(api: client.ApiClient, ns: str, name: str) -> dict[str, Any]:
 
 def create_policy(api: client.ApiClient, ns: str, body: dict[str, Any]) -> dict[str, Any]:
     return dict(
-        client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, body
+        )
     )
 
 
@@ -155,7 +161,9 @@ def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any]:
     return {}
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, every: float = 0.5) -> Any:
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float = 120.0, every: float = 0.5
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:

@@ -49,9 +49,11 @@ def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
         sc.put(s3, bucket, f"incoming/a{i}.csv", sc.batch_csv(400, seed=i))
     sc.wait_for(
         "the policy to report it awaits batches",
-        lambda: sc.condition(sc.get_policy(kube_api, ns, "churn"), "Training").get("reason")
-        == "AwaitingBatches"
-        and sc.get_policy(kube_api, ns, "churn")["status"]["data"]["pending"] == 2,
+        lambda: (
+            sc.condition(sc.get_policy(kube_api, ns, "churn"), "Training").get("reason")
+            == "AwaitingBatches"
+            and sc.get_policy(kube_api, ns, "churn")["status"]["data"]["pending"] == 2
+        ),
         timeout=30,
     )
     assert sc.jobs_of(kube_api, ns, "churn") == []
@@ -105,10 +107,12 @@ def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
     )
     p = sc.wait_for(
         "the gate to reject v3",
-        lambda: (q := sc.get_policy(kube_api, ns, "churn"))
-        and q["status"]["lastRun"].get("version") == "v3"
-        and q["status"]["lastRun"].get("phase") == "Rejected"
-        and q,
+        lambda: (
+            (q := sc.get_policy(kube_api, ns, "churn"))
+            and q["status"]["lastRun"].get("version") == "v3"
+            and q["status"]["lastRun"].get("phase") == "Rejected"
+            and q
+        ),
     )
     assert p["status"]["lastRun"]["reason"] == "Regressed"
     assert p["status"]["lastRun"]["trigger"] == "SpecChanged"

@@ -88,12 +88,14 @@ def test_deleting_a_policy_removes_its_jobs_but_not_the_deployment_or_data(
     custom = client.CustomObjectsApi(kube_api)
     sc.wait_for(
         "the policy to be gone",
-        lambda: not custom.list_namespaced_custom_object(sc.GROUP, sc.VERSION, ns, sc.PLURAL)[
-            "items"
-        ],
+        lambda: (
+            not custom.list_namespaced_custom_object(sc.GROUP, sc.VERSION, ns, sc.PLURAL)["items"]
+        ),
         timeout=60,
     )
-    sc.wait_for("its Jobs to be collected", lambda: not sc.jobs_of(kube_api, ns, "reco"), timeout=60)
+    sc.wait_for(
+        "its Jobs to be collected", lambda: not sc.jobs_of(kube_api, ns, "reco"), timeout=60
+    )
     dep = client.AppsV1Api(kube_api).read_namespaced_deployment("model-server", ns)
     assert dep.spec.template.metadata.annotations["freshet.dev/model-version"] == "v1"
     keys = {o.object_name for o in s3.list_objects(bucket, prefix="incoming/", recursive=True)}

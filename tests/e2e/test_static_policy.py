@@ -36,9 +36,11 @@ def test_static_policy_trains_once_and_on_request(
         sc.put(s3, bucket, f"incoming/s{i}.csv", sc.batch_csv(400, seed=10 + i))
     p = sc.wait_for(
         "the new batches to be seen",
-        lambda: (q := sc.get_policy(kube_api, ns, "fraud"))
-        and q["status"].get("data", {}).get("pending") == 2
-        and q,
+        lambda: (
+            (q := sc.get_policy(kube_api, ns, "fraud"))
+            and q["status"].get("data", {}).get("pending") == 2
+            and q
+        ),
         timeout=60,
     )
     assert sc.condition(p, "Training")["reason"] == "UpToDate"

@@ -1,0 +1,178 @@
+"""Trigger latency: batch written to the bucket -> training Job created.
+
+Starts its own stack (control plane + S3, no node agent: Jobs only need to be
+created), the real operator, and N Dynamic policies on one bucket, each on its
+own prefix, so all of them share one bucket watcher. It writes one batch per
+policy at a steady rate and times each from the end of its PUT to the Job's
+ADDED event on a watch, both on this machine's clock. Prints p50/p95/p99/max,
+and counts missed (no Job) and duplicated (more than one Job) batches.
+
+    .venv/bin/python bench/trigger_latency.py [--policies 200] [--rate 20] [--poll 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from devstack import operatorproc, s3store, stack
+from kubernetes import client, config, watch
+
+NS = "bench"
+BUCKET = "bench-trigger"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policies", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=20.0, help="batches written per second")
+    parser.add_argument("--poll", type=int, default=1, help="trigger.pollIntervalSeconds")
+    parser.add_argument("--state", type=Path, default=None)
+    args = parser.parse_args()
+
+    state = args.state or Path(tempfile.mkdtemp(prefix="freshet-bench-"))
+    s = stack.up(state, agent=False)
+    try:
+        operatorproc.install(s)
+        operatorproc.start(s)
+        api = config.new_client_from_config(s.kubeconfig)
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+        s3 = s3store.client(s.s3)
+        s3.make_bucket(BUCKET)
+        secret = {
+            "endpoint": s.s3.endpoint,
+            "bucket": BUCKET,
+            "accessKeyID": s.s3.access_key,
+            "secretAccessKey": s.s3.secret_key,
+            "secure": "false",
+        }
+        core.create_namespaced_secret(
+            NS,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="store"),
+                data={k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
+            ),
+        )
+        names = [f"p{i:04d}" for i in range(args.policies)]
+        for name in names:
+            custom.create_namespaced_custom_object(
+                "freshet.dev",
+                "v1alpha1",
+                NS,
+                "trainingpolicies",
+                {
+                    "apiVersion": "freshet.dev/v1alpha1",
+                    "kind": "TrainingPolicy",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "mode": "Dynamic",
+                        "data": {
+                            "storeRef": {"name": "store"},
+                            "prefix": f"in/{name}/",
+                            "label": "y",
+                        },
+                        "trigger": {
+                            "pollIntervalSeconds": args.poll,
+                            "onArrival": {"minBatches": 1, "quietSeconds": 0},
+                        },
+                        "training": {
+                            "image": "freshet-trainer:dev",
+                            "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
+                        },
+                    },
+                },
+            )
+        # Every policy has reconciled once (its watcher subscription exists).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            items = custom.list_namespaced_custom_object(
+                "freshet.dev", "v1alpha1", NS, "trainingpolicies"
+            )["items"]
+            reconciled = sum(1 for p in items if (p.get("status") or {}).get("observedGeneration"))
+            if reconciled == len(names):
+                break
+            time.sleep(0.5)
+        else:
+            raise SystemExit("policies did not all reconcile within 120s")
+
+        created: dict[str, list[float]] = {}
+        stop = threading.Event()
+
+        def watch_jobs() -> None:
+            w = watch.Watch()
+            for event in w.stream(
+                client.BatchV1Api(api).list_namespaced_job, NS, timeout_seconds=600
+            ):
+                if event["type"] == "ADDED":
+                    policy = event["object"].metadata.labels["freshet.dev/policy"]
+                    created.setdefault(policy, []).append(time.monotonic())
+                if stop.is_set():
+                    w.stop()
+
+        watcher = threading.Thread(target=watch_jobs, daemon=True)
+        watcher.start()
+        time.sleep(1.0)
+
+        written: dict[str, float] = {}
+        body = b"x1,x2,y\n0.1,0.2,1\n0.3,0.1,0\n"
+        interval = 1.0 / args.rate
+        start = time.monotonic()
+        for i, name in enumerate(names):
+            target = start + i * interval
+            if (delay := target - time.monotonic()) > 0:
+                time.sleep(delay)
+            s3.put_object(BUCKET, f"in/{name}/batch.csv", io.BytesIO(body), len(body))
+            written[name] = time.monotonic()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(created) < len(names):
+            time.sleep(0.2)
+        time.sleep(3.0)  # long enough for a duplicate to show up
+        stop.set()
+
+        latencies = [created[n][0] - written[n] for n in names if n in created]
+        missed = [n for n in names if n not in created]
+        duplicated = [n for n in names if len(created.get(n, [])) > 1]
+        result = {
+            "policies": len(names),
+            "batches": len(names),
+            "rate_per_s": args.rate,
+            "poll_interval_s": args.poll,
+            "source": "polling (one shared bucket watcher)",
+            "p50_s": round(statistics.median(latencies), 3) if latencies else None,
+            "p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
+            "p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
+            "max_s": round(max(latencies), 3) if latencies else None,
+            "missed": len(missed),
+            "duplicated": len(duplicated),
+            "machine": (
+                f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}"
+            ),
+        }
+        print(json.dumps(result, indent=1))
+    finally:
+        operatorproc.stop(s)
+        stack.down(state)
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    main()
