@@ -49,15 +49,15 @@ test: deps lint ## set up everything and run the whole test suite
 
 .PHONY: up
 up: deps ## start the local stack (control plane, S3, node agent) and leave it running
-	$(PY) -m devstack up --state $(STATE)
+	$(PY) -m devstack --state $(STATE) up
 
 .PHONY: down
 down: ## stop the local stack started by `make up` or `make demo KEEP=1`
-	@if [ -x $(PY) ]; then $(PY) -m devstack down --state $(STATE); fi
+	@if [ -x $(PY) ]; then $(PY) -m devstack --state $(STATE) down; fi
 
 .PHONY: demo
 demo: deps ## bring the stack up, run the demo end to end, tear down (KEEP=1 leaves it up)
-	$(PY) -m devstack demo --state $(STATE) $(if $(KEEP),--keep,)
+	$(PY) -m devstack --state $(STATE) demo $(if $(KEEP),--keep,)
 
 .PHONY: lock
 lock: ## re-resolve requirements.in into requirements.txt

@@ -1,127 +1,195 @@
-"""`make demo`: the local stack end to end, narrated.
+"""`make demo`: a Dynamic TrainingPolicy end to end on the local stack, narrated.
 
-Brings the stack up, runs a batch Job through the node agent that writes an
-object into the bucket, shows the Job and the object, and tears down unless
-asked to keep the stack.
+1. the stack comes up (control plane, S3 store, node agent) and freshet is
+   installed the way a user would: CRDs from crds/, RBAC from the chart, the
+   operator running as the chart's ServiceAccount;
+2. the example serving Deployment and policy from docs/examples are applied;
+3. batches land in the bucket: one is not enough (minBatches: 2), the second
+   triggers a training Job, the model passes the gate and is rolled out;
+4. more batches arrive and the next model replaces it; the model server answers
+   predictions with whichever version is live;
+5. everything is torn down, unless `--keep`.
 """
 
 from __future__ import annotations
 
 import base64
+import io
+import json
+import subprocess
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 
-from devstack import s3store, stack
+from devstack import operatorproc, s3store, stack, synthetic
 
 NAMESPACE = "freshet-demo"
-BUCKET = "freshet-demo"
+BUCKET = "ml-data"
+POLICY = "spam-filter"
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
 
 def say(msg: str) -> None:
     print(f"\n==> {msg}", flush=True)
 
 
-def _store_secret(s: stack.Stack) -> client.V1Secret:
-    data = {
-        "endpoint": s.s3.endpoint,
-        "bucket": BUCKET,
-        "accessKeyID": s.s3.access_key,
-        "secretAccessKey": s.s3.secret_key,
-        "secure": "false",
-    }
-    return client.V1Secret(
-        metadata=client.V1ObjectMeta(name="demo-store"),
-        data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    )
+def _wait(what: str, check: Callable[[], Any], timeout: float = 180.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.5)
+    raise RuntimeError(f"timed out waiting for {what}")
 
 
-WRITER = """
-import os
-from minio import Minio
-import io
-c = Minio(os.environ["S3_ENDPOINT"], access_key=os.environ["AWS_ACCESS_KEY_ID"],
-          secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], secure=False)
-body = f"written by pod {os.environ['POD_NAME']}\\n".encode()
-c.put_object(os.environ["S3_BUCKET"], "hello/from-a-job.txt", io.BytesIO(body), len(body))
-print("wrote hello/from-a-job.txt")
-"""
+class Demo:
+    def __init__(self, s: stack.Stack) -> None:
+        self.s = s
+        api = config.new_client_from_config(s.kubeconfig)  # type: ignore[no-untyped-call]  # untyped client
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.s3 = s3store.client(s.s3)
 
+    def kubectl(self, *args: str, show: bool = True) -> str:
+        out = subprocess.run(
+            [*self.s.kubectl(), "-n", NAMESPACE, *args], check=True, capture_output=True, text=True
+        ).stdout
+        if show:
+            print(f"$ kubectl {' '.join(args)}\n{out.rstrip()}", flush=True)
+        return out
 
-def _writer_job() -> dict[str, Any]:
-    def secret_env(name: str, key: str) -> dict[str, Any]:
-        return {"name": name, "valueFrom": {"secretKeyRef": {"name": "demo-store", "key": key}}}
+    def setup(self) -> None:
+        say("installing freshet: CRDs from crds/, RBAC from the Helm chart, the operator")
+        operatorproc.install(self.s)
+        operatorproc.start(self.s)
+        if not self.s3.bucket_exists(BUCKET):
+            self.s3.make_bucket(BUCKET)
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+        secret = yaml.safe_load((EXAMPLES / "store-secret.yaml").read_text())
+        secret["stringData"].update(
+            endpoint=self.s.s3.endpoint,
+            bucket=BUCKET,
+            secure="false",
+            accessKeyID=self.s.s3.access_key,
+            secretAccessKey=self.s.s3.secret_key,
+        )
+        secret["data"] = {
+            k: base64.b64encode(v.encode()).decode() for k, v in secret.pop("stringData").items()
+        }
+        self.core.create_namespaced_secret(NAMESPACE, secret)
+        say("applying docs/examples/model-server.yaml and docs/examples/policy-dynamic.yaml")
+        self.kubectl("apply", "-f", str(EXAMPLES / "model-server.yaml"))
+        self.kubectl("apply", "-f", str(EXAMPLES / "policy-dynamic.yaml"))
+        self.kubectl("rollout", "status", "deployment/spam-server", "--timeout=120s")
 
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "hello-s3"},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {
-                            "name": "writer",
-                            "image": "python:3.11-slim",
-                            "command": ["python", "-c", WRITER],
-                            "env": [
-                                secret_env("S3_ENDPOINT", "endpoint"),
-                                secret_env("S3_BUCKET", "bucket"),
-                                secret_env("AWS_ACCESS_KEY_ID", "accessKeyID"),
-                                secret_env("AWS_SECRET_ACCESS_KEY", "secretAccessKey"),
-                                {
-                                    "name": "POD_NAME",
-                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
-                                },
-                            ],
-                        }
-                    ],
-                }
-            },
-        },
-    }
+    def policy(self) -> dict[str, Any]:
+        return dict(
+            self.custom.get_namespaced_custom_object(
+                "freshet.dev", "v1alpha1", NAMESPACE, "trainingpolicies", POLICY
+            )
+        )
+
+    def put_batches(self, start: int, count: int) -> None:
+        for i in range(start, start + count):
+            data = synthetic.batch_csv(2000, seed=i)
+            key = f"spam/incoming/batch-{i:03d}.csv"
+            self.s3.put_object(BUCKET, key, io.BytesIO(data), len(data))
+            print(f"put s3://{BUCKET}/{key} ({len(data)} bytes, 2000 rows)", flush=True)
+
+    def serving(self, version: str) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            p = self.policy()
+            return (
+                p if (p.get("status") or {}).get("serving", {}).get("version") == version else None
+            )
+
+        p: dict[str, Any] = _wait(f"{version} to serve", check)
+        return p
+
+    def predict(self) -> None:
+        pods = self.core.list_namespaced_pod(NAMESPACE, label_selector="app=spam-server").items
+        ready = [
+            p
+            for p in pods
+            if p.metadata is not None
+            and p.metadata.deletion_timestamp is None
+            and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+        ]
+        annotations = ready[0].metadata.annotations or {}
+        port = json.loads(annotations["devstack.freshet.dev/ports"])["server/8080"]
+        body = json.dumps(
+            {"rows": [{"x1": 1.2, "x2": -0.3, "cat": "a"}, {"x1": -1.0, "x2": 0.8, "cat": "b"}]}
+        ).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            answer = json.loads(r.read())
+        print(f"POST /predict to pod {ready[0].metadata.name} -> {json.dumps(answer)}")
+
+    def run(self) -> None:
+        self.setup()
+
+        say("one batch lands: below minBatches (2), so the policy waits and says why")
+        self.put_batches(0, 1)
+        _wait(
+            "the policy to report it awaits batches",
+            lambda: any(
+                c["type"] == "Training" and c["reason"] == "AwaitingBatches"
+                for c in (self.policy().get("status") or {}).get("conditions") or []
+            ),
+        )
+        self.kubectl("get", "trainingpolicy", POLICY)
+
+        say("a second batch: the policy trains, gates and promotes v1")
+        self.put_batches(1, 1)
+        self.serving("v1")
+        self.kubectl("rollout", "status", "deployment/spam-server", "--timeout=120s")
+        self.kubectl("get", "trainingpolicy", POLICY, "-o", "wide")
+        self.predict()
+
+        say("three more batches: the next run trains on all five and replaces v1")
+        self.put_batches(2, 3)
+        p = self.serving("v2")
+        self.kubectl("rollout", "status", "deployment/spam-server", "--timeout=120s")
+        self.kubectl("get", "trainingpolicy,jobs")
+        self.kubectl("rollout", "history", "deployment/spam-server")
+        self.predict()
+        status = p["status"]
+        print("serving:", json.dumps(status["serving"], indent=1))
+        print("last decision:", status["lastRun"]["phase"], "-", status["lastRun"]["message"])
+
+        say("the story in events")
+        self.kubectl(
+            "get",
+            "events",
+            "--field-selector",
+            f"involvedObject.name={POLICY}",
+            "--sort-by=.lastTimestamp",
+            "-o",
+            "custom-columns=REASON:.reason,MESSAGE:.message",
+        )
 
 
 def run(state: Path, keep: bool = False) -> int:
     say("starting the local stack (control plane, S3 store, node agent)")
     s = stack.up(state, agent=True)
+    ok = False
     try:
-        # kubernetes.config is unannotated.
-        api = config.new_client_from_config(s.kubeconfig)  # type: ignore[no-untyped-call]
-        core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
-        print(f"API server {client.VersionApi(api).get_code().git_version} at {s.plane.server}")
-        s3 = s3store.client(s.s3)
-        if not s3.bucket_exists(BUCKET):
-            s3.make_bucket(BUCKET)
-        namespaces = core.list_namespace().items
-        if NAMESPACE not in {n.metadata.name for n in namespaces if n.metadata is not None}:
-            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-        core.create_namespaced_secret(NAMESPACE, _store_secret(s))
-
-        say("running a batch Job whose pod writes an object into the bucket")
-        # Annotated as V1Job; the client's validate_call turns the manifest dict into one.
-        batch.create_namespaced_job(NAMESPACE, _writer_job())  # type: ignore[arg-type]
-        deadline = time.monotonic() + 120
-        job = batch.read_namespaced_job("hello-s3", NAMESPACE)
-        while time.monotonic() < deadline:
-            job = batch.read_namespaced_job("hello-s3", NAMESPACE)
-            if job.status is not None and (job.status.succeeded or job.status.failed):
-                break
-            time.sleep(0.5)
-        status = job.status or client.V1JobStatus()
-        print(f"Job hello-s3: succeeded={status.succeeded} failed={status.failed}")
-        obj = s3.get_object(BUCKET, "hello/from-a-job.txt").read().decode()
-        print(f"s3://{BUCKET}/hello/from-a-job.txt: {obj.strip()}")
-        ok = bool(status.succeeded)
-        say("demo " + ("succeeded" if ok else "FAILED"))
-        return 0 if ok else 1
+        Demo(s).run()
+        ok = True
+        say("demo succeeded")
     finally:
         if keep:
             print(f"\nstack left running: export KUBECONFIG={s.kubeconfig}; `make down` stops it")
         else:
             say("tearing down")
             stack.down(state)
+    return 0 if ok else 1

@@ -17,10 +17,10 @@ from pathlib import Path
 import yaml
 from kubernetes import client, config
 
-from devstack import controlplane, procs
+from devstack import controlplane, procs, stack
 from devstack.stack import Stack
 
-NAME = "freshet-operator"
+NAME = stack.OPERATOR
 NAMESPACE = "freshet-system"
 SERVICE_ACCOUNT = "freshet-operator"
 _REPO = Path(__file__).resolve().parents[2]

@@ -15,6 +15,7 @@ from pathlib import Path
 from devstack import controlplane, procs, s3store
 
 AGENT = "node-agent"
+OPERATOR = "freshet-operator"
 NODE_NAME = "local"
 
 
@@ -92,6 +93,7 @@ def load(state: Path) -> Stack:
 
 def down(state: Path) -> None:
     state = state.resolve()
+    procs.stop(OPERATOR, state, grace=30)
     procs.stop(AGENT, state, grace=30)
     s3store.stop(state)
     controlplane.stop(state)
@@ -106,7 +108,7 @@ def _clear(state: Path) -> None:
 
 
 def running(state: Path) -> dict[str, int | None]:
-    names = (*controlplane.COMPONENTS, s3store.NAME, AGENT)
+    names = (*controlplane.COMPONENTS, s3store.NAME, AGENT, OPERATOR)
     return {name: procs.pid_of(name, state.resolve()) for name in names}
 
 

@@ -12,6 +12,7 @@ twice.
 from __future__ import annotations
 
 import asyncio
+import time
 import contextlib
 import logging
 from dataclasses import dataclass, field
@@ -115,12 +116,12 @@ class PolicyController:
     async def step(self, body: kopf.Body) -> float:
         """One reconcile; returns how long until the next one unless woken."""
         generation = int(body.get("metadata", {}).get("generation", 0))
+        self._blocked, self._waiting = None, None
         try:
             spec = parse_policy_spec(body)
         except ValidationError as e:
             await self._write_status(body, generation, None, spec_error=_first_error(e))
             return self.rt.config.resync_seconds
-        self._blocked, self._waiting = None, None
         delay = self.rt.config.resync_seconds
         try:
             store = await self._open_store(spec)
@@ -311,7 +312,7 @@ class PolicyController:
         for b in decision.batches:
             seen = watcher.first_seen.get(b.key)
             if seen is not None:
-                metrics.TRIGGER_LATENCY.observe(asyncio.get_running_loop().time() - seen)
+                metrics.TRIGGER_LATENCY.observe(time.monotonic() - seen)
         metrics.TRAININGS.labels(self.namespace, self.name, "started").inc()
         self.log.info(
             "run %s started for %s: %s (%d batches in window, %d new)",

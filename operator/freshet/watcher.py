@@ -118,24 +118,38 @@ class WatcherRegistry:
     ) -> BucketWatcher:
         identity = (config.endpoint, config.bucket, config.access_key_id)
         watcher = self._watchers.get(identity)
-        if watcher is None or watcher.store.config != config:
+        if watcher is not None and watcher.store.config != config:
+            # Same bucket and principal, other settings (a rotated secret key):
+            # retire the old watcher, its subscribers move over as they reconcile.
+            self._retire(identity)
+            watcher = None
+        if watcher is None:
             watcher = BucketWatcher(store=ObjectStore(config))
             self._watchers[identity] = watcher
-        for other in self._watchers.values():
-            if other is not watcher:
-                other.subscribers.pop(policy, None)
-        watcher.subscribers[policy] = _Subscriber(prefix, interval, wake)
+        for other_identity, other in list(self._watchers.items()):
+            if other is not watcher and other.subscribers.pop(policy, None) is not None:
+                if not other.subscribers:
+                    self._retire(other_identity)
+        wanted = _Subscriber(prefix, interval, wake)
+        known = watcher.subscribers.get(policy)
+        watcher.subscribers[policy] = wanted
         if watcher._task is None or watcher._task.done():
             watcher._task = asyncio.get_running_loop().create_task(
                 watcher.run(), name=f"watch {config.endpoint}/{config.bucket}"
             )
-        else:
+        elif known is None or (known.prefix, known.interval) != (prefix, interval):
+            # Only a new or changed subscription needs a listing now; the
+            # periodic sweep serves everyone else.
             watcher.kick()
         return watcher
+
+    def _retire(self, identity: tuple[str, str, str]) -> None:
+        watcher = self._watchers.pop(identity)
+        watcher.subscribers.clear()
+        watcher.kick()  # its loop sees no subscribers and ends
 
     def unsubscribe(self, policy: str) -> None:
         for identity, watcher in list(self._watchers.items()):
             watcher.subscribers.pop(policy, None)
             if not watcher.subscribers:
-                watcher.kick()  # its loop sees no subscribers and ends
-                del self._watchers[identity]
+                self._retire(identity)

@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from devstack.stack import Stack
+from devstack.synthetic import batch_csv
+
+__all__ = ["batch_csv"]
 from kubernetes import client
 
 GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
@@ -88,7 +90,7 @@ def policy(
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "mode": mode,
-        "data": {"storeRef": {"name": "store"}, "prefix": prefix, "format": "csv", "label": "y"},
+        "data": {"storeRef": {"name": "store"}, "prefix": prefix, "format": "csv", "label": "label"},
         "training": {
             "image": "freshet-trainer:dev",
             "estimator": {
@@ -117,23 +119,6 @@ def policy(
         "metadata": {"name": name},
         "spec": spec,
     }
-
-
-def batch_csv(rows: int, seed: int, flip: bool = False) -> bytes:
-    """A labelled batch: y depends on x1, x2 (and a category); `flip` inverts the concept."""
-    rng = np.random.default_rng(seed)
-    x1 = rng.normal(size=rows)
-    x2 = rng.normal(size=rows)
-    cat = rng.choice(["a", "b", "c"], size=rows)
-    logit = 2.0 * x1 - 1.5 * x2 + np.where(cat == "a", 0.5, -0.25)
-    y = (logit + rng.normal(scale=0.5, size=rows) > 0).astype(int)
-    if flip:
-        y = 1 - y
-    out = io.StringIO()
-    out.write("x1,x2,cat,y\n")
-    for a, b, c, label in zip(x1, x2, cat, y, strict=True):
-        out.write(f"{a:.5f},{b:.5f},{c},{label}\n")
-    return out.getvalue().encode()
 
 
 def put(s3: Any, bucket: str, key: str, data: bytes) -> None:
