@@ -88,11 +88,10 @@ class Demo:
         self.kubectl("rollout", "status", "deployment/spam-server", "--timeout=120s")
 
     def policy(self) -> dict[str, Any]:
-        return dict(
-            self.custom.get_namespaced_custom_object(
-                "freshet.dev", "v1alpha1", NAMESPACE, "trainingpolicies", POLICY
-            )
-        )
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            "freshet.dev", "v1alpha1", NAMESPACE, "trainingpolicies", POLICY
+        )  # type: ignore[assignment]  # the client types custom objects as `object`
+        return obj
 
     def put_batches(self, start: int, count: int) -> None:
         for i in range(start, start + count):
@@ -114,13 +113,14 @@ class Demo:
     def predict(self) -> None:
         pods = self.core.list_namespaced_pod(NAMESPACE, label_selector="app=spam-server").items
         ready = [
-            p
+            (p.metadata.name, p.metadata.annotations or {})
             for p in pods
             if p.metadata is not None
+            and p.status is not None
             and p.metadata.deletion_timestamp is None
             and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
         ]
-        annotations = ready[0].metadata.annotations or {}
+        pod, annotations = ready[0]
         port = json.loads(annotations["devstack.freshet.dev/ports"])["server/8080"]
         body = json.dumps(
             {"rows": [{"x1": 1.2, "x2": -0.3, "cat": "a"}, {"x1": -1.0, "x2": 0.8, "cat": "b"}]}
@@ -132,7 +132,7 @@ class Demo:
         )
         with urllib.request.urlopen(req, timeout=10) as r:
             answer = json.loads(r.read())
-        print(f"POST /predict to pod {ready[0].metadata.name} -> {json.dumps(answer)}")
+        print(f"POST /predict to pod {pod} -> {json.dumps(answer)}")
 
     def run(self) -> None:
         self.setup()

@@ -12,9 +12,9 @@ twice.
 from __future__ import annotations
 
 import asyncio
-import time
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any

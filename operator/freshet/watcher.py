@@ -127,9 +127,9 @@ class WatcherRegistry:
             watcher = BucketWatcher(store=ObjectStore(config))
             self._watchers[identity] = watcher
         for other_identity, other in list(self._watchers.items()):
-            if other is not watcher and other.subscribers.pop(policy, None) is not None:
-                if not other.subscribers:
-                    self._retire(other_identity)
+            moved = other is not watcher and other.subscribers.pop(policy, None) is not None
+            if moved and not other.subscribers:
+                self._retire(other_identity)
         wanted = _Subscriber(prefix, interval, wake)
         known = watcher.subscribers.get(policy)
         watcher.subscribers[policy] = wanted

@@ -90,7 +90,12 @@ def policy(
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "mode": mode,
-        "data": {"storeRef": {"name": "store"}, "prefix": prefix, "format": "csv", "label": "label"},
+        "data": {
+            "storeRef": {"name": "store"},
+            "prefix": prefix,
+            "format": "csv",
+            "label": "label",
+        },
         "training": {
             "image": "freshet-trainer:dev",
             "estimator": {
