@@ -90,6 +90,7 @@ class PolicyController:
         self._promotion_started: datetime | None = None
         self._blocked: NotReady | None = None
         self._waiting: tuple[str, str] | None = None
+        self._seen: set[str] = set()
 
     # -- the loop --------------------------------------------------------------
 
@@ -127,6 +128,7 @@ class PolicyController:
             store = await self._open_store(spec)
             book = await self._load_ledger(store)
             watcher = await self._watch(spec)
+            self._count_seen(spec, watcher)
             if book.intent is not None:
                 delay = await self._track(body, spec, store, book)
             else:
@@ -180,6 +182,12 @@ class PolicyController:
             raise NotReady("StoreUnavailable", f"cannot list the bucket: {watcher.last_error}")
         self._watcher = watcher
         return watcher
+
+    def _count_seen(self, spec: PolicySpec, watcher: BucketWatcher) -> None:
+        keys = {o.key for o in watcher.objects(spec.data.prefix)}
+        if new := keys - self._seen:
+            metrics.BATCHES_SEEN.labels(self.namespace, self.name).inc(len(new))
+        self._seen = keys
 
     def _pending(self, spec: PolicySpec, book: Ledger, watcher: BucketWatcher) -> list[Batch]:
         consumed, quarantined = book.consumed_etags(), book.quarantined

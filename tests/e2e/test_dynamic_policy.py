@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import scenario as sc
+from devstack import operatorproc
 from devstack.stack import Stack
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def _deployment_version(api: client.ApiClient, ns: str) -> tuple[str | None, str | None]:
@@ -125,3 +127,24 @@ def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
         if e.involved_object.name == "churn"
     }
     assert {"Triggered", "Trained", "Promoted", "GateRejected"} <= reasons
+
+    scraped = _samples(operatorproc.metrics(freshet_operator), namespace=ns, policy="churn")
+    assert scraped["freshet_promotions_total"] == 2
+    assert scraped["freshet_gate_rejections_total"] == 1
+    assert scraped["freshet_batches_seen_total"] == 8
+    assert scraped["freshet_batches_consumed_total"] == 8
+    assert scraped["freshet_trainings_total/started"] == 3
+    assert scraped["freshet_trainings_total/succeeded"] == 3
+
+
+def _samples(text: str, **labels: str) -> dict[str, float]:
+    """Sample values of one policy's series, keyed by name (and outcome, if any)."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if all(sample.labels.get(k) == v for k, v in labels.items()):
+                key = sample.name
+                if "outcome" in sample.labels:
+                    key += "/" + sample.labels["outcome"]
+                out[key] = sample.value
+    return out
