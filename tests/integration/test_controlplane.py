@@ -75,7 +75,9 @@ def test_crd_schema_violation_is_rejected_by_the_server(
 
     def established() -> bool:
         crd = ext.read_custom_resource_definition("widgets.devstack.freshet.dev")
-        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions)
+        return any(
+            c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])
+        )
 
     _poll(established)
 
