@@ -460,7 +460,7 @@ class PolicyController:
         intent = book.intent
         assert intent is not None
         now = _now()
-        quarantined = await self._quarantine(store, book, result)
+        quarantined = await self._quarantine(body, store, book, result)
         if outcome != "Failed":
             added = book.consume([b for b in intent.batches if b.key not in quarantined])
             metrics.BATCHES_CONSUMED.labels(self.namespace, self.name).inc(len(added))
@@ -531,25 +531,38 @@ class PolicyController:
         await asyncio.to_thread(self._prune_jobs)
 
     async def _quarantine(
-        self, store: ObjectStore, book: Ledger, result: RunResult | None
+        self, body: kopf.Body, store: ObjectStore, book: Ledger, result: RunResult | None
     ) -> set[str]:
-        """Move refused batches out of the prefix, each with its reason document."""
+        """Move refused batches out of the prefix, each with its reason document.
+
+        Only the exact content the trainer refused is moved: if the producer has
+        since overwritten the key (a new ETag), the new content is a new batch.
+        """
         moved: set[str] = set()
         for q in result.quarantined if result else []:
             target = self.layout.quarantine_key(q.key)
             reason_doc = q.model_dump(by_alias=True, mode="json")
 
             def move(
-                q_key: str = q.key, doc: dict[str, Any] = reason_doc, to: str = target
+                q_key: str = q.key,
+                q_etag: str = q.etag,
+                doc: dict[str, Any] = reason_doc,
+                to: str = target,
             ) -> None:
                 store.put_json(self.layout.quarantine_reason_key(q_key), doc)
-                if store.exists(q_key):
+                if store.etag(q_key) == q_etag:
                     store.move(q_key, to)
 
             await asyncio.to_thread(move)
             book.quarantined[q.key] = q.etag
             moved.add(q.key)
             metrics.BATCHES_QUARANTINED.labels(self.namespace, self.name).inc()
+            kopf.warn(
+                body,
+                reason="Quarantined",
+                message=f"{q.key} moved to {target}: {q.reason}",
+            )
+            self.log.warning("batch %s quarantined: %s", q.key, q.reason)
         return moved
 
     def _prune_jobs(self) -> None:

@@ -82,11 +82,12 @@ class ObjectStore:
         self._client.copy_object(self.bucket, to, CopySource(self.bucket, key))
         self._client.remove_object(self.bucket, key)
 
-    def exists(self, key: str) -> bool:
+    def etag(self, key: str) -> str | None:
+        """The object's current ETag, or None when there is no such object."""
         try:
-            self._client.stat_object(self.bucket, key)
+            stat = self._client.stat_object(self.bucket, key)
         except S3Error as e:
             if e.code in ("NoSuchKey", "NoSuchObject"):
-                return False
+                return None
             raise
-        return True
+        return (stat.etag or "").strip('"')
