@@ -27,11 +27,16 @@ $(STAMP): requirements.txt operator/pyproject.toml trainer-image/pyproject.toml 
 venv: $(STAMP) ## create the virtualenv with pinned dependencies
 
 .PHONY: kube
-kube: ## build the pinned Kubernetes and etcd binaries into the cache (once)
+kube: ## build the pinned Kubernetes, etcd and MinIO binaries into the cache (once)
 	bash hack/build-kube.sh
+	bash hack/build-minio.sh || echo "warning: MinIO build failed; only the MinIO S3 flavour is affected" >&2
+
+.PHONY: prometheus
+prometheus: ## unpack Debian's pinned prometheus package into the cache (once; not installed)
+	bash hack/install-prometheus.sh
 
 .PHONY: deps
-deps: venv kube ## everything the demo and the tests need
+deps: venv kube prometheus ## everything the demo and the tests need
 
 .PHONY: lint
 lint: venv ## ruff and mypy

@@ -92,3 +92,12 @@ def freshet_operator(operator_installed: devstack.Stack) -> Iterator[int]:
     if procs.pid_of(operatorproc.NAME, operator_installed.state) is None:
         port_file.write_text(str(operatorproc.start(operator_installed)))
     yield int(port_file.read_text())
+
+
+@pytest.fixture(scope="session")
+def prometheus(stack: devstack.Stack) -> str:
+    """Base URL of a real Prometheus on the session stack, scraping pods annotated
+    `prometheus.io/scrape: "true"` every second. Stopped with the stack."""
+    url = devstack.up(stack.state, agent=False, prometheus=True).prometheus_url
+    assert url is not None
+    return url

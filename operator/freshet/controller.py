@@ -19,19 +19,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import kopf
 from pydantic import ValidationError
 
-from freshet import jobs, ledger, metrics, names, serving
+from freshet import jobs, ledger, metrics, monitoring, names, serving
 from freshet.batches import Batch
 from freshet.config import OperatorConfig
-from freshet.decisions import conditions, gate, runs, trigger
+from freshet.decisions import analysis, conditions, gate, rollback, runs, trigger
 from freshet.kube import Kube
-from freshet.ledger import BatchRef, Ledger, ModelRef, RunIntent, RunRecord
+from freshet.ledger import BatchRef, Ledger, ModelRef, RollbackRecord, RunIntent, RunRecord
 from freshet.objectstore import ObjectStore
 from freshet.runspec import ModelRef as RunModelRef
 from freshet.runspec import PolicyRef, RunResult, RunSpec, build_run_spec
-from freshet.spec import PolicySpec, parse_policy_spec
+from freshet.spec import MonitoringSource, PolicySpec, parse_policy_spec
 from freshet.store_config import StoreConfig, StoreSecretError, parse_store_secret
 from freshet.store_layout import StateLayout
 from freshet.watcher import BucketWatcher, WatcherRegistry
@@ -61,6 +62,13 @@ class Runtime:
     watchers: WatcherRegistry = field(default_factory=WatcherRegistry)
     controllers: dict[str, PolicyController] = field(default_factory=dict)
     active_runs: set[str] = field(default_factory=set)
+    _http: aiohttp.ClientSession | None = None
+
+    def http(self) -> aiohttp.ClientSession:
+        """One HTTP session for all metric queries, created on the event loop."""
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession()
+        return self._http
 
     def wake(self, uid: str) -> None:
         controller = self.controllers.get(uid)
@@ -87,6 +95,7 @@ class PolicyController:
         self._store: ObjectStore | None = None
         self._ledger: Ledger | None = None
         self._watcher: BucketWatcher | None = None
+        self._released: frozenset[str] = frozenset()
         self._promotion_started: datetime | None = None
         self._blocked: NotReady | None = None
         self._waiting: tuple[str, str] | None = None
@@ -129,10 +138,13 @@ class PolicyController:
             book = await self._load_ledger(store)
             watcher = await self._watch(spec)
             self._count_seen(spec, watcher)
+            await self._user_requests(body, spec, store, book)
             if book.intent is not None:
                 delay = await self._track(body, spec, store, book)
             else:
+                await self._enforce_pointer(spec, book)
                 delay = await self._maybe_start(body, spec, store, book, watcher)
+            delay = min(delay, await self._prometheus_check(body, spec, store, book))
         except NotReady as e:
             self._blocked = e
             self.log.warning("blocked: %s: %s", e.reason, e.message)
@@ -194,8 +206,24 @@ class PolicyController:
         return [
             Batch(o.key, o.etag, o.size, o.last_modified)
             for o in watcher.objects(spec.data.prefix)
-            if consumed.get(o.key) != o.etag and quarantined.get(o.key) != o.etag
+            if consumed.get(o.key) != o.etag
+            and (quarantined.get(o.key) != o.etag or o.key in self._released)
         ]
+
+    def _find_released(
+        self, spec: PolicySpec, book: Ledger, watcher: BucketWatcher, store: ObjectStore
+    ) -> frozenset[str]:
+        """Quarantined batches put back by `freshet-quarantine release`.
+
+        A released batch keeps its ETag, so the ledger alone would ignore it
+        forever: one that is under the prefix again and gone from quarantine/
+        is pending again. Only keys listed with their quarantined ETag are
+        checked: none outside a release, or a few for one listing interval
+        right after a move (still in quarantine/, so still ignored).
+        """
+        held = book.quarantined
+        listed = [o.key for o in watcher.objects(spec.data.prefix) if held.get(o.key) == o.etag]
+        return frozenset(k for k in listed if store.etag(self.layout.quarantine_key(k)) is None)
 
     # -- starting a run ------------------------------------------------------
 
@@ -208,6 +236,7 @@ class PolicyController:
         watcher: BucketWatcher,
     ) -> float:
         now = _now()
+        self._released = await asyncio.to_thread(self._find_released, spec, book, watcher, store)
         pending = self._pending(spec, book, watcher)
         created = _parse_time(body.get("metadata", {}).get("creationTimestamp")) or now
         annotations = body.get("metadata", {}).get("annotations") or {}
@@ -224,6 +253,12 @@ class PolicyController:
             honoured_retrain_request=book.retrain_request,
             schedule_anchor=book.last_schedule_time or created,
         )
+        if spec.serving is not None and spec.serving.pinned_version is not None:
+            self._waiting = (
+                "Pinned",
+                f"spec.serving.pinnedVersion pins {spec.serving.pinned_version}; training waits",
+            )
+            return self.rt.config.resync_seconds
         decision = trigger.decide(spec.effective_trigger, facts)
         if isinstance(decision, trigger.Wait):
             self._waiting = (str(decision.reason), decision.message)
@@ -275,6 +310,12 @@ class PolicyController:
                 model_key=book.serving.model_key,
                 sha256=book.serving.sha256,
             )
+        good = [m for m in book.previous if m.version not in book.rejected]
+        previous = (
+            RunModelRef(version=good[0].version, model_key=good[0].model_key, sha256=good[0].sha256)
+            if good
+            else None
+        )
         policy = PolicyRef(
             namespace=self.namespace,
             name=self.name,
@@ -290,6 +331,7 @@ class PolicyController:
             window=window,
             new_batches=decision.batches,
             baseline=baseline,
+            previous=previous,
         )
         spec_key = self.layout.run_spec_key(run_id)
         # The intent is durable before the Job exists: a crash from here on is
@@ -380,7 +422,21 @@ class PolicyController:
                 body, store, book, result, outcome="Failed", reason=reason, message=message
             )
             return 1.0
-        verdict = gate.judge(spec.gate, result.metrics.candidate, result.metrics.baseline)
+        if await self._prequential(body, spec, store, book, result):
+            await self._finish(
+                body,
+                store,
+                book,
+                result,
+                outcome="Rejected",
+                reason="BaselineRolledBack",
+                message=f"the serving model {intent.version} was gated against was rolled back;"
+                " the next run is gated against the restored model",
+            )
+            return 1.0
+        verdict = gate.judge(
+            spec.gate, result.metrics.candidate, result.metrics.baseline, result.metrics.dummy
+        )
         if not verdict.promote:
             await self._finish(
                 body,
@@ -390,6 +446,18 @@ class PolicyController:
                 outcome="Rejected",
                 reason=str(verdict.reason),
                 message=verdict.message,
+            )
+            return 1.0
+        if spec.serving is not None and spec.serving.pinned_version is not None:
+            await self._finish(
+                body,
+                store,
+                book,
+                result,
+                outcome="Rejected",
+                reason="Pinned",
+                message=f"passed the gate ({verdict.message}) but the Deployment is pinned to"
+                f" {spec.serving.pinned_version}",
             )
             return 1.0
         if spec.serving is not None:
@@ -503,6 +571,7 @@ class PolicyController:
                     promoted_time=now,
                 )
             )
+            book.analysis = monitoring.fresh(result.model.version, now)
         book.intent = None
         await self._save(store, book)
         self.rt.active_runs.discard(self.uid)
@@ -584,7 +653,237 @@ class PolicyController:
                 name, self.namespace, propagation_policy="Background"
             )
 
+    # -- the live model --------------------------------------------------------
+
+    def _desired(self, spec: PolicySpec, book: Ledger) -> ModelRef | None:
+        """The model the Deployment should run: the user's pin, else the serving one."""
+        if spec.serving is not None and spec.serving.pinned_version is not None:
+            target = rollback.pinned_target(
+                spec.serving.pinned_version, list(book.models), set(book.rejected)
+            )
+            if target.version is None:
+                raise NotReady(target.reason, target.message)
+            return book.models[target.version]
+        return book.serving
+
+    async def _enforce_pointer(self, spec: PolicySpec, book: Ledger) -> None:
+        """Point the Deployment at the desired model if anything else points it elsewhere.
+
+        This is how a rollback or a pin takes effect, and how a hand edit of the
+        model fields is undone; between runs only, so it never fights a promotion.
+        """
+        desired = self._desired(spec, book)
+        if spec.serving is None or desired is None:
+            return
+        name = spec.serving.deployment_ref.name
+        dep = await asyncio.to_thread(self.rt.kube.deployment, self.namespace, name)
+        if dep is None:
+            raise NotReady("DeploymentNotFound", f"Deployment {name!r} not found")
+        if serving.served_version(dep) == desired.version:
+            return
+        try:
+            container = serving.container_name(dep, spec.serving.container)
+        except serving.ServingError as e:
+            raise NotReady("ServingContainerNotFound", str(e)) from e
+        pointer = serving.ModelPointer(desired.version, desired.model_key, desired.sha256)
+        await asyncio.to_thread(
+            self.rt.kube.apply_deployment,
+            self.namespace,
+            serving.apply_patch(name, container, pointer),
+        )
+        self.log.info("Deployment %s pointed at %s", name, desired.version)
+
+    async def _user_requests(
+        self, body: kopf.Body, spec: PolicySpec, store: ObjectStore, book: Ledger
+    ) -> None:
+        """A new value of the freshet.dev/rollback annotation rolls back once, now."""
+        annotations = body.get("metadata", {}).get("annotations") or {}
+        request = annotations.get(names.ROLLBACK_ANNOTATION)
+        if request is None or request == book.rollback_request:
+            return
+        book.rollback_request = request
+        if book.serving is None:
+            await self._save(store, book)
+            kopf.warn(body, reason="RollbackRefused", message="no model is serving yet")
+            return
+        await self._rollback(
+            body,
+            spec,
+            store,
+            book,
+            reason="RollbackRequested",
+            message=f"requested by annotation {names.ROLLBACK_ANNOTATION}={request!r}",
+        )
+
+    async def _prequential(
+        self,
+        body: kopf.Body,
+        spec: PolicySpec,
+        store: ObjectStore,
+        book: Ledger,
+        result: RunResult,
+    ) -> bool:
+        """Count the run's test-then-train score of the serving model; True if it rolled back."""
+        intent = book.intent
+        assert intent is not None
+        if (
+            intent.measured
+            or result.monitoring is None
+            or spec.monitoring is None
+            or spec.monitoring.source is not MonitoringSource.PREQUENTIAL
+            or book.serving is None
+        ):
+            return False
+        measurement = monitoring.prequential(spec, result.monitoring, _now())
+        rolled_back = await self._observe(body, spec, store, book, measurement)
+        intent.measured = True
+        await self._save(store, book)
+        return rolled_back
+
+    async def _prometheus_check(
+        self, body: kopf.Body, spec: PolicySpec, store: ObjectStore, book: Ledger
+    ) -> float:
+        """Take the PromQL measurement when it is due; return seconds until the next one."""
+        mon = spec.monitoring
+        if mon is None or mon.prometheus is None or book.serving is None:
+            return self.rt.config.resync_seconds
+        if spec.serving is not None and spec.serving.pinned_version is not None:
+            return self.rt.config.resync_seconds
+        record = book.analysis or monitoring.fresh(book.serving.version, _now())
+        settings = monitoring.settings(mon)
+        now = _now()
+        due = analysis.next_measurement(settings, monitoring.to_state(record), now)
+        if due > now:
+            return (due - now).total_seconds()
+        query = monitoring.render_query(
+            mon.prometheus, book.serving.version, self.namespace, self.name
+        )
+        measurement = await monitoring.prometheus(mon.prometheus, query, now, self.rt.http())
+        await self._observe(body, spec, store, book, measurement)
+        await self._save(store, book)
+        return float(mon.interval_seconds)
+
+    async def _observe(
+        self,
+        body: kopf.Body,
+        spec: PolicySpec,
+        store: ObjectStore,
+        book: Ledger,
+        measurement: analysis.Measurement,
+    ) -> bool:
+        """Fold a measurement into the analysis; roll back if it says so. True if rolled back."""
+        assert spec.monitoring is not None and book.serving is not None
+        record = book.analysis
+        if record is None or record.version != book.serving.version:
+            since = book.serving.promoted_time or measurement.time
+            record = monitoring.fresh(book.serving.version, since)
+        outcome = analysis.observe(
+            monitoring.settings(spec.monitoring), monitoring.to_state(record), measurement
+        )
+        book.analysis = monitoring.to_record(outcome.state)
+        metrics.MEASUREMENTS.labels(self.namespace, self.name, measurement.verdict.value).inc()
+        self.log.info(
+            "measured %s: %s: %s", book.serving.version, measurement.verdict, outcome.message
+        )
+        if outcome.action is not analysis.Action.ROLLBACK:
+            return False
+        if not spec.rollback.automatic:
+            kopf.warn(
+                body,
+                reason="RegressionDetected",
+                message=f"{book.serving.version}: {outcome.message} (rollback.automatic is false)",
+            )
+            return False
+        return await self._rollback(
+            body, spec, store, book, reason="AnalysisFailed", message=outcome.message
+        )
+
+    async def _rollback(
+        self,
+        body: kopf.Body,
+        spec: PolicySpec,
+        store: ObjectStore,
+        book: Ledger,
+        *,
+        reason: str,
+        message: str,
+    ) -> bool:
+        """Switch back to the previous good version and reject the failing one."""
+        assert book.serving is not None
+        failing = book.serving.version
+        target = rollback.rollback_target(
+            failing, [m.version for m in book.previous], set(book.rejected)
+        )
+        if target.version is None:
+            kopf.warn(body, reason=target.reason, message=f"{target.message}; {message}")
+            await self._save(store, book)
+            return False
+        restored = next(m for m in book.previous if m.version == target.version)
+        now = _now()
+        book.roll_back(restored)
+        book.analysis = monitoring.fresh(restored.version, now)
+        book.last_rollback = RollbackRecord(
+            from_version=failing,
+            to_version=restored.version,
+            time=now,
+            reason=reason,
+            message=message,
+        )
+        await self._save(store, book)
+        if book.intent is None:
+            await self._enforce_pointer(spec, book)
+        else:
+            await self._point(spec, restored)
+        metrics.ROLLBACKS.labels(self.namespace, self.name).inc()
+        kopf.warn(
+            body,
+            reason="RolledBack",
+            message=f"{failing} -> {restored.version} ({reason}): {message}",
+        )
+        self.log.warning("rolled back %s -> %s: %s: %s", failing, restored.version, reason, message)
+        return True
+
+    async def _point(self, spec: PolicySpec, model: ModelRef) -> None:
+        """Apply a model pointer now, even while a run is in flight (a rollback cannot wait)."""
+        if spec.serving is None:
+            return
+        name = spec.serving.deployment_ref.name
+        dep = await asyncio.to_thread(self.rt.kube.deployment, self.namespace, name)
+        if dep is None:
+            raise NotReady("DeploymentNotFound", f"Deployment {name!r} not found")
+        container = serving.container_name(dep, spec.serving.container)
+        pointer = serving.ModelPointer(model.version, model.model_key, model.sha256)
+        await asyncio.to_thread(
+            self.rt.kube.apply_deployment,
+            self.namespace,
+            serving.apply_patch(name, container, pointer),
+        )
+
     # -- status --------------------------------------------------------------
+
+    def _live_degradation(self, book: Ledger) -> conditions.ConditionUpdate | None:
+        """Degraded, when the live model is the reason: rolled back, failing, or unmeasurable."""
+        degraded = conditions.ConditionType.DEGRADED
+        r = book.last_rollback
+        if r is not None and book.serving is not None and book.serving.version == r.to_version:
+            return conditions.ConditionUpdate(
+                degraded,
+                "True",
+                "RolledBack",
+                f"{r.from_version} was rolled back to {r.to_version} ({r.reason}): {r.message}",
+            )
+        a = book.analysis
+        if a is None or a.last is None:
+            return None
+        if a.phase == analysis.Phase.FAILING:
+            return conditions.ConditionUpdate(
+                degraded, "True", "RegressionSuspected", f"{a.version}: {a.last.message}"
+            )
+        if a.phase == analysis.Phase.ERROR:
+            return conditions.ConditionUpdate(
+                degraded, "True", "MonitoringError", f"{a.version}: {a.last.message}"
+            )
+        return None
 
     async def _write_status(
         self,
@@ -639,6 +938,9 @@ class PolicyController:
                 generation=generation,
                 now=_now(),
             )
+        live = self._live_degradation(book)
+        if live is not None:
+            conds = conditions.set_condition(conds, live, generation=generation, now=_now())
         if self._blocked is not None:
             conds = conditions.set_condition(
                 conds,
@@ -656,6 +958,36 @@ class PolicyController:
             "stateRoot": self.layout.root,
             "conditions": conds,
         }
+        if book.analysis is not None and spec is not None and spec.monitoring is not None:
+            a = book.analysis
+            status["monitoring"] = {
+                "source": spec.monitoring.source.value,
+                "version": a.version,
+                "phase": a.phase,
+                "since": _iso(a.since),
+                "measurements": a.measurements,
+                "consecutiveFailures": a.consecutive_failures,
+                "consecutiveErrors": a.consecutive_errors,
+            }
+            if a.last is not None:
+                status["monitoring"]["lastMeasurement"] = {
+                    "time": _iso(a.last.time),
+                    "verdict": a.last.verdict,
+                    "message": a.last.message,
+                    **({"value": a.last.value} if a.last.value is not None else {}),
+                    **({"reference": a.last.reference} if a.last.reference is not None else {}),
+                }
+        if book.rejected:
+            status["rejectedVersions"] = list(book.rejected)
+        if book.last_rollback is not None:
+            r = book.last_rollback
+            status["lastRollback"] = {
+                "fromVersion": r.from_version,
+                "toVersion": r.to_version,
+                "time": _iso(r.time),
+                "reason": r.reason,
+                "message": r.message,
+            }
         if book.serving is not None:
             s = book.serving
             status["serving"] = {

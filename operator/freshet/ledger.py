@@ -75,6 +75,8 @@ class RunIntent(_Model):
     retrain_request: str | None = Field(default=None, alias="retrainRequest")
     schedule_time: datetime | None = Field(default=None, alias="scheduleTime")
     created_time: datetime = Field(alias="createdTime")
+    measured: bool = False
+    """The run's prequential measurement of the serving model has been counted."""
 
 
 Outcome = Literal["Promoted", "Rejected", "Failed"]
@@ -94,6 +96,34 @@ class RunRecord(_Model):
     batches: int = 0
 
 
+class MeasurementRecord(_Model):
+    time: datetime
+    verdict: str
+    message: str
+    value: float | None = None
+    reference: float | None = None
+
+
+class AnalysisRecord(_Model):
+    """The monitoring analysis of the serving version (see decisions.analysis.State)."""
+
+    version: str
+    since: datetime
+    consecutive_failures: int = Field(default=0, alias="consecutiveFailures")
+    consecutive_errors: int = Field(default=0, alias="consecutiveErrors")
+    measurements: int = 0
+    phase: str = "Baking"
+    last: MeasurementRecord | None = None
+
+
+class RollbackRecord(_Model):
+    from_version: str = Field(alias="fromVersion")
+    to_version: str = Field(alias="toVersion")
+    time: datetime
+    reason: str
+    message: str
+
+
 class Ledger(_Model):
     schema_version: int = Field(default=SCHEMA_VERSION, alias="schemaVersion")
     next_version: int = Field(default=1, alias="nextVersion")
@@ -107,6 +137,13 @@ class Ledger(_Model):
     """Consecutive failed runs: the backoff before the next attempt grows with it."""
     retry_not_before: datetime | None = Field(default=None, alias="retryNotBefore")
     last_schedule_time: datetime | None = Field(default=None, alias="lastScheduleTime")
+    models: dict[str, ModelRef] = {}
+    """Every model that passed the gate, by version: what a pin or a rollback can point at."""
+    rejected: list[str] = []
+    """Versions rolled back by monitoring: never promoted again."""
+    analysis: AnalysisRecord | None = None
+    last_rollback: RollbackRecord | None = Field(default=None, alias="lastRollback")
+    rollback_request: str | None = Field(default=None, alias="rollbackRequest")
     trained_spec_hash: str | None = Field(default=None, alias="trainedSpecHash")
     retrain_request: str | None = Field(default=None, alias="retrainRequest")
 
@@ -128,6 +165,14 @@ class Ledger(_Model):
         if self.serving is not None:
             self.previous = [self.serving, *self.previous][:MAX_PREVIOUS]
         self.serving = model
+        self.models[model.version] = model
+
+    def roll_back(self, to: ModelRef) -> None:
+        """Serve `to` again and reject the failing version for good."""
+        if self.serving is not None and self.serving.version not in self.rejected:
+            self.rejected.append(self.serving.version)
+        self.previous = [m for m in self.previous if m.version != to.version]
+        self.serving = to
 
 
 def key(root: str) -> str:

@@ -26,3 +26,9 @@ TRIGGER_LATENCY = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 ACTIVE_RUNS = Gauge("freshet_active_runs", "Training Jobs in flight, operator-wide.")
+MEASUREMENTS = Counter(
+    "freshet_monitoring_measurements_total",
+    "Measurements of the serving model, by verdict (Pass, Fail, Inconclusive, Error).",
+    [*_POLICY, "verdict"],
+)
+ROLLBACKS = Counter("freshet_rollbacks_total", "Serving models rolled back.", _POLICY)

@@ -20,3 +20,6 @@ RUN_ID_LABEL: Final = f"{GROUP}/run-id"
 
 RETRAIN_ANNOTATION: Final = f"{GROUP}/retrain"
 """Setting this annotation on a policy to a new value requests one retrain."""
+
+ROLLBACK_ANNOTATION: Final = f"{GROUP}/rollback"
+"""Setting this annotation on a policy to a new value rolls the serving model back once."""

@@ -19,7 +19,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from freshet.batches import Batch
-from freshet.spec import DataFormat, EstimatorClass, Metric, PolicySpec
+from freshet.spec import (
+    ColumnType,
+    Correction,
+    DataFormat,
+    DriftMethod,
+    EstimatorClass,
+    Metric,
+    PolicySpec,
+    SchemaMode,
+    ValidationSpec,
+)
 from freshet.store_layout import StateLayout
 
 RUN_API_VERSION: Final = "freshet.dev/run/v1"
@@ -80,10 +90,67 @@ class Evaluation(_ContractModel):
     holdout_fraction: float
 
 
-class RunValidation(_ContractModel):
-    """The quarantine rules the trainer applies to each batch before training."""
+class RunColumn(_ContractModel):
+    name: str
+    type: ColumnType
+    nullable: bool = True
 
+
+class RunDrift(_ContractModel):
+    method: DriftMethod = DriftMethod.AUTO
+    threshold: float | None = None
+    """None: the method's own default, chosen by the trainer."""
+    p_value: float = 0.01
+    correction: Correction = Correction.BENJAMINI_HOCHBERG
+
+
+class RunValidation(_ContractModel):
+    """The quarantine rules the trainer applies to each batch before training.
+
+    Thresholds travel as JSON numbers: the policy's decimal strings are exact,
+    and the trainer compares measured floats against them.
+    """
+
+    schema_mode: SchemaMode = Field(default=SchemaMode.INFERRED, alias="schema")
+    columns: list[RunColumn] = Field(default_factory=list)
     max_null_fraction: float = 0.05
+    reference_tolerance: float = 0.05
+    allow_extra_columns: bool = False
+    max_duplicate_fraction: float = 0.05
+    max_conflicting_label_fraction: float = 0.05
+    label_values: list[str] | None = None
+    max_label_rate_shift: float = 0.1
+    max_out_of_range_fraction: float = 0.01
+    drift: RunDrift = RunDrift()
+    max_batch_bytes: int = 256 * 1024 * 1024
+    max_columns: int = 1000
+
+    @classmethod
+    def from_policy(cls, rules: ValidationSpec) -> RunValidation:
+        """Every knob of ``spec.validation``, as the trainer reads it."""
+        drift = rules.drift
+        return cls(
+            schema_mode=rules.schema_mode,
+            columns=[
+                RunColumn(name=c.name, type=c.type, nullable=c.nullable) for c in rules.columns
+            ],
+            max_null_fraction=float(rules.max_null_fraction),
+            reference_tolerance=float(rules.reference_tolerance),
+            allow_extra_columns=rules.allow_extra_columns,
+            max_duplicate_fraction=float(rules.max_duplicate_fraction),
+            max_conflicting_label_fraction=float(rules.max_conflicting_label_fraction),
+            label_values=rules.label_values,
+            max_label_rate_shift=float(rules.max_label_rate_shift),
+            max_out_of_range_fraction=float(rules.max_out_of_range_fraction),
+            drift=RunDrift(
+                method=drift.method,
+                threshold=None if drift.threshold is None else float(drift.threshold),
+                p_value=float(drift.p_value),
+                correction=drift.correction,
+            ),
+            max_batch_bytes=rules.max_batch_size,
+            max_columns=rules.max_columns,
+        )
 
 
 class ModelRef(_ContractModel):
@@ -112,6 +179,8 @@ class RunSpec(_ContractModel):
     validation: RunValidation = RunValidation()
     baseline: ModelRef | None
     """None for a policy's first model."""
+    previous: ModelRef | None = None
+    """The previous good model, scored with the serving one on the new batches."""
     output: RunOutput
 
 
@@ -126,6 +195,9 @@ class RunMetrics(_ContractModel):
     candidate: dict[str, float] = Field(default_factory=dict)
     baseline: dict[str, float] | None = None
     """The serving model on the same holdout; None when there was no baseline."""
+    dummy: dict[str, float] | None = None
+    """The dummy baseline (majority class / mean target) on the same holdout, which the
+    gate requires the candidate to beat; None from a trainer that predates it."""
 
 
 class Holdout(_ContractModel):
@@ -138,21 +210,73 @@ class RowCounts(_ContractModel):
     holdout: int
 
 
-class Check(_ContractModel):
-    """One validation check on a batch: what it measured against which limit."""
-
-    name: str
+class ColumnFigures(_ContractModel):
+    column: str
     passed: bool
     value: float | None = None
     limit: float | None = None
+    reference: float | None = None
+    p_value: float | None = None
+    method: str | None = None
+
+
+class Check(_ContractModel):
+    """One validation check on a batch: what it measured against which limit.
+
+    ``code`` is the CamelCase reason a failure quarantines with; a ``skipped``
+    check (no reference yet) never fails. Every field is mirrored here because
+    the operator re-serialises quarantined batches into their reason documents.
+    """
+
+    name: str
+    code: str = ""
+    passed: bool
+    skipped: bool = False
+    value: float | None = None
+    limit: float | None = None
+    column: str | None = None
     message: str = ""
+    columns: list[ColumnFigures] = Field(default_factory=list)
 
 
 class QuarantinedBatch(_ContractModel):
     key: str
     etag: str
     reason: str
+    message: str = ""
     checks: list[Check] = Field(default_factory=list)
+
+
+class BatchValidation(_ContractModel):
+    """Every check's figures for one batch of the run, accepted or quarantined."""
+
+    key: str
+    etag: str
+    new: bool
+    status: Literal["Accepted", "Quarantined"]
+    reason: str = ""
+    rows: int | None = None
+    checks: list[Check] = Field(default_factory=list)
+
+
+class ValidationReference(_ContractModel):
+    batches: list[str] = Field(default_factory=list)
+    """The window's earlier batches that new batches were compared with."""
+    rows: int = 0
+
+
+class ValidationReport(_ContractModel):
+    reference: ValidationReference = ValidationReference()
+    batches: list[BatchValidation] = Field(default_factory=list)
+
+
+class LiveEvaluation(_ContractModel):
+    """Prequential monitoring: the serving and the previous good model scored on the
+    run's new batches before training on them (test, then train)."""
+
+    rows: int
+    serving: dict[str, float] = Field(default_factory=dict)
+    previous: dict[str, float] | None = None
 
 
 class RunResult(_ContractModel):
@@ -167,6 +291,10 @@ class RunResult(_ContractModel):
     holdout: Holdout | None = None
     rows: RowCounts | None = None
     quarantined: list[QuarantinedBatch] = Field(default_factory=list)
+    validation: ValidationReport | None = None
+    """Every batch's checks; absent from trainers that predate it."""
+    monitoring: LiveEvaluation | None = None
+    """Present when the run had new labelled rows and a serving model to score."""
 
     @model_validator(mode="after")
     def _outcome_is_complete(self) -> Self:
@@ -189,6 +317,7 @@ def build_run_spec(
     window: Sequence[Batch],
     new_batches: Collection[Batch],
     baseline: ModelRef | None,
+    previous: ModelRef | None = None,
 ) -> RunSpec:
     """The run intent for training ``window`` (from ``decisions.runs.select_window``).
 
@@ -220,8 +349,9 @@ def build_run_spec(
         evaluation=Evaluation(
             metric=spec.gate.metric, holdout_fraction=float(training.holdout_fraction)
         ),
-        validation=RunValidation(max_null_fraction=float(spec.validation.max_null_fraction)),
+        validation=RunValidation.from_policy(spec.validation),
         baseline=baseline,
+        previous=previous,
         output=RunOutput(
             version=version,
             model_prefix=layout.model_prefix(version),

@@ -194,16 +194,105 @@ class TriggerSpec(_SpecModel):
         return self
 
 
+Quantity = int | str
+"""A Kubernetes quantity: 2, "500m", "256Mi"."""
+
+
+def _quantity(value: Quantity) -> Decimal:
+    """A Kubernetes quantity ("500m", "4Gi", 2) as a number; ValueError if it is none."""
+    parsed: Decimal = parse_quantity(value)  # type: ignore[no-untyped-call]
+    return parsed
+
+
+class SchemaMode(StrEnum):
+    INFERRED = "Inferred"
+    STRICT = "Strict"
+
+
+class ColumnType(StrEnum):
+    NUMBER = "number"
+    INTEGER = "integer"
+    STRING = "string"
+    BOOLEAN = "boolean"
+
+
+class DriftMethod(StrEnum):
+    AUTO = "Auto"
+    PSI = "PSI"
+    KS = "KS"
+    JS = "JS"
+    DISABLED = "Disabled"
+
+
+class Correction(StrEnum):
+    BENJAMINI_HOCHBERG = "BenjaminiHochberg"
+    BONFERRONI = "Bonferroni"
+
+
+class ColumnSchema(_SpecModel):
+    name: str = Field(min_length=1, max_length=256)
+    type: ColumnType
+    nullable: bool = True
+
+
+class DriftSpec(_SpecModel):
+    method: DriftMethod = DriftMethod.AUTO
+    threshold: NonNegativeDecimal | None = None
+    """None: the method's own default (PSI 0.2, KS 0.1, JS 0.1)."""
+    p_value: Fraction = Decimal("0.01")
+    correction: Correction = Correction.BENJAMINI_HOCHBERG
+
+
 class ValidationSpec(_SpecModel):
+    """The quarantine rules; the trainer applies them (freshet_trainer.validation)."""
+
+    schema_mode: SchemaMode = Field(default=SchemaMode.INFERRED, alias="schema")
+    columns: list[ColumnSchema] = Field(default_factory=list, max_length=10_000)
     max_null_fraction: Fraction = Decimal("0.05")
+    reference_tolerance: Fraction = Decimal("0.05")
+    allow_extra_columns: bool = False
+    max_duplicate_fraction: Fraction = Decimal("0.05")
+    max_conflicting_label_fraction: Fraction = Decimal("0.05")
+    label_values: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None, min_length=1, max_length=1000
+    )
+    max_label_rate_shift: Fraction = Decimal("0.1")
+    max_out_of_range_fraction: Fraction = Decimal("0.01")
+    drift: DriftSpec = DriftSpec()
+    max_batch_bytes: Quantity = "256Mi"
+    max_columns: int = Field(default=1000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        strict = self.schema_mode is SchemaMode.STRICT
+        if strict and not self.columns:
+            raise ValueError(
+                "validation.columns must declare at least one column when schema is Strict"
+            )
+        if not strict and self.columns:
+            raise ValueError("validation.columns is only used with schema Strict")
+        names = [column.name for column in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("validation.columns must not declare a column twice")
+        if self.label_values is not None and len(set(self.label_values)) != len(self.label_values):
+            raise ValueError("validation.labelValues must not repeat a value")
+        try:
+            size = _quantity(self.max_batch_bytes)
+        except ValueError as err:
+            raise ValueError(f"validation.maxBatchBytes: {err}") from err
+        if size < 1 or size != int(size):
+            raise ValueError("validation.maxBatchBytes must be a positive whole number of bytes")
+        return self
+
+    @property
+    def max_batch_size(self) -> int:
+        """maxBatchBytes in bytes."""
+        return int(_quantity(self.max_batch_bytes))
 
 
 class Estimator(_SpecModel):
     class_: EstimatorClass = Field(alias="class")
     params: dict[str, Any] = Field(default_factory=dict)
-
-
-Quantity = int | str
 
 
 class Resources(_SpecModel):
@@ -228,12 +317,6 @@ class Resources(_SpecModel):
                     f" the limit ({self.limits[name]})"
                 )
         return self
-
-
-def _quantity(value: Quantity) -> Decimal:
-    """A Kubernetes quantity ("500m", "4Gi", 2) as a number; ValueError if it is none."""
-    parsed: Decimal = parse_quantity(value)  # type: ignore[no-untyped-call]
-    return parsed
 
 
 class TrainingSpec(_SpecModel):
@@ -284,6 +367,53 @@ class ServingSpec(_SpecModel):
     deployment_ref: ObjectRef
     container: str | None = Field(default=None, min_length=1, max_length=63, pattern=_DNS_LABEL)
     """None means the Deployment's first container."""
+    pinned_version: str | None = Field(default=None, pattern=r"^v[1-9][0-9]*$")
+    """Serve exactly this version; promotions and automatic rollbacks wait while set."""
+
+
+class MonitoringSource(StrEnum):
+    PREQUENTIAL = "Prequential"
+    PROMETHEUS = "Prometheus"
+
+
+class PrometheusCheck(_SpecModel):
+    url: str = Field(min_length=1, max_length=2048, pattern=r"^https?://\S+$")
+    query: str = Field(min_length=1, max_length=4096)
+    min_value: SignedDecimal | None = None
+    max_value: SignedDecimal | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Self:
+        if self.min_value is None and self.max_value is None:
+            raise ValueError("monitoring.prometheus needs minValue, maxValue or both")
+        return self
+
+
+class MonitoringSpec(_SpecModel):
+    source: MonitoringSource = MonitoringSource.PREQUENTIAL
+    metric: Metric | None = None
+    """Prequential: the metric watched; None means the gate's metric."""
+    max_regression: NonNegativeDecimal = Decimal("0.05")
+    min_value: SignedDecimal | None = None
+    min_rows: int = Field(default=50, ge=1)
+    interval_seconds: int = Field(default=60, ge=1, le=86_400)
+    bake_seconds: int = Field(default=0, ge=0, le=604_800)
+    failure_limit: int = Field(default=1, ge=0, le=100)
+    consecutive_error_limit: int = Field(default=4, ge=0, le=100)
+    prometheus: PrometheusCheck | None = None
+
+    @model_validator(mode="after")
+    def _prometheus_iff_source(self) -> Self:
+        if (self.source is MonitoringSource.PROMETHEUS) != (self.prometheus is not None):
+            raise ValueError(
+                "monitoring.prometheus is required when, and only allowed when,"
+                " monitoring.source is Prometheus"
+            )
+        return self
+
+
+class RollbackSpec(_SpecModel):
+    automatic: bool = True
 
 
 class PolicySpec(_SpecModel):
@@ -294,6 +424,8 @@ class PolicySpec(_SpecModel):
     training: TrainingSpec
     gate: GateSpec = GateSpec()
     serving: ServingSpec | None = None
+    monitoring: MonitoringSpec | None = None
+    rollback: RollbackSpec = RollbackSpec()
 
     @model_validator(mode="after")
     def _trigger_only_when_dynamic(self) -> Self:

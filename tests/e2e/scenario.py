@@ -4,6 +4,7 @@ a policy, and synthetic batches written into the bucket."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import time
 from collections.abc import Callable
@@ -174,3 +175,82 @@ def jobs_of(api: client.ApiClient, ns: str, policy_name: str) -> list[Any]:
 
 def serving_version(obj: dict[str, Any]) -> str | None:
     return ((obj.get("status") or {}).get("serving") or {}).get("version")
+
+
+def skewed_batch_csv(rows: int, seed: int, positive: float = 0.97) -> bytes:
+    """A poisoned batch: features as usual, labels almost all 1 whatever the features say."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lines = ["x1,x2,cat,label"]
+    for _ in range(rows):
+        label = int(rng.random() < positive)
+        lines.append(f"{rng.normal():.5f},{rng.normal():.5f},{rng.choice(['a', 'b', 'c'])},{label}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def server_ports(api: client.ApiClient, ns: str, app: str = "model-server") -> list[int]:
+    """Host ports of the Ready model-server pods (published by the node agent)."""
+    import json
+
+    ports = []
+    for pod in client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"app={app}").items:
+        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        if ready and pod.metadata.deletion_timestamp is None:
+            published = json.loads((pod.metadata.annotations or {})["devstack.freshet.dev/ports"])
+            ports.append(int(published["server/8080"]))
+    return ports
+
+
+class Traffic:
+    """Steady prediction traffic against the model server's Ready pods, in a thread."""
+
+    def __init__(self, api: client.ApiClient, ns: str, rate: float = 20.0) -> None:
+        import threading
+
+        self.api, self.ns, self.rate = api, ns, rate
+        self.stop = threading.Event()
+        self.sent = 0
+        self.errors = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        import json
+        import urllib.request
+
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        ports: list[int] = []
+        refreshed = 0.0
+        while not self.stop.is_set():
+            if time.monotonic() - refreshed > 1.0:
+                # The API may be busy; keep the last ports and retry on the next tick.
+                with contextlib.suppress(Exception):
+                    ports = server_ports(self.api, self.ns)
+                refreshed = time.monotonic()
+            for port in ports:
+                rows = [
+                    {"x1": float(rng.normal()), "x2": float(rng.normal()), "cat": "b"}
+                    for _ in range(10)
+                ]
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/predict",
+                    data=json.dumps({"rows": rows}).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                try:
+                    with urllib.request.urlopen(req, timeout=5) as r:
+                        r.read()
+                    self.sent += 1
+                except OSError:
+                    self.errors += 1  # a pod going away mid-rollout
+            self.stop.wait(1.0 / self.rate)

@@ -165,6 +165,36 @@ INVALID_POLICIES: list[tuple[str, Policy, str]] = [
         "should match",
     ),
     _case(
+        "strict-schema-without-columns",
+        _set("validation.schema", "Strict"),
+        "validation.columns declares the columns of a Strict schema",
+    ),
+    _case(
+        "columns-with-inferred-schema",
+        _set("validation.columns", [{"name": "x", "type": "number"}]),
+        "validation.columns declares the columns of a Strict schema",
+    ),
+    _case(
+        "column-declared-twice",
+        _set(
+            "validation",
+            {
+                "schema": "Strict",
+                "columns": [{"name": "x", "type": "number"}, {"name": "x", "type": "string"}],
+            },
+        ),
+        "Duplicate value",
+    ),
+    _case(
+        "bad-column-type",
+        _set("validation", {"schema": "Strict", "columns": [{"name": "x", "type": "float"}]}),
+        'Unsupported value: "float"',
+    ),
+    _case("label-values-repeated", _set("validation.labelValues", ["1", "1"]), "Duplicate value"),
+    _case("bad-drift-method", _set("validation.drift.method", "Wasserstein"), "Unsupported value"),
+    _case("drift-p-value-above-one", _set("validation.drift.pValue", "1.5"), "should match"),
+    _case("max-batch-bytes-fractional", _set("validation.maxBatchBytes", "100m"), "should match"),
+    _case(
         "poll-interval-zero",
         _set("trigger.pollIntervalSeconds", 0),
         "should be greater than or equal to 1",

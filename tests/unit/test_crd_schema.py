@@ -10,7 +10,17 @@ import pytest
 import yaml
 from freshet import names
 from freshet.decisions.runs import RunPhase
-from freshet.spec import DataFormat, EstimatorClass, Metric, Mode, PolicySpec
+from freshet.spec import (
+    ColumnType,
+    Correction,
+    DataFormat,
+    DriftMethod,
+    EstimatorClass,
+    Metric,
+    Mode,
+    PolicySpec,
+    SchemaMode,
+)
 from policies import CRD_PATH, minimal_spec
 from pydantic import BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
@@ -91,6 +101,9 @@ def enum_at(path: str) -> list[str]:
         ("spec.gate.metric", Metric),
         ("spec.training.estimator.class", EstimatorClass),
         ("status.lastRun.phase", RunPhase),
+        ("spec.validation.schema", SchemaMode),
+        ("spec.validation.drift.method", DriftMethod),
+        ("spec.validation.drift.correction", Correction),
     ],
 )
 def test_enums_match_the_operator(path: str, python_enum: type[StrEnum]) -> None:
@@ -165,3 +178,9 @@ def test_status_shapes() -> None:
         "seen", "consumed", "pending", "quarantined", "lastArrivalTime"
     }  # fmt: skip
     assert "x-kubernetes-preserve-unknown-fields" not in STATUS
+
+
+def test_column_types_match_the_operator() -> None:
+    columns = SPEC["properties"]["validation"]["properties"]["columns"]
+    assert columns["items"]["properties"]["type"]["enum"] == [t.value for t in ColumnType]
+    assert columns["x-kubernetes-list-map-keys"] == ["name"]

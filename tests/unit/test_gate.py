@@ -108,3 +108,71 @@ def test_message_shows_the_numbers(
     message = judge(gate_spec, candidate, baseline).message
     for number in numbers:
         assert number in message
+
+
+DUMMY_CASES = [
+    # id, gate, candidate, baseline, dummy, promote, reason
+    ("first model beats dummy", gate(), {"accuracy": 0.9}, None, {"accuracy": 0.6}, True,
+     GateReason.FIRST_MODEL),
+    ("first model ties dummy", gate(), {"accuracy": 0.6}, None, {"accuracy": 0.6}, False,
+     GateReason.NOT_BETTER_THAN_DUMMY),
+    ("first model below dummy", gate(), {"accuracy": 0.55}, None, {"accuracy": 0.6}, False,
+     GateReason.NOT_BETTER_THAN_DUMMY),
+    ("imbalanced: high accuracy is still the majority rate", gate(min_value="0.9"),
+     {"accuracy": 0.95}, {"accuracy": 0.94}, {"accuracy": 0.95}, False,
+     GateReason.NOT_BETTER_THAN_DUMMY),
+    ("better than dummy and serving", gate(), {"accuracy": 0.9}, {"accuracy": 0.85},
+     {"accuracy": 0.6}, True, GateReason.PASSED),
+    ("beats dummy but regresses", gate(), {"accuracy": 0.7}, {"accuracy": 0.85},
+     {"accuracy": 0.6}, False, GateReason.REGRESSED),
+    ("serving model no better than dummy does not excuse the candidate", gate(),
+     {"accuracy": 0.6}, {"accuracy": 0.5}, {"accuracy": 0.6}, False,
+     GateReason.NOT_BETTER_THAN_DUMMY),
+    ("roc_auc above the dummy's 0.5", gate(metric="roc_auc"), {"roc_auc": 0.51}, None,
+     {"roc_auc": 0.5}, True, GateReason.FIRST_MODEL),
+    # Lower is better: strictly below the dummy.
+    ("rmse below dummy", gate(metric="rmse"), {"rmse": 1.0}, None, {"rmse": 2.0}, True,
+     GateReason.FIRST_MODEL),
+    ("rmse ties dummy", gate(metric="rmse"), {"rmse": 2.0}, None, {"rmse": 2.0}, False,
+     GateReason.NOT_BETTER_THAN_DUMMY),
+    ("log_loss above dummy", gate(metric="log_loss"), {"log_loss": 0.8}, {"log_loss": 0.9},
+     {"log_loss": 0.69}, False, GateReason.NOT_BETTER_THAN_DUMMY),
+    ("r2 must beat the mean's 0", gate(metric="r2"), {"r2": 0.0}, None, {"r2": 0.0}, False,
+     GateReason.NOT_BETTER_THAN_DUMMY),
+    # The bar and the candidate's own numbers are checked first.
+    ("below minValue reported before dummy", gate(min_value="0.8"), {"accuracy": 0.5}, None,
+     {"accuracy": 0.6}, False, GateReason.BELOW_MIN_VALUE),
+    ("candidate NaN reported before dummy", gate(), {"accuracy": NAN}, None,
+     {"accuracy": 0.6}, False, GateReason.CANDIDATE_METRIC_INVALID),
+    # A dummy that cannot be compared rejects; no dummy at all (older trainer) skips.
+    ("dummy lacks the metric", gate(metric="f1"), {"f1": 0.9}, None, {"accuracy": 0.6},
+     False, GateReason.NOT_BETTER_THAN_DUMMY),
+    ("dummy metric infinite", gate(metric="log_loss"), {"log_loss": 0.3}, None,
+     {"log_loss": INF}, False, GateReason.NOT_BETTER_THAN_DUMMY),
+    ("no dummy reported", gate(), {"accuracy": 0.6}, None, None, True, GateReason.FIRST_MODEL),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("gate_spec", "candidate", "baseline", "dummy", "promote", "reason"),
+    [case[1:] for case in DUMMY_CASES],
+    ids=[str(case[0]) for case in DUMMY_CASES],
+)
+def test_judge_against_the_dummy(
+    gate_spec: GateSpec,
+    candidate: dict[str, float],
+    baseline: dict[str, float] | None,
+    dummy: dict[str, float] | None,
+    promote: bool,
+    reason: GateReason,
+) -> None:
+    decision = judge(gate_spec, candidate, baseline, dummy)
+    assert (decision.promote, decision.reason) == (promote, reason)
+    assert decision.message
+
+
+def test_dummy_message_shows_both_numbers() -> None:
+    rejected = judge(gate(), {"accuracy": 0.61}, None, {"accuracy": 0.62}).message
+    passed = judge(gate(), {"accuracy": 0.9}, {"accuracy": 0.8}, {"accuracy": 0.62}).message
+    assert "0.61" in rejected and "0.62" in rejected
+    assert "beats dummy 0.62" in passed

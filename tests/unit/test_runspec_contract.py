@@ -31,7 +31,7 @@ def test_example_round_trips(name: str, model: type[RunSpec] | type[RunResult]) 
 
 def test_build_run_spec_writes_the_example() -> None:
     """Built from the facts the example describes, the spec is the example (plus defaults)."""
-    document = example("runspec") | {"validation": {"maxNullFraction": 0.05}}
+    document = example("runspec")  # its validation block is the defaults, spelled out
     body = minimal_spec("Dynamic")
     body["data"]["label"] = "is_spam"
     body["training"]["estimator"]["params"] = {"C": 1.0, "max_iter": 200}
@@ -57,11 +57,31 @@ def test_first_model_has_a_null_baseline() -> None:
     assert RunSpec.model_validate(document).model_dump(mode="json")["baseline"] is None
 
 
+EVERY_VALIDATION_KNOB = {
+    "schema": "Strict",
+    "columns": [
+        {"name": "x", "type": "number", "nullable": False},
+        {"name": "y", "type": "integer"},
+    ],
+    "maxNullFraction": "0.1",
+    "referenceTolerance": "0.02",
+    "allowExtraColumns": True,
+    "maxDuplicateFraction": "0.2",
+    "maxConflictingLabelFraction": "0.3",
+    "labelValues": ["0", "1"],
+    "maxLabelRateShift": "0.15",
+    "maxOutOfRangeFraction": "0.02",
+    "drift": {"method": "PSI", "threshold": "0.25", "pValue": "0.05", "correction": "Bonferroni"},
+    "maxBatchBytes": "64Mi",
+    "maxColumns": 50,
+}
+
+
 def test_the_trainer_accepts_what_the_operator_writes() -> None:
     """Checked against the trainer's own (strict, extra-forbidding) contract models."""
     trainer_contract = pytest.importorskip("freshet_trainer.contract")
     body = minimal_spec("Dynamic")
-    body["validation"] = {"maxNullFraction": "0.1"}
+    body["validation"] = EVERY_VALIDATION_KNOB
     window = [Batch("in/a.csv", "e1", 10, datetime(2026, 11, 27, tzinfo=UTC))]
     built = build_run_spec(
         policy=PolicyRef(namespace="ml", name="p", uid="u", generation=1),
@@ -74,7 +94,23 @@ def test_the_trainer_accepts_what_the_operator_writes() -> None:
         baseline=None,
     )
     parsed = trainer_contract.RunSpec.model_validate_json(built.model_dump_json())
-    assert parsed.validation.max_null_fraction == 0.1
+    rules = parsed.validation
+    assert (rules.schema_mode, rules.max_null_fraction, rules.reference_tolerance) == (
+        "Strict",
+        0.1,
+        0.02,
+    )
+    assert [(c.name, c.type, c.nullable) for c in rules.columns] == [
+        ("x", "number", False),
+        ("y", "integer", True),
+    ]
+    assert rules.allow_extra_columns is True
+    assert (rules.max_duplicate_fraction, rules.max_conflicting_label_fraction) == (0.2, 0.3)
+    assert rules.label_values == ["0", "1"]
+    assert (rules.max_label_rate_shift, rules.max_out_of_range_fraction) == (0.15, 0.02)
+    assert (rules.drift.method, rules.drift.threshold, rules.drift.p_value) == ("PSI", 0.25, 0.05)
+    assert rules.drift.correction == "Bonferroni"
+    assert (rules.max_batch_bytes, rules.max_columns) == (64 * 1024 * 1024, 50)
     assert parsed.output.result_key == "freshet/ml/p/runs/p-0123456789/result.json"
 
 

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 from freshet.spec import (
     DataFormat,
+    DriftMethod,
     EstimatorClass,
     Metric,
     Mode,
     PolicySpec,
+    SchemaMode,
     TriggerSpec,
     parse_policy_spec,
 )
@@ -38,7 +40,24 @@ def test_defaults_match_the_crd_defaults() -> None:
     assert spec.data.format is DataFormat.CSV
     assert spec.data.window is None
     assert spec.trigger is None
-    assert spec.validation.max_null_fraction == Decimal("0.05")
+    rules = spec.validation
+    assert (rules.schema_mode, rules.columns, rules.allow_extra_columns) == (
+        SchemaMode.INFERRED,
+        [],
+        False,
+    )
+    assert (rules.max_null_fraction, rules.reference_tolerance) == (Decimal("0.05"),) * 2
+    assert (rules.max_duplicate_fraction, rules.max_conflicting_label_fraction) == (
+        Decimal("0.05"),
+    ) * 2
+    assert (rules.label_values, rules.max_label_rate_shift) == (None, Decimal("0.1"))
+    assert rules.max_out_of_range_fraction == Decimal("0.01")
+    assert (rules.drift.method, rules.drift.threshold, rules.drift.p_value) == (
+        DriftMethod.AUTO,
+        None,
+        Decimal("0.01"),
+    )
+    assert (rules.max_batch_size, rules.max_columns) == (256 * 1024 * 1024, 1000)
     training = spec.training
     assert (training.seed, training.warm_start, training.holdout_fraction) == (
         0,
@@ -135,6 +154,9 @@ BASE_HASH = PolicySpec.model_validate(valid_policy()["spec"]).training_hash()
         ("data.prefix", "spam/v2/", True),
         ("data.window.maxBatches", 10, True),
         ("validation.maxNullFraction", "0.1", True),
+        ("validation.drift", {"method": "PSI"}, True),
+        ("validation.labelValues", ["0", "1"], True),
+        ("validation.maxBatchBytes", "1Gi", True),
         ("training.resources", {"limits": {"cpu": "8"}}, False),
         ("training.activeDeadlineSeconds", 7200, False),
         ("training.backoffLimit", 3, False),
@@ -146,3 +168,35 @@ BASE_HASH = PolicySpec.model_validate(valid_policy()["spec"]).training_hash()
 def test_training_hash_covers_what_changes_the_model(path: str, value: Any, changes: bool) -> None:
     changed = PolicySpec.model_validate(_with(path, value)).training_hash()
     assert (changed != BASE_HASH) is changes
+
+
+@pytest.mark.parametrize(("value", "size"), [("256Mi", 268_435_456), ("1G", 10**9), (4096, 4096)])
+def test_max_batch_bytes_takes_quantities(value: object, size: int) -> None:
+    body = minimal_spec()
+    body["validation"] = {"maxBatchBytes": value}
+    assert PolicySpec.model_validate(body).validation.max_batch_size == size
+
+
+@pytest.mark.parametrize("value", ["100m", "0", 0, "-1Ki", "lots"])
+def test_max_batch_bytes_must_be_whole_positive_bytes(value: object) -> None:
+    body = minimal_spec()
+    body["validation"] = {"maxBatchBytes": value}
+    with pytest.raises(ValidationError, match="maxBatchBytes"):
+        PolicySpec.model_validate(body)
+
+
+def test_strict_schema_declares_columns() -> None:
+    body = minimal_spec()
+    body["validation"] = {
+        "schema": "Strict",
+        "columns": [
+            {"name": "x1", "type": "number", "nullable": False},
+            {"name": "y", "type": "integer"},
+        ],
+    }
+    rules = PolicySpec.model_validate(body).validation
+    assert rules.schema_mode is SchemaMode.STRICT
+    assert [(c.name, c.type.value, c.nullable) for c in rules.columns] == [
+        ("x1", "number", False),
+        ("y", "integer", True),
+    ]

@@ -58,6 +58,30 @@ def feature_frame(
     return features
 
 
+def feature_kinds(frame: pd.DataFrame, label: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(numeric, categorical) feature columns: numbers except booleans are numeric."""
+    features = [name for name in frame.columns if name != label]
+    numeric = tuple(
+        name
+        for name in features
+        if pd.api.types.is_numeric_dtype(frame[name])
+        and not pd.api.types.is_bool_dtype(frame[name])
+    )
+    return numeric, tuple(name for name in features if name not in numeric)
+
+
+_VALUE_QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+
+
+def value_buckets(target: pd.Series) -> tuple[float, ...]:
+    """Distinct quantiles of a numeric training target, for a histogram of predictions."""
+    values = pd.to_numeric(target, errors="coerce").dropna()
+    if values.empty:
+        return ()
+    quantiles = np.quantile(values.to_numpy(dtype=np.float64), _VALUE_QUANTILES)
+    return tuple(sorted({float(q) for q in quantiles if np.isfinite(q)}))
+
+
 @dataclass(frozen=True)
 class ModelArtifact:
     """A fitted pipeline plus the feature schema it was fitted on."""
@@ -67,6 +91,13 @@ class ModelArtifact:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     classification: bool
+    holdout_bound: float | None = None
+    """Rows whose holdout unit is below this were never fitted by this model, nor by a
+    model it was warm-started from (see holdout.py); None in artifacts from before it
+    was recorded."""
+    value_buckets: tuple[float, ...] = ()
+    """Regressors: quantiles of the training target, the server's histogram buckets
+    for predicted values (so the distribution is visible at the model's own scale)."""
 
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
         return feature_frame(frame, self.numeric, self.categorical)
@@ -88,6 +119,8 @@ class ModelArtifact:
                 "numeric": list(self.numeric),
                 "categorical": list(self.categorical),
                 "classification": self.classification,
+                "holdoutBound": self.holdout_bound,
+                "valueBuckets": list(self.value_buckets),
             },
             buffer,
             compress=3,
@@ -113,9 +146,19 @@ class ModelArtifact:
                 numeric=tuple(content["numeric"]),
                 categorical=tuple(content["categorical"]),
                 classification=bool(content["classification"]),
+                holdout_bound=_optional_float(content.get("holdoutBound")),
+                value_buckets=tuple(float(v) for v in content.get("valueBuckets", ())),
             )
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError) as error:
             raise ArtifactUnreadable(f"incomplete {ARTIFACT_FORMAT} artifact: {error!r}") from error
         if not isinstance(artifact.pipeline, Pipeline):
             raise ArtifactUnreadable("artifact holds no scikit-learn pipeline")
         return artifact
+
+
+def _optional_float(value: object) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    return float(value)

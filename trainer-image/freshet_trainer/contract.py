@@ -22,6 +22,11 @@ RunStatus = Literal["Succeeded", "Failed"]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Prefix = Annotated[str, Field(pattern=r"^.+/$")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+SchemaMode = Literal["Inferred", "Strict"]
+ColumnType = Literal["number", "integer", "string", "boolean"]
+DriftMethod = Literal["Auto", "PSI", "KS", "JS", "Disabled"]
+Correction = Literal["BenjaminiHochberg", "Bonferroni"]
 
 
 class _Document(BaseModel):
@@ -84,10 +89,50 @@ class EvaluationSpec(_Document):
     holdout_fraction: Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
-class ValidationSpec(_Document):
-    """Per-batch quarantine limits; optional in the spec, defaults apply when absent."""
+class ColumnSchema(_Document):
+    """One declared column of a Strict schema."""
 
-    max_null_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
+    name: NonEmpty
+    type: ColumnType
+    nullable: bool = True
+
+
+class DriftSpec(_Document):
+    """How each column's distribution is compared with the reference window.
+
+    A column drifts when its distance from the reference exceeds `threshold`
+    (the change is material) AND the test of the same data is significant at
+    `p_value` after correcting for the number of columns tested (the change is
+    not sampling noise). `threshold` None means the method's own default.
+    """
+
+    method: DriftMethod = "Auto"
+    threshold: Annotated[float, Field(ge=0.0)] | None = None
+    p_value: Fraction = 0.01
+    correction: Correction = "BenjaminiHochberg"
+
+
+class ValidationSpec(_Document):
+    """Per-batch quarantine rules; optional in the spec, every field has a default.
+
+    The defaults are the operator's (`operator/freshet/spec.py`); they are
+    repeated here so a spec written by an older operator, which sends only
+    `maxNullFraction`, still validates batches the same way.
+    """
+
+    schema_mode: SchemaMode = Field(default="Inferred", alias="schema")
+    columns: list[ColumnSchema] = Field(default_factory=list)
+    max_null_fraction: Fraction = 0.05
+    reference_tolerance: Fraction = 0.05
+    allow_extra_columns: bool = False
+    max_duplicate_fraction: Fraction = 0.05
+    max_conflicting_label_fraction: Fraction = 0.05
+    label_values: list[str] | None = None
+    max_label_rate_shift: Fraction = 0.1
+    max_out_of_range_fraction: Fraction = 0.01
+    drift: DriftSpec = DriftSpec()
+    max_batch_bytes: Annotated[int, Field(gt=0)] = 256 * 1024 * 1024
+    max_columns: Annotated[int, Field(ge=1)] = 1000
 
 
 class BaselineRef(_Document):
@@ -115,6 +160,8 @@ class RunSpec(_Document):
     evaluation: EvaluationSpec
     validation: ValidationSpec = ValidationSpec()
     baseline: BaselineRef | None
+    previous: BaselineRef | None = None
+    """The previous good model: scored with the serving one on the new batches."""
     output: OutputSpec
 
 
@@ -126,8 +173,16 @@ class ModelRef(_Document):
 
 
 class Metrics(_Document):
+    """Holdout metrics of the candidate, the serving model and the dummy baseline.
+
+    All three are scored on the same holdout rows. `dummy` (majority class or
+    mean target, fitted on the run's training rows) is what the candidate must
+    beat; it is None only in results of trainers that predate it.
+    """
+
     candidate: dict[str, float] = Field(default_factory=dict)
     baseline: dict[str, float] | None = None
+    dummy: dict[str, float] | None = None
 
 
 class HoldoutSummary(_Document):
@@ -140,21 +195,80 @@ class RowCounts(_Document):
     holdout: Annotated[int, Field(ge=0)]
 
 
-class Check(_Document):
-    """One validation check on a batch, with the figure it measured and its limit."""
+class ColumnFigures(_Document):
+    """What one column-wise check measured on one column."""
 
-    name: NonEmpty
+    column: str
     passed: bool
     value: float | None = None
     limit: float | None = None
+    reference: float | None = None
+    p_value: float | None = None
+    method: str | None = None
+
+
+class Check(_Document):
+    """One validation check on a batch, with the figure it measured and its limit.
+
+    `code` is the CamelCase reason the batch is quarantined with when this
+    check fails. A check that could not run (no reference window yet, or an
+    earlier check made it meaningless) is `skipped`, and counts as passed: it
+    never quarantines. Column-wise checks name their worst column and list
+    every column's figures in `columns`.
+    """
+
+    name: NonEmpty
+    code: str = ""
+    passed: bool
+    skipped: bool = False
+    value: float | None = None
+    limit: float | None = None
+    column: str | None = None
     message: str = ""
+    columns: list[ColumnFigures] = Field(default_factory=list)
 
 
 class QuarantinedBatch(_Document):
+    """A refused batch and its reason document (written next to it in quarantine/)."""
+
     key: NonEmpty
     etag: NonEmpty
     reason: NonEmpty
+    message: str = ""
     checks: list[Check] = Field(default_factory=list)
+
+
+class BatchValidation(_Document):
+    """Every check's figures for one batch of the run, accepted or not."""
+
+    key: NonEmpty
+    etag: NonEmpty
+    new: bool
+    status: Literal["Accepted", "Quarantined"]
+    reason: str = ""
+    rows: Annotated[int, Field(ge=0)] | None = None
+    checks: list[Check] = Field(default_factory=list)
+
+
+class ValidationReference(_Document):
+    """The window batches (not new in this run) that new batches were compared with."""
+
+    batches: list[str] = Field(default_factory=list)
+    rows: Annotated[int, Field(ge=0)] = 0
+
+
+class ValidationReport(_Document):
+    reference: ValidationReference = ValidationReference()
+    batches: list[BatchValidation] = Field(default_factory=list)
+
+
+class LiveEvaluation(_Document):
+    """Prequential monitoring: the serving and the previous good model scored on the
+    run's new batches, before the candidate is trained on them (test, then train)."""
+
+    rows: int
+    serving: dict[str, float] = Field(default_factory=dict)
+    previous: dict[str, float] | None = None
 
 
 class RunResult(_Document):
@@ -169,3 +283,5 @@ class RunResult(_Document):
     holdout: HoldoutSummary | None = None
     rows: RowCounts | None = None
     quarantined: list[QuarantinedBatch] = Field(default_factory=list)
+    validation: ValidationReport | None = None
+    monitoring: LiveEvaluation | None = None

@@ -132,6 +132,17 @@ def build_pipeline(
     return Pipeline([(PREPROCESS_STEP, preprocess), (ESTIMATOR_STEP, estimator)])
 
 
+def dummy_estimator(classification: bool) -> BaseEstimator:
+    """The baseline every candidate must beat: the majority class, or the mean target.
+
+    A model that does no better than this has learned nothing from the features,
+    however good its numbers look on an imbalanced or low-variance holdout.
+    """
+    if classification:
+        return DummyClassifier(strategy="most_frequent")
+    return DummyRegressor(strategy="mean")
+
+
 def is_classification(estimator: BaseEstimator) -> bool:
     """Whether the estimator predicts classes (else a number)."""
     return bool(is_classifier(estimator))

@@ -13,14 +13,32 @@ from enum import StrEnum
 class BatchReason(StrEnum):
     """Why a batch was refused (listed in the result's `quarantined`)."""
 
+    # Reading the object
     NOT_FOUND = "BatchNotFound"
     ETAG_MISMATCH = "ETagMismatch"
+    TOO_LARGE = "BatchTooLarge"
     UNPARSABLE = "Unparsable"
+    TOO_MANY_COLUMNS = "TooManyColumns"
+    INVALID_COLUMN_NAMES = "InvalidColumnNames"
+    # Shape and schema
     EMPTY = "EmptyBatch"
     LABEL_MISSING = "LabelMissing"
     NO_FEATURES = "NoFeatures"
-    LABEL_ALL_NULL = "LabelAllNull"
+    MISSING_COLUMNS = "MissingColumns"
+    UNEXPECTED_COLUMNS = "UnexpectedColumns"
+    TYPE_MISMATCH = "TypeMismatch"
+    # Values
     TOO_MANY_NULLS = "NullFractionExceeded"
+    NON_FINITE = "NonFiniteValues"
+    OUT_OF_RANGE = "OutOfRangeValues"
+    DUPLICATE_ROWS = "DuplicateRows"
+    # Labels
+    LABEL_ALL_NULL = "LabelAllNull"
+    UNKNOWN_LABELS = "UnknownLabels"
+    CONFLICTING_LABELS = "ConflictingLabels"
+    LABEL_RATE_SHIFT = "LabelRateShift"
+    # Distribution against the reference window
+    FEATURE_DRIFT = "FeatureDrift"
 
 
 class RunReason(StrEnum):
@@ -34,6 +52,7 @@ class RunReason(StrEnum):
     NO_TRAINING_DATA = "NoTrainingData"
     NOT_ENOUGH_ROWS = "NotEnoughRows"
     TRAINING_FAILED = "TrainingFailed"
+    WARM_START_UNSUPPORTED = "WarmStartUnsupported"
 
 
 class RunFailed(Exception):

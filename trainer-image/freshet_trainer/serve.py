@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -142,9 +143,34 @@ class ServerMetrics:
             ["version", "sha256"],
             registry=self.registry,
         )
+        self.values: Histogram | None = None
         self.model_loaded = Gauge(
             "freshet_server_model_loaded",
             "1 when the configured model is loaded and serving.",
+            registry=self.registry,
+        )
+
+    def watch_values(self, artifact: ModelArtifact) -> None:
+        """Add the histogram of predicted values for the loaded model, if it has one.
+
+        Regressors: the predicted value, bucketed at the training target's
+        quantiles. Binary classifiers: the positive-class probability. Either way
+        a shift of the live distribution shows without knowing any label.
+        """
+        if artifact.classification:
+            binary = len(artifact.classes or ()) == 2
+            if not binary or not hasattr(artifact.pipeline, "predict_proba"):
+                return
+            buckets: tuple[float, ...] = tuple(i / 10 for i in range(1, 10))
+            what = f"Probability of class {artifact.classes[1]!r}"  # type: ignore[index]
+        else:
+            buckets = artifact.value_buckets or (-1.0, 0.0, 1.0)
+            what = "Predicted value"
+        self.values = Histogram(
+            "freshet_server_prediction_value",
+            f"{what} per predicted row, by model version.",
+            ["version"],
+            buckets=buckets,
             registry=self.registry,
         )
 
@@ -232,6 +258,7 @@ async def _load_model(server: ServerState) -> None:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX_SECONDS)
             continue
+        server.metrics.watch_values(model)
         server.model = LoadedModel(source.version, model)
         server.state, server.error = "loaded", ""
         server.metrics.model_loaded.set(1)
@@ -277,22 +304,63 @@ async def _predict(request: web.Request) -> web.Response:
         return _error(413, f"request body exceeds {server.config.max_body_bytes} bytes")
     try:
         rows = _parse_rows(body, server.config.max_rows)
+        _check_columns(loaded.artifact, rows)
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(None, _predict_rows, loaded.artifact, rows)
     except BadRequest as error:
         return _error(400, str(error))
-    except (ValueError, TypeError) as error:  # the model rejected the values
+    except (ValueError, TypeError, OverflowError) as error:  # the model rejected the values
         return _error(400, f"cannot predict these rows: {error}")
-    classes = answer["predictions"] if loaded.artifact.classification else [""] * len(rows)
-    for label in classes:
-        server.metrics.predictions.labels(loaded.version, str(label)).inc()
+    except Exception:  # a bug, not the client's fault: answer 500, keep serving
+        log.exception("prediction failed", extra={"rows": len(rows)})
+        return _error(500, "internal error while predicting; see the server log")
+    _count(server.metrics, loaded, answer)
     return web.json_response({"version": loaded.version, **answer})
+
+
+def _count(metrics: ServerMetrics, loaded: LoadedModel, answer: dict[str, Any]) -> None:
+    predictions = answer["predictions"]
+    if loaded.artifact.classification:
+        for label in predictions:
+            metrics.predictions.labels(loaded.version, str(label)).inc()
+    else:
+        metrics.predictions.labels(loaded.version, "").inc(len(predictions))
+    if metrics.values is not None:
+        observe = metrics.values.labels(loaded.version).observe
+        if loaded.artifact.classification:
+            for probabilities in answer["probabilities"]:
+                observe(probabilities[1])
+        else:
+            for value in predictions:
+                observe(value)
+
+
+def _check_columns(model: ModelArtifact, rows: list[dict[str, Any]]) -> None:
+    """Every row names exactly the model's features (null for a missing value).
+
+    A misspelled or absent column would otherwise be imputed silently and give
+    a confident prediction from the wrong inputs. The label column is allowed
+    and ignored, so labeled rows can be replayed as they are.
+    """
+    features = {*model.numeric, *model.categorical}
+    for index, row in enumerate(rows):
+        unknown = sorted(set(row) - features - {model.label})
+        missing = sorted(features - set(row))
+        if unknown or missing:
+            problems = [
+                f"unknown {unknown}" if unknown else "",
+                f"missing {missing}" if missing else "",
+            ]
+            raise BadRequest(
+                f"row {index}: columns {'; '.join(p for p in problems if p)}; the model's "
+                f"features are {sorted(features)} (send null for a missing value)"
+            )
 
 
 def _parse_rows(body: bytes, max_rows: int) -> list[dict[str, Any]]:
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+        payload = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise BadRequest(f"body is not JSON: {error}") from error
     rows = payload.get("rows") if isinstance(payload, dict) else None
     if not isinstance(rows, list) or not rows:
@@ -305,15 +373,28 @@ def _parse_rows(body: bytes, max_rows: int) -> list[dict[str, Any]]:
         for column, value in row.items():
             if value is not None and not isinstance(value, str | int | float | bool):
                 raise BadRequest(f"row {index}, column {column!r}: values must be scalars")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise BadRequest(f"row {index}, column {column!r}: {value} is not a finite number")
     return rows
 
 
+def _no_constant(name: str) -> float:
+    """JSON has no NaN or Infinity; Python's parser accepts them unless told not to."""
+    raise ValueError(f"{name} is not JSON (send null for a missing value)")
+
+
 def _predict_rows(model: ModelArtifact, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    features = model.features(pd.DataFrame.from_records(rows))
-    answer: dict[str, Any] = {"predictions": model.pipeline.predict(features).tolist()}
-    if model.classification and hasattr(model.pipeline, "predict_proba"):
+    """What `pipeline.predict` (and `predict_proba`) give, preprocessing the rows once.
+
+    Preprocessing dominates the cost of a small request, so it is not repeated
+    for the probabilities.
+    """
+    encoded = model.pipeline[:-1].transform(model.features(pd.DataFrame.from_records(rows)))
+    estimator = model.pipeline[-1]
+    answer: dict[str, Any] = {"predictions": estimator.predict(encoded).tolist()}
+    if model.classification and hasattr(estimator, "predict_proba"):
         answer["classes"] = model.classes
-        answer["probabilities"] = model.pipeline.predict_proba(features).tolist()
+        answer["probabilities"] = estimator.predict_proba(encoded).tolist()
     return answer
 
 

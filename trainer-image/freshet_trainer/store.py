@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from minio import Minio
+from minio.commonconfig import CopySource
 from minio.error import S3Error
+from urllib3 import BaseHTTPResponse
 
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchBucket"})
 
@@ -43,6 +46,19 @@ class ETagMismatch(RuntimeError):
         self.key = key
         self.expected = expected
         self.actual = actual
+
+
+class ObjectTooLarge(ValueError):
+    """The object is larger than the caller agreed to read."""
+
+    def __init__(self, key: str, size: int, limit: int) -> None:
+        super().__init__(f"object {key!r} has more than {limit} bytes")
+        self.key = key
+        self.size = size
+        self.limit = limit
+
+
+_DOWNLOAD_CHUNK = 1024 * 1024
 
 
 def normalize_etag(etag: str) -> str:
@@ -123,6 +139,31 @@ class ObjectStore:
 
     def get_bytes(self, key: str, expected_etag: str | None = None) -> bytes:
         """The object's content; refused with ETagMismatch if it is not the pinned version."""
+        with self._open(key, expected_etag) as response:
+            return response.read()
+
+    def download(self, key: str, target: IO[bytes], expected_etag: str, max_bytes: int) -> int:
+        """Stream the pinned object into `target` in 1 MiB chunks; return its size.
+
+        Memory stays at one chunk whatever the object's size, and the copy stops
+        with ObjectTooLarge as soon as it passes `max_bytes`, so a batch bigger
+        than the policy allows costs at most that much disk, not a crashed pod.
+        """
+        written = 0
+        with self._open(key, expected_etag) as response:
+            declared = int(response.headers.get("Content-Length") or 0)
+            if declared > max_bytes:
+                raise ObjectTooLarge(key, declared, max_bytes)
+            for chunk in response.stream(_DOWNLOAD_CHUNK):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise ObjectTooLarge(key, written, max_bytes)
+                target.write(chunk)
+        return written
+
+    @contextmanager
+    def _open(self, key: str, expected_etag: str | None) -> Iterator[BaseHTTPResponse]:
+        # The ETag is compared on the very response whose body is then read.
         try:
             response = self._client.get_object(self.bucket, key)
         except S3Error as error:
@@ -134,7 +175,7 @@ class ObjectStore:
                 actual = normalize_etag(response.headers.get("ETag", ""))
                 if actual != normalize_etag(expected_etag):
                     raise ETagMismatch(key, normalize_etag(expected_etag), actual)
-            return response.read()
+            yield response
         finally:
             response.close()
             response.release_conn()
@@ -147,6 +188,28 @@ class ObjectStore:
             self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
         )
         return normalize_etag(result.etag or "")
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._client.stat_object(self.bucket, key)
+        except S3Error as error:
+            if error.code in _MISSING_CODES:
+                return False
+            raise
+        return True
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        for item in self._client.list_objects(self.bucket, prefix=prefix, recursive=True):
+            if item.object_name is not None and not item.is_dir:
+                yield item.object_name
+
+    def copy(self, source: str, target: str) -> None:
+        """Server-side copy within the bucket (no bytes pass through this process)."""
+        self._client.copy_object(self.bucket, target, CopySource(self.bucket, source))
+
+    def remove(self, key: str) -> None:
+        """Delete the object; deleting one that does not exist is not an error (as in S3)."""
+        self._client.remove_object(self.bucket, key)
 
     def put_json(self, key: str, document: Any) -> str:
         """Write a JSON document (sorted keys, so equal content gives equal bytes)."""

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
-from importlib import metadata
-from typing import Any
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -34,131 +31,98 @@ from freshet_trainer.artifact import (
     ChecksumMismatch,
     ModelArtifact,
     feature_frame,
+    feature_kinds,
     sha256_hex,
+    value_buckets,
 )
+from freshet_trainer.batches import Batch, load_batches
 from freshet_trainer.contract import (
     BaselineRef,
-    BatchRef,
-    Check,
     HoldoutSummary,
+    LiveEvaluation,
     Metrics,
     ModelRef,
     QuarantinedBatch,
     RowCounts,
     RunResult,
     RunSpec,
+    ValidationReport,
 )
-from freshet_trainer.data import Refused, UnparsableBatch, read_batch, validate_batch
 from freshet_trainer.estimators import (
     build_estimator,
     build_pipeline,
+    dummy_estimator,
     is_classification,
 )
-from freshet_trainer.holdout import RowHashes, holdout_digest, holdout_mask, row_hashes
+from freshet_trainer.holdout import holdout_digest, units
+from freshet_trainer.manifest import build_manifest
 from freshet_trainer.metrics import evaluate
-from freshet_trainer.reasons import BatchReason, RunFailed, RunReason
+from freshet_trainer.reasons import RunFailed, RunReason
 from freshet_trainer.store import (
-    ETagMismatch,
     ObjectNotFound,
     ObjectStore,
     StoreConfig,
     StoreConfigError,
 )
+from freshet_trainer.warmstart import Continued, WarmStart, continue_fit, method_for
 
 log = logging.getLogger("freshet.trainer")
 
-MANIFEST_API_VERSION = "freshet.dev/manifest/v1"
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 _TERMINATION_MESSAGE_LIMIT = 1024  # Kubernetes keeps at most 4 KiB per container
-_RECORDED_PACKAGES = (
-    "freshet-trainer",
-    "scikit-learn",
-    "numpy",
-    "scipy",
-    "pandas",
-    "pyarrow",
-    "joblib",
-)
-
-
-@dataclass(frozen=True)
-class Batch:
-    """A batch that passed validation: its labeled rows and their content hashes."""
-
-    ref: BatchRef
-    rows: pd.DataFrame
-    hashes: RowHashes
 
 
 @dataclass(frozen=True)
 class Split:
     train: pd.DataFrame
+    """Rows with holdout unit >= the run's fraction."""
+    new_train: pd.DataFrame
+    """The training rows of the run's new batches (what partial_fit continues with)."""
     holdout: pd.DataFrame
+    """Rows below the evaluation bound: fitted by neither candidate nor serving model."""
     holdout_sha256: str
 
 
-def load_batches(store: ObjectStore, spec: RunSpec) -> tuple[list[Batch], list[QuarantinedBatch]]:
-    """Read and validate every batch of the spec; refused ones come back as quarantined."""
-    accepted: list[Batch] = []
-    quarantined: list[QuarantinedBatch] = []
-    for ref in spec.data.batches:
-        outcome = _load_batch(store, spec, ref)
-        if isinstance(outcome, Batch):
-            accepted.append(outcome)
-        else:
-            log.warning("batch refused", extra={"batch": ref.key, "reason": outcome.reason})
-            quarantined.append(outcome)
-    return accepted, quarantined
+def split_batches(
+    batches: list[Batch],
+    fraction: float,
+    *,
+    evaluate_below: float | None = None,
+    new_keys: Collection[str] = (),
+) -> Split:
+    """Concatenate batches in spec order and split rows by their content hash (holdout.py).
 
-
-def _load_batch(store: ObjectStore, spec: RunSpec, ref: BatchRef) -> Batch | QuarantinedBatch:
-    def refused(reason: BatchReason, *checks: Check) -> QuarantinedBatch:
-        return QuarantinedBatch(key=ref.key, etag=ref.etag, reason=reason, checks=list(checks))
-
-    try:
-        frame = read_batch(store.get_bytes(ref.key, expected_etag=ref.etag), spec.data.format)
-    except ObjectNotFound:
-        return refused(BatchReason.NOT_FOUND, Check(name="exists", passed=False))
-    except ETagMismatch as error:
-        message = f"expected {error.expected}, found {error.actual}"
-        return refused(BatchReason.ETAG_MISMATCH, Check(name="etag", passed=False, message=message))
-    except UnparsableBatch as error:
-        return refused(
-            BatchReason.UNPARSABLE, Check(name="readable", passed=False, message=str(error))
-        )
-    verdict = validate_batch(frame, spec.data.label, spec.validation.max_null_fraction)
-    if isinstance(verdict, Refused):
-        return refused(verdict.reason, *verdict.checks)
-    return Batch(ref, verdict.rows, row_hashes(verdict.rows, spec.data.label))
-
-
-def split_batches(batches: list[Batch], fraction: float) -> Split:
-    """Concatenate batches in spec order and split rows by their content hash."""
+    Rows with unit >= `fraction` are trained on; rows below `evaluate_below`
+    (default: the fraction; never above it) are the holdout.
+    """
     rows = pd.concat([batch.rows for batch in batches], ignore_index=True)
     hashes = np.concatenate([batch.hashes for batch in batches])
-    in_holdout = holdout_mask(hashes, fraction)
+    unit = units(hashes)
+    trained = unit >= fraction
+    held = unit < min(fraction, fraction if evaluate_below is None else evaluate_below)
+    new = np.concatenate([np.full(len(b.rows), b.ref.key in new_keys) for b in batches])
     return Split(
-        train=rows[~in_holdout].reset_index(drop=True),
-        holdout=rows[in_holdout].reset_index(drop=True),
-        holdout_sha256=holdout_digest(hashes[in_holdout]),
+        train=rows[trained].reset_index(drop=True),
+        new_train=rows[trained & new].reset_index(drop=True),
+        holdout=rows[held].reset_index(drop=True),
+        holdout_sha256=holdout_digest(hashes[held]),
     )
 
 
-def fit_model(estimator: BaseEstimator, train: pd.DataFrame, label: str) -> ModelArtifact:
+def fit_model(
+    estimator: BaseEstimator,
+    train: pd.DataFrame,
+    label: str,
+    *,
+    holdout_bound: float | None = None,
+) -> ModelArtifact:
     """Fit the preprocessing pipeline and estimator on `train` (label column included).
 
     Numeric columns (booleans excepted) are scaled; every other column is
     treated as categorical. The split is recorded in the artifact so the server
     prepares request rows exactly as training did.
     """
-    features = [name for name in train.columns if name != label]
-    numeric = tuple(
-        name
-        for name in features
-        if pd.api.types.is_numeric_dtype(train[name])
-        and not pd.api.types.is_bool_dtype(train[name])
-    )
-    categorical = tuple(name for name in features if name not in numeric)
+    numeric, categorical = feature_kinds(train, label)
     pipeline = build_pipeline(estimator, numeric, categorical)
     classification = is_classification(estimator)
     target = train[label] if classification else pd.to_numeric(train[label], errors="raise")
@@ -169,7 +133,45 @@ def fit_model(estimator: BaseEstimator, train: pd.DataFrame, label: str) -> Mode
         numeric=numeric,
         categorical=categorical,
         classification=classification,
+        holdout_bound=holdout_bound,
+        value_buckets=() if classification else value_buckets(target),
     )
+
+
+def fit_candidate(
+    spec: RunSpec, estimator: BaseEstimator, baseline: ModelArtifact | None, split: Split
+) -> tuple[ModelArtifact, WarmStart]:
+    """Warm-start from the baseline when asked and possible (warmstart.py), else fit cold."""
+    label, fraction = spec.data.label, spec.evaluation.holdout_fraction
+    record = WarmStart(requested=spec.training.warm_start)
+    try:
+        if record.requested and baseline is not None and spec.baseline is not None:
+            outcome = continue_fit(
+                baseline,
+                spec.baseline.version,
+                estimator,
+                train=split.train,
+                new_train=split.new_train,
+                label=label,
+            )
+            if isinstance(outcome, Continued):
+                bound = min(fraction, _bound(baseline, fraction))
+                return replace(outcome.model, holdout_bound=bound), outcome.record
+            record = outcome
+        elif record.requested:
+            record = replace(record, reason="no serving model to continue")
+        if record.requested:
+            log.warning(
+                "warm start not applied: fitting from scratch", extra={"why": record.reason}
+            )
+        return fit_model(estimator, split.train, label, holdout_bound=fraction), record
+    except (ValueError, TypeError) as error:  # scikit-learn's way of rejecting data
+        raise RunFailed(RunReason.TRAINING_FAILED, str(error)) from error
+
+
+def _bound(model: ModelArtifact, fraction: float) -> float:
+    """The model's holdout bound; an artifact that predates it was trained at this fraction."""
+    return fraction if model.holdout_bound is None else model.holdout_bound
 
 
 def load_baseline(store: ObjectStore, baseline: BaselineRef) -> ModelArtifact:
@@ -193,18 +195,26 @@ def load_baseline(store: ObjectStore, baseline: BaselineRef) -> ModelArtifact:
 def run(spec: RunSpec, store: ObjectStore) -> RunResult:
     """Carry out the run and publish its model; return the result to write (not yet written)."""
     quarantined: list[QuarantinedBatch] = []
+    validation: ValidationReport | None = None
+    live: LiveEvaluation | None = None
     try:
         estimator = build_estimator(spec.training.estimator, spec.training.seed)
+        if spec.training.warm_start:
+            method_for(estimator)  # refuses an estimator that cannot continue, before any download
         baseline = load_baseline(store, spec.baseline) if spec.baseline else None
-        batches, quarantined = load_batches(store, spec)
-        return _train_and_publish(
+        loaded = load_batches(store, spec, classification=is_classification(estimator))
+        quarantined, validation = loaded.quarantined, loaded.report
+        live = score_live(store, spec, baseline, loaded.accepted)
+        result = _train_and_publish(
             spec,
             store=store,
             estimator=estimator,
             baseline=baseline,
-            batches=batches,
+            batches=loaded.accepted,
             quarantined=quarantined,
+            validation=validation,
         )
+        return result.model_copy(update={"monitoring": live})
     except RunFailed as failure:
         log.warning("run failed", extra={"reason": str(failure.reason), "detail": str(failure)})
         return RunResult(
@@ -213,7 +223,41 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
             reason=failure.reason,
             message=str(failure),
             quarantined=quarantined,
+            validation=validation,
+            monitoring=live,
         )
+
+
+def score_live(
+    store: ObjectStore, spec: RunSpec, serving: ModelArtifact | None, batches: list[Batch]
+) -> LiveEvaluation | None:
+    """Test, then train: score the serving and the previous good model on the new rows.
+
+    This is the prequential measurement the operator's monitoring judges the
+    live model by. It runs before the candidate sees the rows, on every new
+    row (not only the holdout), and never fails the run: a model that cannot
+    score the batch is reported without metrics and the operator counts it as
+    inconclusive.
+    """
+    new_keys = set(spec.data.new_batches)
+    fresh = [b.rows for b in batches if b.ref.key in new_keys]
+    if serving is None or not fresh:
+        return None
+    rows = pd.concat(fresh, ignore_index=True)
+    previous = None
+    if spec.previous is not None:
+        try:
+            previous = evaluate(load_baseline(store, spec.previous), rows)
+        except (RunFailed, ValueError, KeyError, TypeError) as error:
+            log.warning("previous model cannot score the new rows", extra={"error": str(error)})
+    try:
+        scored = evaluate(serving, rows)
+    except (ValueError, KeyError, TypeError) as error:
+        log.warning("serving model cannot score the new rows", extra={"error": str(error)})
+        scored = {}
+    live = LiveEvaluation(rows=len(rows), serving=scored, previous=previous)
+    log.info("scored the live models on the new rows", extra={"live": live.model_dump()})
+    return live
 
 
 def _train_and_publish(
@@ -224,29 +268,32 @@ def _train_and_publish(
     baseline: ModelArtifact | None,
     batches: list[Batch],
     quarantined: list[QuarantinedBatch],
+    validation: ValidationReport,
 ) -> RunResult:
     if not batches:
         raise RunFailed(
             RunReason.NO_TRAINING_DATA,
             f"none of the {len(spec.data.batches)} batches passed validation",
         )
-    split = split_batches(batches, spec.evaluation.holdout_fraction)
+    fraction = spec.evaluation.holdout_fraction
+    split = split_batches(
+        batches,
+        fraction,
+        evaluate_below=_bound(baseline, fraction) if baseline else None,
+        new_keys=set(spec.data.new_batches),
+    )
     counts = RowCounts(train=len(split.train), holdout=len(split.holdout))
     if counts.train == 0 or counts.holdout == 0:
         raise RunFailed(
             RunReason.NOT_ENOUGH_ROWS,
             f"{counts.train} training and {counts.holdout} holdout rows; both must be non-empty",
         )
-    if spec.training.warm_start:
-        log.warning("warmStart requested but not implemented yet: fitting from scratch")
     log.info("fitting", extra={"trainRows": counts.train, "holdoutRows": counts.holdout})
-    try:
-        candidate = fit_model(estimator, split.train, spec.data.label)
-    except (ValueError, TypeError) as error:  # scikit-learn's way of rejecting data
-        raise RunFailed(RunReason.TRAINING_FAILED, str(error)) from error
+    candidate, warm_start = fit_candidate(spec, estimator, baseline, split)
     metrics = Metrics(
         candidate=evaluate(candidate, split.holdout),
         baseline=_evaluate_baseline(baseline, split.holdout) if baseline else None,
+        dummy=_evaluate_dummy(candidate.classification, split, spec.data.label),
     )
     log.info("evaluated", extra={"metrics": metrics.model_dump(mode="json")})
 
@@ -258,8 +305,10 @@ def _train_and_publish(
         candidate=candidate,
         batches=batches,
         quarantined=quarantined,
+        validation=validation,
         metrics=metrics,
         holdout=holdout,
+        warm_start=warm_start,
     )
     return RunResult(
         run_id=spec.run_id,
@@ -269,6 +318,7 @@ def _train_and_publish(
         holdout=holdout,
         rows=counts,
         quarantined=quarantined,
+        validation=validation,
     )
 
 
@@ -281,6 +331,15 @@ def _evaluate_baseline(baseline: ModelArtifact, holdout: pd.DataFrame) -> dict[s
         ) from error
 
 
+def _evaluate_dummy(classification: bool, split: Split, label: str) -> dict[str, float]:
+    """The dummy baseline, fitted on the run's training rows, scored on the same holdout."""
+    try:
+        dummy = fit_model(dummy_estimator(classification), split.train, label)
+        return evaluate(dummy, split.holdout)
+    except (ValueError, TypeError) as error:
+        raise RunFailed(RunReason.TRAINING_FAILED, f"dummy baseline: {error}") from error
+
+
 def _publish(
     spec: RunSpec,
     *,
@@ -289,8 +348,10 @@ def _publish(
     candidate: ModelArtifact,
     batches: list[Batch],
     quarantined: list[QuarantinedBatch],
+    validation: ValidationReport,
     metrics: Metrics,
     holdout: HoldoutSummary,
+    warm_start: WarmStart,
 ) -> ModelRef:
     """Write model.joblib, model.sha256 and manifest.json, in that order."""
     prefix = spec.output.model_prefix
@@ -303,62 +364,21 @@ def _publish(
     )
     store.put_bytes(model.model_key, data)
     store.put_bytes(f"{prefix}model.sha256", f"{model.sha256}\n".encode(), "text/plain")
-    manifest = {
-        "apiVersion": MANIFEST_API_VERSION,
-        "kind": "ModelManifest",
-        "runId": spec.run_id,
-        "policy": spec.policy.model_dump(by_alias=True),
-        "version": spec.output.version,
-        "model": {"key": model.model_key, "sha256": model.sha256},
-        "data": {
-            "format": spec.data.format,
-            "label": spec.data.label,
-            "batches": [
-                {**batch.ref.model_dump(by_alias=True), "rows": len(batch.rows)}
-                for batch in batches
-            ],
-            "quarantined": [q.model_dump(by_alias=True, mode="json") for q in quarantined],
-        },
-        "features": {
-            "numeric": list(candidate.numeric),
-            "categorical": list(candidate.categorical),
-        },
-        "classes": candidate.classes,
-        "estimator": {
-            "class": spec.training.estimator.class_name,
-            "params": spec.training.estimator.params,
-            "effectiveParams": _json_safe(estimator.get_params(deep=False)),
-        },
-        "seed": spec.training.seed,
-        "warmStart": {"requested": spec.training.warm_start, "applied": False},
-        "holdout": {
-            "fraction": spec.evaluation.holdout_fraction,
-            **holdout.model_dump(by_alias=True),
-        },
-        "baseline": spec.baseline.model_dump(by_alias=True) if spec.baseline else None,
-        "metrics": metrics.model_dump(by_alias=True),
-        "packages": {"python": platform.python_version(), **_package_versions()},
-    }
+    manifest = build_manifest(
+        spec,
+        model=model,
+        candidate=candidate,
+        estimator=estimator,
+        batches=[(batch.ref, len(batch.rows)) for batch in batches],
+        quarantined=quarantined,
+        validation=validation,
+        metrics=metrics,
+        holdout=holdout,
+        warm_start=warm_start,
+    )
     store.put_json(model.manifest_key, manifest)
     log.info("published model", extra={"modelKey": model.model_key, "sha256": model.sha256})
     return model
-
-
-def _json_safe(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        name: value if value is None or isinstance(value, str | int | float | bool) else repr(value)
-        for name, value in sorted(params.items())
-    }
-
-
-def _package_versions() -> dict[str, str]:
-    versions = {}
-    for name in _RECORDED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "unknown"
-    return versions
 
 
 def termination_message(result: RunResult, version: str, gate_metric: str) -> str:

@@ -30,6 +30,7 @@ class GateReason(StrEnum):
     BASELINE_METRIC_MISSING = "BaselineMetricMissing"
     BASELINE_METRIC_INVALID = "BaselineMetricInvalid"
     BELOW_MIN_VALUE = "BelowMinValue"
+    NOT_BETTER_THAN_DUMMY = "NotBetterThanDummy"
     REGRESSED = "Regressed"
 
 
@@ -45,6 +46,7 @@ def judge(
     gate: GateSpec,
     candidate: Mapping[str, float] | None,
     baseline: Mapping[str, float] | None,
+    dummy: Mapping[str, float] | None = None,
 ) -> GateDecision:
     """Decide whether the candidate replaces the serving model.
 
@@ -54,6 +56,13 @@ def judge(
     serving but was not evaluated, pass its metrics as ``{}``: the gate then
     rejects, because promoting without a comparison could replace a good model
     with a worse one.
+
+    ``dummy`` is ``metrics.dummy``: a majority-class or mean-target model scored
+    on the same holdout. The candidate must be strictly better than it, first
+    model included: a model that only ties a constant has learned nothing from
+    the features, however high its accuracy on an imbalanced holdout. A dummy
+    without the metric rejects (nothing shows the candidate beats it); None
+    skips the check, for results from trainers that predate the dummy.
 
     A tie with the serving model promotes: with equal evidence the newer model,
     trained on fresher data, is the better bet. A missing or non-finite metric
@@ -80,6 +89,22 @@ def judge(
                 " lower is better)",
             )
     bar = f"; minValue {gate.min_value} met" if gate.min_value is not None else ""
+
+    if dummy is not None:
+        raw_dummy = dummy.get(name)
+        if raw_dummy is None or not math.isfinite(raw_dummy):
+            return _reject(
+                GateReason.NOT_BETTER_THAN_DUMMY,
+                f"dummy baseline {name} is {raw_dummy}; cannot show the candidate beats it",
+            )
+        floor = _exact(raw_dummy)
+        beats = cand > floor if metric.higher_is_better else cand < floor
+        if not beats:
+            return _reject(
+                GateReason.NOT_BETTER_THAN_DUMMY,
+                f"candidate {name} {cand} is not better than the dummy baseline's {floor}",
+            )
+        bar += f"; beats dummy {floor}"
 
     if baseline is None:
         return GateDecision(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from freshet_trainer.holdout import holdout_digest, holdout_mask, row_hashes
+from freshet_trainer.holdout import holdout_digest, holdout_mask, row_hashes, units
 
 from .synthetic import classification_frame
 
@@ -35,3 +35,22 @@ def test_fraction_is_respected_and_digest_identifies_the_holdout() -> None:
     assert holdout_digest(hashes[mask]) == holdout_digest(hashes[holdout_mask(hashes, 0.2)])
     assert holdout_digest(hashes[mask]) != holdout_digest(hashes[holdout_mask(hashes, 0.3)])
     assert not holdout_mask(hashes, 0.2)[~holdout_mask(hashes, 0.3)].any()  # nested fractions
+
+
+def test_a_row_hashes_the_same_whichever_file_typed_its_numbers() -> None:
+    ints = pd.DataFrame({"n": [1, 2, 0], "c": ["a", "b", "c"], "y": [0, 1, 0]})
+    floats = pd.DataFrame({"n": [1.0, 2.0, -0.0], "c": ["a", "b", "c"], "y": [0, 1, 0]})
+
+    assert np.array_equal(row_hashes(ints, "y"), row_hashes(floats, "y"))
+    assert not np.array_equal(row_hashes(ints, "y"), row_hashes(ints.assign(n=[1, 2, 3]), "y"))
+
+
+def test_a_smaller_bound_gives_a_holdout_inside_both_models_unseen_rows() -> None:
+    """Serving model trained above 0.2, candidate above 0.3: compare below 0.2 only."""
+    hashes = row_hashes(classification_frame(2000, seed=5), "y")
+    unit = units(hashes)
+
+    candidate_trained, serving_trained = unit >= 0.3, unit >= 0.2
+    holdout = holdout_mask(hashes, min(0.3, 0.2))
+
+    assert holdout.any() and not (holdout & (candidate_trained | serving_trained)).any()

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from aiohttp.test_utils import TestClient, TestServer
 from devstack import procs
 from freshet_trainer.artifact import sha256_hex
@@ -208,3 +209,98 @@ def test_console_script_serves_from_env_and_stops_on_sigterm(
     logged = [json.loads(line) for line in server.stderr.read().splitlines() if line]  # type: ignore[union-attr]
     assert {"model loaded", "stopped"} <= {line["msg"] for line in logged}
     assert all(line.get("version") == "v1" for line in logged)
+
+
+def malformed_bodies() -> list[bytes]:
+    """Hand-written bad requests plus seeded random corruptions of a good one."""
+    good = json.dumps({"rows": ROWS}).encode()
+    bodies = [
+        b"",
+        b"null",
+        b"[]",
+        b'"rows"',
+        b"{}",
+        b'{"rows": null}',
+        b'{"rows": {"x1": 1}}',
+        b'{"rows": [null]}',
+        b'{"rows": [1, 2]}',
+        b'{"rows": [{"x1": NaN, "x2": 1, "color": "red"}]}',
+        b'{"rows": [{"x1": Infinity, "x2": 1, "color": "red"}]}',
+        b'{"rows": [{"x1": 1e999, "x2": 1, "color": "red"}]}',
+        b'{"rows": [{"x1": 1' + b"0" * 400 + b', "x2": 1, "color": "red"}]}',
+        b'{"rows": [{"x1": [1], "x2": 1, "color": "red"}]}',
+        b'{"rows": [{"x1": true, "x2": "1", "color": 3}]}',
+        b'{"rows": [{"x1": 1, "x2": 1, "color": "red", "colour": "red"}]}',
+        b'{"rows": [{"x1": 1, "x2": 1}]}',
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"rows": [' + b'{"a":' * 20_000 + b"1" + b"}" * 20_000 + b"]}",
+        '{"rows": [{"x1": 1, "x2": 1, "color": "\u2603"}]}'.encode("utf-16"),
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00",
+        good[: len(good) // 2],
+        good.replace(b":", b"="),
+    ]
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        corrupted = bytearray(good)
+        for position in rng.integers(0, len(corrupted), size=3):
+            corrupted[position] = int(rng.integers(0, 256))
+        bodies.append(bytes(corrupted))
+    return bodies
+
+
+def test_fuzzed_bodies_get_a_client_error_never_a_crash(store: ObjectStore) -> None:
+    sha256 = publish_model(store)
+
+    async def scenario() -> None:
+        async with serving(store, sha256, max_body_bytes=256 * 1024) as client:
+            await settled(client)
+            for body in malformed_bodies():
+                response = await client.post("/predict", data=body)
+                answer = await response.json()
+                assert response.status in {200, 400, 413}, (body[:80], answer)
+                assert response.status == 200 or answer["error"]
+            assert (await client.post("/predict", json={"rows": ROWS})).status == 200
+            metrics = await (await client.get("/metrics")).text()
+            assert 'code="500"' not in metrics
+
+    run(scenario)
+
+
+def test_wrong_columns_are_named_in_the_answer(store: ObjectStore) -> None:
+    sha256 = publish_model(store)
+
+    async def scenario() -> None:
+        async with serving(store, sha256) as client:
+            await settled(client)
+            typo = {"x1": 1.0, "x2": 2.0, "colour": "red"}
+            response = await client.post("/predict", json={"rows": [ROWS[0], typo]})
+            assert response.status == 400
+            assert (await response.json())["error"] == (
+                "row 1: columns unknown ['colour']; missing ['color']; the model's features"
+                " are ['color', 'x1', 'x2'] (send null for a missing value)"
+            )
+            labeled = {**ROWS[0], "y": 1, "color": None}  # label ignored, null imputed
+            assert (await client.post("/predict", json={"rows": [labeled]})).status == 200
+
+    run(scenario)
+
+
+def test_metrics_show_the_distribution_of_predicted_probabilities(store: ObjectStore) -> None:
+    sha256 = publish_model(store)
+
+    async def scenario() -> None:
+        async with serving(store, sha256) as client:
+            await settled(client)
+            body = await (await client.post("/predict", json={"rows": ROWS * 5})).json()
+            metrics = await (await client.get("/metrics")).text()
+            count = 'freshet_server_prediction_value_count{version="v1"} 10.0'
+            assert count in metrics
+            positive = sum(p[1] for p in body["probabilities"])
+            line = next(
+                line
+                for line in metrics.splitlines()
+                if line.startswith("freshet_server_prediction_value_sum")
+            )
+            assert abs(float(line.split()[-1]) - positive) < 1e-9
+
+    run(scenario)

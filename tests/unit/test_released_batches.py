@@ -1,0 +1,60 @@
+"""A batch released from quarantine (same key, same ETag) becomes pending again, and only then."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from freshet.controller import PolicyController
+from freshet.ledger import Ledger
+from freshet.objectstore import ObjectInfo, ObjectStore
+from freshet.spec import PolicySpec
+from freshet.watcher import BucketWatcher
+from policies import minimal_spec
+
+SPEC = PolicySpec.model_validate(minimal_spec("Dynamic"))
+WHEN = datetime(2026, 11, 27, tzinfo=UTC)
+HELD = "freshet/ml/demo/quarantine/spam/incoming/bad.csv"
+
+
+class Listing:
+    def __init__(self, *objects: tuple[str, str]) -> None:
+        self.listed = [ObjectInfo(key, etag, 10, WHEN) for key, etag in objects]
+
+    def objects(self, prefix: str) -> list[ObjectInfo]:
+        return [o for o in self.listed if o.key.startswith(prefix)]
+
+
+class Store:
+    def __init__(self, *keys: str) -> None:
+        self.keys = set(keys)
+
+    def etag(self, key: str) -> str | None:
+        return "e" if key in self.keys else None
+
+
+def pending_keys(listing: Listing, store: Store) -> list[str]:
+    controller = PolicyController(cast(Any, None), "ml", "demo", "uid")
+    book = Ledger(quarantined={"spam/incoming/bad.csv": "e1"})
+    watcher, objects = cast(BucketWatcher, listing), cast(ObjectStore, store)
+    controller._released = controller._find_released(SPEC, book, watcher, objects)
+    return [batch.key for batch in controller._pending(SPEC, book, watcher)]
+
+
+def test_a_quarantined_batch_still_held_is_not_pending() -> None:
+    """E.g. the listing predates the move, or a move was interrupted after the copy."""
+    listing = Listing(("spam/incoming/bad.csv", "e1"), ("spam/incoming/new.csv", "e2"))
+
+    assert pending_keys(listing, Store(HELD)) == ["spam/incoming/new.csv"]
+
+
+def test_a_released_batch_is_pending_again() -> None:
+    listing = Listing(("spam/incoming/bad.csv", "e1"), ("spam/incoming/new.csv", "e2"))
+
+    assert pending_keys(listing, Store()) == ["spam/incoming/bad.csv", "spam/incoming/new.csv"]
+
+
+def test_a_batch_overwritten_with_new_content_is_pending_whatever_quarantine_holds() -> None:
+    assert pending_keys(Listing(("spam/incoming/bad.csv", "e9")), Store(HELD)) == [
+        "spam/incoming/bad.csv"
+    ]

@@ -1,0 +1,167 @@
+"""`manifest.json`: what a model was made from, enough to audit it and to retrain it.
+
+The manifest is written next to the model by the run that made it. Besides the
+human-readable summary (batches with ETags and row counts, features, classes,
+estimator and effective parameters, seed, warm start, holdout, metrics, package
+versions) it embeds the run spec itself under `runSpec`: `freshet-reproduce`
+rebuilds the run from that spec and the batches that were actually trained on,
+so the recipe cannot drift from the summary.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+from sklearn.base import BaseEstimator
+
+from freshet_trainer.artifact import ModelArtifact
+from freshet_trainer.contract import (
+    BatchRef,
+    HoldoutSummary,
+    Metrics,
+    ModelRef,
+    QuarantinedBatch,
+    RunSpec,
+    ValidationReport,
+)
+from freshet_trainer.warmstart import WarmStart
+
+MANIFEST_API_VERSION: Final = "freshet.dev/manifest/v1"
+RECORDED_PACKAGES = (
+    "freshet-trainer",
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "joblib",
+)
+
+
+def build_manifest(
+    spec: RunSpec,
+    *,
+    model: ModelRef,
+    candidate: ModelArtifact,
+    estimator: BaseEstimator,
+    batches: Sequence[tuple[BatchRef, int]],
+    quarantined: Sequence[QuarantinedBatch],
+    validation: ValidationReport,
+    metrics: Metrics,
+    holdout: HoldoutSummary,
+    warm_start: WarmStart,
+) -> dict[str, Any]:
+    """The manifest document; `batches` are the accepted ones with their row counts."""
+    return {
+        "apiVersion": MANIFEST_API_VERSION,
+        "kind": "ModelManifest",
+        "runId": spec.run_id,
+        "policy": spec.policy.model_dump(by_alias=True),
+        "version": spec.output.version,
+        "model": {"key": model.model_key, "sha256": model.sha256},
+        "data": {
+            "format": spec.data.format,
+            "label": spec.data.label,
+            "batches": [{**ref.model_dump(by_alias=True), "rows": rows} for ref, rows in batches],
+            "quarantined": [q.model_dump(by_alias=True, mode="json") for q in quarantined],
+            "validation": validation.model_dump(by_alias=True, mode="json"),
+        },
+        "features": {
+            "numeric": list(candidate.numeric),
+            "categorical": list(candidate.categorical),
+        },
+        "classes": candidate.classes,
+        "estimator": {
+            "class": spec.training.estimator.class_name,
+            "params": spec.training.estimator.params,
+            "effectiveParams": _json_safe(estimator.get_params(deep=False)),
+        },
+        "seed": spec.training.seed,
+        "warmStart": warm_start.to_manifest(),
+        "holdout": {
+            "fraction": spec.evaluation.holdout_fraction,
+            "modelBound": candidate.holdout_bound,
+            **holdout.model_dump(by_alias=True),
+        },
+        "baseline": spec.baseline.model_dump(by_alias=True) if spec.baseline else None,
+        "metrics": metrics.model_dump(by_alias=True),
+        "packages": package_versions(),
+        "runSpec": spec.model_dump(by_alias=True, mode="json"),
+    }
+
+
+def _json_safe(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+        for name, value in sorted(params.items())
+    }
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the versions of the packages that decide what a fit produces."""
+    versions = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+class _Lenient(BaseModel):
+    """Reads only what reproduction needs; the rest of the manifest is for humans."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="ignore"
+    )
+
+
+class ManifestModel(_Lenient):
+    key: str
+    sha256: str
+
+
+class ManifestBatch(_Lenient):
+    key: str
+    etag: str
+    size: int
+
+
+class ManifestData(_Lenient):
+    batches: list[ManifestBatch]
+
+
+class Manifest(_Lenient):
+    """The parts of `manifest.json` that `freshet-reproduce` uses."""
+
+    api_version: Literal["freshet.dev/manifest/v1"]
+    version: str
+    model: ManifestModel
+    data: ManifestData
+    packages: dict[str, str]
+    run_spec: RunSpec
+
+    def recipe(self, output_prefix: str) -> RunSpec:
+        """The original run spec, on exactly the batches trained on, publishing elsewhere.
+
+        Batches the original run quarantined are left out: they did not shape
+        the model, and since then they may have been moved or released.
+        """
+        batches = self.data.batches
+        trained = {batch.key for batch in batches}
+        spec = self.run_spec
+        data = spec.data.model_copy(
+            update={
+                "batches": [BatchRef(key=b.key, etag=b.etag, size=b.size) for b in batches],
+                "new_batches": [key for key in spec.data.new_batches if key in trained],
+            }
+        )
+        output = spec.output.model_copy(
+            update={"model_prefix": output_prefix, "result_key": f"{output_prefix}result.json"}
+        )
+        return spec.model_copy(update={"data": data, "output": output})
