@@ -894,8 +894,7 @@ class PolicyController:
     ) -> None:
         current = dict(body.get("status") or {})
         desired = self._status(generation, spec, current, spec_error)
-        patch = {k: v for k, v in desired.items() if current.get(k) != v}
-        patch.update({k: None for k in current if k not in desired})
+        patch = merge_patch(current, desired)
         if patch:
             await asyncio.to_thread(self.rt.kube.patch_status, self.namespace, self.name, patch)
 
@@ -1067,6 +1066,27 @@ class PolicyController:
         if book.last_schedule_time is not None:
             status["lastScheduleTime"] = _iso(book.last_schedule_time)
         return status
+
+
+def merge_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `current` into `desired`.
+
+    Objects merge recursively in a merge patch, so a key that disappeared at
+    any depth must be sent as null, or the server keeps its stale value.
+    Lists are replaced whole.
+    """
+    patch: dict[str, Any] = {}
+    for key, value in desired.items():
+        old = current.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            nested = merge_patch(old, value)
+            if nested:
+                patch[key] = nested
+        elif old != value:
+            patch[key] = value
+    for key in current.keys() - desired.keys():
+        patch[key] = None
+    return patch
 
 
 def _first_error(e: ValidationError) -> str:

@@ -54,7 +54,11 @@ def model_server(
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": name}},
+                "metadata": {
+                    "labels": {"app": name},
+                    # Scraped by the stack's Prometheus when a test starts it.
+                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "http"},
+                },
                 "spec": {
                     "containers": [
                         {
@@ -205,10 +209,17 @@ def server_ports(api: client.ApiClient, ns: str, app: str = "model-server") -> l
 class Traffic:
     """Steady prediction traffic against the model server's Ready pods, in a thread."""
 
-    def __init__(self, api: client.ApiClient, ns: str, rate: float = 20.0) -> None:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        ns: str,
+        rate: float = 20.0,
+        center: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        """`center` is the mean of (x1, x2): (1.5, -1.0) is where the concept says 1."""
         import threading
 
-        self.api, self.ns, self.rate = api, ns, rate
+        self.api, self.ns, self.rate, self.center = api, ns, rate, center
         self.stop = threading.Event()
         self.sent = 0
         self.errors = 0
@@ -239,7 +250,11 @@ class Traffic:
                 refreshed = time.monotonic()
             for port in ports:
                 rows = [
-                    {"x1": float(rng.normal()), "x2": float(rng.normal()), "cat": "b"}
+                    {
+                        "x1": float(rng.normal(self.center[0], 0.3)),
+                        "x2": float(rng.normal(self.center[1], 0.3)),
+                        "cat": "b",
+                    }
                     for _ in range(10)
                 ]
                 req = urllib.request.Request(

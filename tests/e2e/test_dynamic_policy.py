@@ -87,8 +87,9 @@ def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
     sc.wait_for("the v2 rollout", lambda: _rolled_out(kube_api, ns), timeout=60)
     assert _deployment_version(kube_api, ns) == ("v2", "v2")
 
-    # A worse candidate on the same holdout (a majority-class model replacing a
-    # logistic regression) is rejected: v2 keeps serving, the Deployment is untouched.
+    # A worse candidate on the same holdout (a single decision stump replacing a
+    # logistic regression: better than the majority class, worse than serving)
+    # is rejected: v2 keeps serving, the Deployment is untouched.
     client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
         sc.GROUP,
         sc.VERSION,
@@ -99,9 +100,9 @@ def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
             "spec": {
                 "training": {
                     "estimator": {
-                        "class": "sklearn.dummy.DummyClassifier",
+                        "class": "sklearn.ensemble.RandomForestClassifier",
                         # A merge patch merges params: null removes the old key.
-                        "params": {"strategy": "most_frequent", "max_iter": None},
+                        "params": {"n_estimators": 1, "max_depth": 1, "max_iter": None},
                     }
                 }
             }

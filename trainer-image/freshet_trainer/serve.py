@@ -259,6 +259,10 @@ async def _load_model(server: ServerState) -> None:
             delay = min(delay * 2, _RETRY_MAX_SECONDS)
             continue
         server.metrics.watch_values(model)
+        # Every class gets its series at zero now: a ratio over classes must not
+        # vanish (and read as "no traffic") just because a class is never predicted.
+        for label in model.classes or ():
+            server.metrics.predictions.labels(source.version, str(label))
         server.model = LoadedModel(source.version, model)
         server.state, server.error = "loaded", ""
         server.metrics.model_loaded.set(1)

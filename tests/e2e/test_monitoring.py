@@ -1,0 +1,176 @@
+"""Live monitoring on the real stack: a regressed model is rolled back (prequential and
+Prometheus-driven), a steady one never is."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import scenario as sc
+from devstack.stack import Stack
+from kubernetes import client
+
+
+def _deployment_version(api: client.ApiClient, ns: str) -> str | None:
+    dep = client.AppsV1Api(api).read_namespaced_deployment("model-server", ns)
+    return (dep.spec.template.metadata.annotations or {}).get("freshet.dev/model-version")
+
+
+def _serving(api: client.ApiClient, ns: str, name: str, version: str) -> dict[str, Any]:
+    p: dict[str, Any] = sc.wait_for(
+        f"{version} to serve",
+        lambda: (q := sc.get_policy(api, ns, name)) and sc.serving_version(q) == version and q,
+    )
+    return p
+
+
+def _events(api: client.ApiClient, ns: str, name: str, reason: str) -> list[str]:
+    return [
+        e.message
+        for e in client.CoreV1Api(api).list_namespaced_event(ns).items
+        if e.involved_object.name == name and e.reason == reason
+    ]
+
+
+def test_prequential_monitoring_rolls_back_a_regressed_model(
+    kube_api: client.ApiClient,
+    namespace: str,
+    bucket: str,
+    s3: Any,
+    stack: Stack,
+    freshet_operator: int,
+) -> None:
+    ns = namespace
+    sc.store_secret(kube_api, ns, stack, bucket)
+    sc.model_server(kube_api, ns)
+    sc.create_policy(
+        kube_api,
+        ns,
+        sc.policy(
+            "ctr",
+            data__window={"maxBatches": 1},
+            monitoring={
+                "source": "Prequential",
+                "failureLimit": 0,
+                "maxRegression": "0.1",
+                "minRows": 50,
+            },
+        ),
+    )
+    sc.put(s3, bucket, "incoming/b0.csv", sc.batch_csv(600, seed=50))
+    _serving(kube_api, ns, "ctr", "v1")
+
+    # A batch whose labels follow the inverted concept: the model trained on it
+    # wins on its own holdout, passes the gate, and goes live. A regression.
+    sc.put(s3, bucket, "incoming/b1.csv", sc.batch_csv(600, seed=51, flip=True))
+    _serving(kube_api, ns, "ctr", "v2")
+
+    # The next clean batch first scores v2 and v1 on its rows: v2 is far worse,
+    # the first failure (failureLimit 0) rolls back to v1.
+    sc.put(s3, bucket, "incoming/b2.csv", sc.batch_csv(600, seed=52))
+    p = sc.wait_for(
+        "the rollback",
+        lambda: (q := sc.get_policy(kube_api, ns, "ctr")) and q["status"].get("lastRollback") and q,
+    )
+    status = p["status"]
+    assert status["lastRollback"]["fromVersion"] == "v2"
+    assert status["lastRollback"]["toVersion"] == "v1"
+    assert status["lastRollback"]["reason"] == "AnalysisFailed"
+    assert status["serving"]["version"] == "v1"
+    assert status["rejectedVersions"] == ["v2"]
+    assert sc.condition(p, "Degraded")["reason"] == "RolledBack"
+    assert "failureLimit 0" in status["lastRollback"]["message"]
+    assert "> maxRegression 0.1" in status["lastRollback"]["message"]
+    # A fresh analysis starts for the restored version.
+    assert status["monitoring"]["version"] == "v1"
+    assert "lastMeasurement" not in status["monitoring"]
+    assert any("v2 -> v1" in m for m in _events(kube_api, ns, "ctr", "RolledBack"))
+    sc.wait_for("the Deployment back on v1", lambda: _deployment_version(kube_api, ns) == "v1")
+
+    # The run that measured the regression was gated against the bad model: its
+    # candidate is not promoted, and v2 is never served again.
+    p = sc.wait_for(
+        "the run to be recorded",
+        lambda: (
+            (q := sc.get_policy(kube_api, ns, "ctr"))
+            and q["status"]["history"][0]["version"] == "v3"
+            and q
+        ),
+    )
+    assert p["status"]["history"][0]["phase"] == "Rejected"
+    assert p["status"]["history"][0]["reason"] == "BaselineRolledBack"
+    assert sc.serving_version(p) == "v1"
+
+
+POSITIVE_RATE = (
+    'sum(rate(freshet_server_predictions_total{namespace="$namespace",version="$version",'
+    'class="1"}[5s])) / sum(rate(freshet_server_predictions_total{namespace="$namespace",'
+    'version="$version"}[5s]))'
+)
+
+
+def test_prometheus_analysis_holds_steady_then_rolls_back(
+    kube_api: client.ApiClient,
+    namespace: str,
+    bucket: str,
+    s3: Any,
+    stack: Stack,
+    prometheus: str,
+    freshet_operator: int,
+) -> None:
+    ns = namespace
+    sc.store_secret(kube_api, ns, stack, bucket)
+    sc.model_server(kube_api, ns)
+    sc.create_policy(
+        kube_api,
+        ns,
+        sc.policy(
+            "ads",
+            data__window={"maxBatches": 1},
+            monitoring={
+                "source": "Prometheus",
+                "intervalSeconds": 1,
+                "failureLimit": 2,
+                "prometheus": {"url": prometheus, "query": POSITIVE_RATE, "minValue": "0.5"},
+            },
+        ),
+    )
+    # Traffic from where the concept says "1": a good model answers mostly 1.
+    with sc.Traffic(kube_api, ns, rate=10, center=(1.5, -1.0)) as traffic:
+        sc.put(s3, bucket, "incoming/a0.csv", sc.batch_csv(600, seed=60))
+        _serving(kube_api, ns, "ads", "v1")
+
+        # A steady model over 50+ intervals: measured every second, never rolled back.
+        p = sc.wait_for(
+            "50 measurements of v1",
+            lambda: (
+                (q := sc.get_policy(kube_api, ns, "ads"))
+                and (q["status"].get("monitoring") or {}).get("measurements", 0) >= 50
+                and q
+            ),
+            timeout=150,
+        )
+        status = p["status"]
+        assert status["monitoring"]["version"] == "v1"
+        assert status["monitoring"]["phase"] == "Healthy"
+        assert status["monitoring"]["lastMeasurement"]["verdict"] == "Pass"
+        assert "lastRollback" not in status
+        assert not _events(kube_api, ns, "ads", "RolledBack")
+
+        # An inverted model goes live and answers mostly 0 on the same traffic:
+        # three failing intervals in a row (failureLimit 2) roll it back.
+        sc.put(s3, bucket, "incoming/a1.csv", sc.batch_csv(600, seed=61, flip=True))
+        _serving(kube_api, ns, "ads", "v2")
+        p = sc.wait_for(
+            "the rollback",
+            lambda: (
+                (q := sc.get_policy(kube_api, ns, "ads")) and q["status"].get("lastRollback") and q
+            ),
+            timeout=90,
+        )
+        assert traffic.sent > 0
+    rollback = p["status"]["lastRollback"]
+    assert (rollback["fromVersion"], rollback["toVersion"]) == ("v2", "v1")
+    assert "3 failed measurement(s) in a row (failureLimit 2)" in rollback["message"]
+    assert "minValue 0.5" in rollback["message"]
+    assert p["status"]["serving"]["version"] == "v1"
+    sc.wait_for("the Deployment back on v1", lambda: _deployment_version(kube_api, ns) == "v1")
