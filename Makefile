@@ -52,6 +52,10 @@ unit: venv ## unit tests only (no processes)
 test: deps lint ## set up everything and run the whole test suite
 	$(PY) -m pytest tests -q -ra
 
+.PHONY: bench
+bench: deps ## run every benchmark in bench/ with its defaults (each prints its numbers)
+	set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done
+
 .PHONY: up
 up: deps ## start the local stack (control plane, S3, node agent) and leave it running
 	$(PY) -m devstack --state $(STATE) up

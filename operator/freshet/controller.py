@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from freshet import jobs, ledger, metrics, monitoring, names, serving
 from freshet.batches import Batch
 from freshet.config import OperatorConfig
-from freshet.decisions import analysis, conditions, gate, rollback, runs, trigger
+from freshet.decisions import analysis, conditions, gate, rollback, runs, staleness, trigger
 from freshet.kube import Kube
 from freshet.ledger import BatchRef, Ledger, ModelRef, RollbackRecord, RunIntent, RunRecord
 from freshet.objectstore import ObjectStore
@@ -260,6 +260,13 @@ class PolicyController:
             )
             return self.rt.config.resync_seconds
         decision = trigger.decide(spec.effective_trigger, facts)
+        if isinstance(decision, trigger.Wait) and self._stale_retrain_due(spec, book, now):
+            decision = trigger.Train(
+                trigger.TrainReason.STALE,
+                f"{book.serving.version if book.serving else 'the model'} is older than"
+                " monitoring.maxModelAgeSeconds",
+                tuple(pending),
+            )
         if isinstance(decision, trigger.Wait):
             self._waiting = (str(decision.reason), decision.message)
             if decision.retry_after is not None:
@@ -355,6 +362,8 @@ class PolicyController:
             created_time=_now(),
         )
         book.next_version += 1
+        if decision.reason is trigger.TrainReason.STALE:
+            book.last_stale_retrain = book.intent.created_time
         await self._save(store, book)
         self.rt.active_runs.add(self.uid)
         metrics.ACTIVE_RUNS.set(len(self.rt.active_runs))
@@ -861,6 +870,40 @@ class PolicyController:
 
     # -- status --------------------------------------------------------------
 
+    def _max_age(self, spec: PolicySpec | None) -> timedelta | None:
+        if spec is None or spec.monitoring is None:
+            return None
+        seconds = spec.monitoring.max_model_age_seconds
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    def _stale_retrain_due(self, spec: PolicySpec, book: Ledger, now: datetime) -> bool:
+        if spec.effective_trigger is None or book.serving is None:
+            return False
+        return staleness.retrain_due(
+            book.serving.promoted_time, now, self._max_age(spec), book.last_stale_retrain
+        )
+
+    def _stale_condition(
+        self, spec: PolicySpec | None, book: Ledger
+    ) -> conditions.ConditionUpdate | None:
+        max_age = self._max_age(spec)
+        if max_age is None or book.serving is None:
+            return None
+        stale = conditions.ConditionType.STALE
+        promoted = book.serving.promoted_time
+        if staleness.is_stale(promoted, _now(), max_age):
+            assert promoted is not None
+            return conditions.ConditionUpdate(
+                stale,
+                "True",
+                "MaxAgeExceeded",
+                f"{book.serving.version} was promoted {_iso(promoted)}, more than"
+                f" {max_age.total_seconds():.0f}s ago",
+            )
+        return conditions.ConditionUpdate(
+            stale, "False", "Fresh", f"{book.serving.version} is younger than the maximum age"
+        )
+
     def _live_degradation(self, book: Ledger) -> conditions.ConditionUpdate | None:
         """Degraded, when the live model is the reason: rolled back, failing, or unmeasurable."""
         degraded = conditions.ConditionType.DEGRADED
@@ -997,6 +1040,11 @@ class PolicyController:
                 "promotedTime": _iso(s.promoted_time),
                 "metrics": s.metrics,
             }
+        stale = self._stale_condition(spec, book)
+        if stale is not None:
+            status["conditions"] = conditions.set_condition(
+                status["conditions"], stale, generation=generation, now=_now()
+            )
         if intent is not None:
             status["lastRun"] = {
                 "runId": intent.run_id,

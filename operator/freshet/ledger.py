@@ -144,6 +144,7 @@ class Ledger(_Model):
     analysis: AnalysisRecord | None = None
     last_rollback: RollbackRecord | None = Field(default=None, alias="lastRollback")
     rollback_request: str | None = Field(default=None, alias="rollbackRequest")
+    last_stale_retrain: datetime | None = Field(default=None, alias="lastStaleRetrain")
     trained_spec_hash: str | None = Field(default=None, alias="trainedSpecHash")
     retrain_request: str | None = Field(default=None, alias="retrainRequest")
 

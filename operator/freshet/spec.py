@@ -368,7 +368,7 @@ class ServingSpec(_SpecModel):
     container: str | None = Field(default=None, min_length=1, max_length=63, pattern=_DNS_LABEL)
     """None means the Deployment's first container."""
     pinned_version: str | None = Field(default=None, pattern=r"^v[1-9][0-9]*$")
-    """Serve exactly this version; promotions and automatic rollbacks wait while set."""
+    """Serve exactly this version; training, promotions and automatic rollbacks pause."""
 
 
 class MonitoringSource(StrEnum):
@@ -400,6 +400,7 @@ class MonitoringSpec(_SpecModel):
     bake_seconds: int = Field(default=0, ge=0, le=604_800)
     failure_limit: int = Field(default=1, ge=0, le=100)
     consecutive_error_limit: int = Field(default=4, ge=0, le=100)
+    max_model_age_seconds: int | None = Field(default=None, ge=10, le=31_536_000)
     prometheus: PrometheusCheck | None = None
 
     @model_validator(mode="after")

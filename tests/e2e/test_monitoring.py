@@ -174,3 +174,29 @@ def test_prometheus_analysis_holds_steady_then_rolls_back(
     assert "minValue 0.5" in rollback["message"]
     assert p["status"]["serving"]["version"] == "v1"
     sc.wait_for("the Deployment back on v1", lambda: _deployment_version(kube_api, ns) == "v1")
+
+
+def test_a_stale_model_is_reported_and_retrained(
+    kube_api: client.ApiClient,
+    namespace: str,
+    bucket: str,
+    s3: Any,
+    stack: Stack,
+    freshet_operator: int,
+) -> None:
+    ns = namespace
+    sc.store_secret(kube_api, ns, stack, bucket)
+    sc.model_server(kube_api, ns)
+    sc.create_policy(kube_api, ns, sc.policy("aging", monitoring={"maxModelAgeSeconds": 10}))
+    sc.put(s3, bucket, "incoming/s0.csv", sc.batch_csv(400, seed=70))
+    p = _serving(kube_api, ns, "aging", "v1")
+    assert sc.condition(p, "Stale")["status"] == "False"
+
+    # No new data: after 10 s the model is stale, and a Dynamic policy retrains
+    # on its current window.
+    p = _serving(kube_api, ns, "aging", "v2")
+    assert p["status"]["history"][0]["trigger"] == "Stale"
+    stale_events = [
+        e for e in _events(kube_api, ns, "aging", "Triggered") if "maxModelAgeSeconds" in e
+    ]
+    assert stale_events

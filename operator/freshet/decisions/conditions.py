@@ -27,6 +27,8 @@ class ConditionType(StrEnum):
     DEGRADED = "Degraded"
     """The last run failed or its candidate was rejected: the model is not getting fresher."""
     DATA_HEALTHY = "DataHealthy"
+    STALE = "Stale"
+    """The serving model is older than monitoring.maxModelAgeSeconds."""
 
 
 @dataclass(frozen=True, slots=True)

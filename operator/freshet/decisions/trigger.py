@@ -27,6 +27,7 @@ class TrainReason(StrEnum):
     RETRAIN_REQUESTED = "RetrainRequested"
     NEW_DATA = "NewData"
     SCHEDULE_DUE = "ScheduleDue"
+    STALE = "Stale"
 
 
 class WaitReason(StrEnum):
