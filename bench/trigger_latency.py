@@ -42,6 +42,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="batches written per second")
     parser.add_argument("--poll", type=int, default=1, help="trigger.pollIntervalSeconds")
     parser.add_argument("--state", type=Path, default=None)
+    parser.add_argument(
+        "--store",
+        choices=["seaweedfs", "minio"],
+        default="seaweedfs",
+        help="minio streams bucket notifications; seaweedfs has none (polling only)",
+    )
     args = parser.parse_args()
 
     state = args.state or Path(tempfile.mkdtemp(prefix="freshet-bench-"))
@@ -53,13 +59,14 @@ def main() -> None:
         api = config.new_client_from_config(s.kubeconfig)
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
-        s3 = s3store.client(s.s3)
+        store = s.s3 if args.store == "seaweedfs" else s3store.start(state / "minio", "minio")
+        s3 = s3store.client(store)
         s3.make_bucket(BUCKET)
         secret = {
-            "endpoint": s.s3.endpoint,
+            "endpoint": store.endpoint,
             "bucket": BUCKET,
-            "accessKeyID": s.s3.access_key,
-            "secretAccessKey": s.s3.secret_key,
+            "accessKeyID": store.access_key,
+            "secretAccessKey": store.secret_key,
             "secure": "false",
         }
         core.create_namespaced_secret(
@@ -111,6 +118,16 @@ def main() -> None:
         else:
             raise SystemExit("policies did not all reconcile within 120s")
 
+        arrivals: set[str | None] = set()
+        want = "Notifications" if args.store == "minio" else "Polling"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and arrivals != {want}:
+            items = custom.list_namespaced_custom_object(
+                "freshet.dev", "v1alpha1", NS, "trainingpolicies"
+            )["items"]
+            arrivals = {(p.get("status") or {}).get("data", {}).get("arrivals") for p in items}
+            time.sleep(1.0)
+
         created: dict[str, list[float]] = {}
         stop = threading.Event()
 
@@ -156,7 +173,8 @@ def main() -> None:
             "batches": len(names),
             "rate_per_s": args.rate,
             "poll_interval_s": args.poll,
-            "source": "polling (one shared bucket watcher)",
+            "store": args.store,
+            "arrivals": sorted(arrivals),
             "p50_s": round(statistics.median(latencies), 3) if latencies else None,
             "p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
             "p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
@@ -170,6 +188,8 @@ def main() -> None:
         print(json.dumps(result, indent=1))
     finally:
         operatorproc.stop(s)
+        if args.store == "minio":
+            s3store.stop(state / "minio")
         stack.down(state)
 
 

@@ -101,3 +101,14 @@ def prometheus(stack: devstack.Stack) -> str:
     url = devstack.up(stack.state, agent=False, prometheus=True).prometheus_url
     assert url is not None
     return url
+
+
+@pytest.fixture(scope="session")
+def minio_store(stack: devstack.Stack) -> Iterator[s3store.S3Info]:
+    """A MinIO server next to the stack's SeaweedFS: the store with bucket notifications."""
+    state = stack.state / "minio"
+    info = s3store.start(state, flavour="minio")
+    try:
+        yield info
+    finally:
+        s3store.stop(state)

@@ -1102,6 +1102,7 @@ class PolicyController:
             seen = self._watcher.objects(spec.data.prefix)
             pending = self._pending(spec, book, self._watcher)
             status["data"] = {
+                "arrivals": ("Notifications" if self._watcher.streaming else "Polling"),
                 "seen": len(seen),
                 "consumed": len(book.consumed),
                 "pending": len(pending),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +57,19 @@ class ObjectStore:
                 size=int(obj.size or 0),
                 last_modified=obj.last_modified,
             )
+
+    def listen(self) -> Iterator[str]:
+        """Keys created or removed in the bucket, as the server announces them.
+
+        MinIO's ListenBucketNotification extension: a long-lived HTTP stream.
+        Servers without it (SeaweedFS, AWS S3) raise S3Error NotImplemented or
+        ValueError on the first read, and the caller falls back to polling.
+        """
+        events = ("s3:ObjectCreated:*", "s3:ObjectRemoved:*")
+        with self._client.listen_bucket_notification(self.bucket, events=events) as stream:
+            for event in stream:
+                for record in event.get("Records") or []:
+                    yield urllib.parse.unquote_plus(record["s3"]["object"]["key"])
 
     def get_json(self, key: str) -> Any | None:
         """The JSON document at `key`, or None when there is none."""

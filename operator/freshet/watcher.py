@@ -14,9 +14,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from minio.error import S3Error
 
 from freshet.objectstore import ObjectInfo, ObjectStore
 from freshet.store_config import StoreConfig
@@ -24,6 +27,7 @@ from freshet.store_config import StoreConfig
 log = logging.getLogger(__name__)
 
 STATE_PREFIX = "freshet/"
+STREAM_SETTLE_SECONDS = 2.0
 
 
 @dataclass
@@ -45,6 +49,8 @@ class BucketWatcher:
     last_error: str | None = None
     _task: asyncio.Task[None] | None = None
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
+    _stream_opened: float | None = None
+    _listener: threading.Thread | None = None
 
     def objects(self, prefix: str) -> list[ObjectInfo]:
         return [o for k, o in self.snapshot.items() if k.startswith(prefix)]
@@ -97,6 +103,62 @@ class BucketWatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=self._interval())
 
+    def start_listening(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Listen for bucket notifications in a thread, where the server offers them.
+
+        A notification only kicks a listing: the listing stays the one source
+        of truth, so a lost or duplicated event can at worst cost one poll
+        interval, never a missed or double-counted batch. A daemon thread,
+        because the stream blocks until the next event and must not hold up
+        the operator's shutdown.
+        """
+        if self._listener is not None and self._listener.is_alive():
+            return
+        self._listener = threading.Thread(
+            target=self._listen, args=(loop,), name=f"notify {self.store.bucket}", daemon=True
+        )
+        self._listener.start()
+
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        backoff = 1.0
+        while self.subscribers:
+            try:
+                self._stream_opened = time.monotonic()
+                for key in self.store.listen():
+                    backoff = 1.0
+                    if not self.subscribers:
+                        return
+                    if not key.startswith(STATE_PREFIX):
+                        loop.call_soon_threadsafe(self.kick)
+            except S3Error as e:
+                if e.code in ("NotImplemented", "XNotImplemented", "MethodNotAllowed"):
+                    self._stream_opened = None
+                    log.info(
+                        "bucket notifications unsupported; polling only",
+                        extra={"bucket": self.store.bucket},
+                    )
+                    return
+                log.warning("notification stream failed", extra={"error": str(e)})
+            except ValueError:  # the client refuses the extension for AWS S3
+                self._stream_opened = None
+                return
+            except Exception as e:  # a dropped stream; polling covers the gap
+                log.warning("notification stream failed", extra={"error": str(e)})
+            self._stream_opened = None
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
+
+    @property
+    def streaming(self) -> bool:
+        """The notification stream is open and healthy.
+
+        The client gives no signal when the stream is established, only events;
+        a server without the extension refuses the request at once, so a stream
+        that has stayed open for a couple of seconds is taken as working.
+        """
+        opened = self._stream_opened
+        return opened is not None and time.monotonic() - opened > STREAM_SETTLE_SECONDS
+
     def kick(self) -> None:
         """List again now (e.g. a new subscriber wants its first snapshot)."""
         self._kick.set()
@@ -137,6 +199,7 @@ class WatcherRegistry:
             watcher._task = asyncio.get_running_loop().create_task(
                 watcher.run(), name=f"watch {config.endpoint}/{config.bucket}"
             )
+            watcher.start_listening(asyncio.get_running_loop())
         elif known is None or (known.prefix, known.interval) != (prefix, interval):
             # Only a new or changed subscription needs a listing now; the
             # periodic sweep serves everyone else.

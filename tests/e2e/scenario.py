@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from devstack.s3store import S3Info
 from devstack.stack import Stack
 from devstack.synthetic import batch_csv
 
@@ -20,13 +21,21 @@ GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
 
 
 def store_secret(
-    api: client.ApiClient, ns: str, s: Stack, bucket: str, name: str = "store"
+    api: client.ApiClient,
+    ns: str,
+    s: Stack,
+    bucket: str,
+    *,
+    name: str = "store",
+    store: S3Info | None = None,
 ) -> None:
+    """The policy's store Secret: the stack's S3 store, or `store` (e.g. a MinIO)."""
+    info = store or s.s3
     data = {
-        "endpoint": s.s3.endpoint,
+        "endpoint": info.endpoint,
         "bucket": bucket,
-        "accessKeyID": s.s3.access_key,
-        "secretAccessKey": s.s3.secret_key,
+        "accessKeyID": info.access_key,
+        "secretAccessKey": info.secret_key,
         "secure": "false",
     }
     client.CoreV1Api(api).create_namespaced_secret(

@@ -175,7 +175,7 @@ def test_status_shapes() -> None:
         "runId", "jobName", "phase", "startedTime", "finishedTime", "version", "reason"
     }  # fmt: skip
     assert set(props["data"]["properties"]) == {
-        "seen", "consumed", "pending", "quarantined", "lastArrivalTime"
+        "seen", "consumed", "pending", "quarantined", "lastArrivalTime", "arrivals"
     }  # fmt: skip
     assert "x-kubernetes-preserve-unknown-fields" not in STATUS
 
