@@ -17,7 +17,8 @@ Two regimes, because the analysis restarts at every promotion:
 
 - retrain: every batch is a run, as with `onArrival.minBatches: 1`: measure
   the serving model, fold, maybe roll back, then train on the window, gate,
-  promote. A version is usually measured once before its successor replaces it.
+  promote, unless the serving model just failed (the operator holds such a
+  candidate back, ServingUnderSuspicion, so failures can add up to a rollback).
 - hold: after a warm-up the serving version stays (no candidate promoted: the
   gate keeps rejecting, or training is paused) and is measured on every batch,
   so `failureLimit` failures in a row can build up.
@@ -211,7 +212,7 @@ def simulate(
     counting_from = hold_from + 1 if hold_from is not None and bad is None else 0
     for k in range(end):
         now = START + timedelta(minutes=k)
-        rolled_back = False
+        rolled_back = suspect = False
         if serving is not None:
             good = [v for v in previous if v not in rejected]
             fresh = runs.batches[k]
@@ -221,6 +222,7 @@ def simulate(
                 previous=runs.score(models[good[0]], f"b{k}", fresh) if good else None,
             )
             m = monitoring.prequential(spec, live, now)
+            suspect = m.verdict is analysis.Verdict.FAIL
             if state is None or state.version != serving:
                 state = analysis.State(version=serving, since=now)
             result = analysis.observe(settings, state, m)
@@ -244,8 +246,10 @@ def simulate(
                 out.replaced = out.detected_after is None
                 break
         holding = hold_from is not None and k > hold_from
-        if holding or rolled_back:
-            continue  # no promotion (a rolled-back run is rejected: BaselineRolledBack)
+        if holding or rolled_back or suspect:
+            # No promotion: a rolled-back run is rejected (BaselineRolledBack), and so
+            # is a run whose serving model just failed (ServingUnderSuspicion).
+            continue
         version = f"v{k + 1}"
         if bad is not None and k == INJECT:
             models[version] = bad  # promoted past the gate: the injected regression

@@ -431,16 +431,27 @@ class PolicyController:
                 body, store, book, result, outcome="Failed", reason=reason, message=message
             )
             return 1.0
-        if await self._prequential(body, spec, store, book, result):
+        live = await self._prequential(body, spec, store, book, result)
+        if live is not None and live.verdict is analysis.Verdict.FAIL:
+            # The model this candidate would be gated against just failed on fresh
+            # data: promoting over it would reset its analysis before failureLimit
+            # can act. Hold the candidate back until the serving model is cleared
+            # (a later pass) or rolled back.
+            rolled_back = book.last_rollback is not None and book.last_rollback.time >= live.time
             await self._finish(
                 body,
                 store,
                 book,
                 result,
                 outcome="Rejected",
-                reason="BaselineRolledBack",
-                message=f"the serving model {intent.version} was gated against was rolled back;"
-                " the next run is gated against the restored model",
+                reason="BaselineRolledBack" if rolled_back else "ServingUnderSuspicion",
+                message=(
+                    "the serving model it was gated against was rolled back; the next run is"
+                    " gated against the restored model"
+                    if rolled_back
+                    else f"the serving model failed on this run's new data ({live.message});"
+                    " no promotion until it passes again or is rolled back"
+                ),
             )
             return 1.0
         verdict = gate.judge(
@@ -731,23 +742,23 @@ class PolicyController:
         store: ObjectStore,
         book: Ledger,
         result: RunResult,
-    ) -> bool:
-        """Count the run's test-then-train score of the serving model; True if it rolled back."""
+    ) -> analysis.Measurement | None:
+        """Count the run's test-then-train score of the serving model, once per run."""
         intent = book.intent
         assert intent is not None
         if (
-            intent.measured
-            or result.monitoring is None
+            result.monitoring is None
             or spec.monitoring is None
             or spec.monitoring.source is not MonitoringSource.PREQUENTIAL
             or book.serving is None
         ):
-            return False
-        measurement = monitoring.prequential(spec, result.monitoring, _now())
-        rolled_back = await self._observe(body, spec, store, book, measurement)
-        intent.measured = True
-        await self._save(store, book)
-        return rolled_back
+            return None
+        measurement = monitoring.prequential(spec, result.monitoring, intent.created_time)
+        if not intent.measured:
+            await self._observe(body, spec, store, book, measurement)
+            intent.measured = True
+            await self._save(store, book)
+        return measurement
 
     async def _prometheus_check(
         self, body: kopf.Body, spec: PolicySpec, store: ObjectStore, book: Ledger
