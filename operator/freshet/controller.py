@@ -497,31 +497,12 @@ class PolicyController:
 
     async def _promote(self, spec: PolicySpec, result: RunResult) -> bool:
         """Apply the model pointer and report whether the rollout has completed."""
-        assert spec.serving is not None and result.model is not None
-        name = spec.serving.deployment_ref.name
-        dep = await asyncio.to_thread(self.rt.kube.deployment, self.namespace, name)
-        if dep is None:
-            raise NotReady(
-                "DeploymentNotFound",
-                f"Deployment {name!r} (spec.serving.deploymentRef) not found; "
-                f"{result.model.version} waits to be promoted",
-            )
-        try:
-            container = serving.container_name(dep, spec.serving.container)
-        except serving.ServingError as e:
-            raise NotReady("ServingContainerNotFound", str(e)) from e
+        assert result.model is not None
         pointer = serving.ModelPointer(
             result.model.version, result.model.model_key, result.model.sha256
         )
-        if serving.served_version(dep) != pointer.version or self._promotion_started is None:
-            await asyncio.to_thread(
-                self.rt.kube.apply_deployment,
-                self.namespace,
-                serving.apply_patch(name, container, pointer),
-            )
-            self._promotion_started = self._promotion_started or _now()
-            dep = await asyncio.to_thread(self.rt.kube.deployment, self.namespace, name)
-            assert dep is not None
+        dep = await self._point(spec, pointer, reapply=self._promotion_started is None)
+        self._promotion_started = self._promotion_started or _now()
         if serving.rollout_complete(dep):
             self._promotion_started = None
             return True
@@ -693,25 +674,42 @@ class PolicyController:
         model fields is undone; between runs only, so it never fights a promotion.
         """
         desired = self._desired(spec, book)
-        if spec.serving is None or desired is None:
-            return
+        if spec.serving is not None and desired is not None:
+            await self._point(
+                spec, serving.ModelPointer(desired.version, desired.model_key, desired.sha256)
+            )
+
+    async def _point(
+        self, spec: PolicySpec, pointer: serving.ModelPointer, *, reapply: bool = False
+    ) -> dict[str, Any]:
+        """Point the serving Deployment at a model; return the Deployment as it now is.
+
+        Nothing is written when it already runs that version, unless `reapply`
+        (a promotion re-asserts its fields once, in case someone edited them).
+        """
+        assert spec.serving is not None
         name = spec.serving.deployment_ref.name
         dep = await asyncio.to_thread(self.rt.kube.deployment, self.namespace, name)
         if dep is None:
-            raise NotReady("DeploymentNotFound", f"Deployment {name!r} not found")
-        if serving.served_version(dep) == desired.version:
-            return
+            raise NotReady(
+                "DeploymentNotFound",
+                f"Deployment {name!r} (spec.serving.deploymentRef) not found;"
+                f" {pointer.version} waits to be deployed",
+            )
+        if serving.served_version(dep) == pointer.version and not reapply:
+            return dep
         try:
             container = serving.container_name(dep, spec.serving.container)
         except serving.ServingError as e:
             raise NotReady("ServingContainerNotFound", str(e)) from e
-        pointer = serving.ModelPointer(desired.version, desired.model_key, desired.sha256)
         await asyncio.to_thread(
             self.rt.kube.apply_deployment,
             self.namespace,
             serving.apply_patch(name, container, pointer),
         )
-        self.log.info("Deployment %s pointed at %s", name, desired.version)
+        self.log.info("Deployment %s pointed at %s", name, pointer.version)
+        applied = await asyncio.to_thread(self.rt.kube.deployment, self.namespace, name)
+        return applied or dep
 
     async def _user_requests(
         self, body: kopf.Body, spec: PolicySpec, store: ObjectStore, book: Ledger
@@ -850,10 +848,11 @@ class PolicyController:
             message=message,
         )
         await self._save(store, book)
-        if book.intent is None:
-            await self._enforce_pointer(spec, book)
-        else:
-            await self._point(spec, restored)
+        if spec.serving is not None and spec.serving.pinned_version is None:
+            # Now, even while a run is in flight: a rollback cannot wait.
+            await self._point(
+                spec, serving.ModelPointer(restored.version, restored.model_key, restored.sha256)
+            )
         metrics.ROLLBACKS.labels(self.namespace, self.name).inc()
         kopf.warn(
             body,
@@ -862,22 +861,6 @@ class PolicyController:
         )
         self.log.warning("rolled back %s -> %s: %s: %s", failing, restored.version, reason, message)
         return True
-
-    async def _point(self, spec: PolicySpec, model: ModelRef) -> None:
-        """Apply a model pointer now, even while a run is in flight (a rollback cannot wait)."""
-        if spec.serving is None:
-            return
-        name = spec.serving.deployment_ref.name
-        dep = await asyncio.to_thread(self.rt.kube.deployment, self.namespace, name)
-        if dep is None:
-            raise NotReady("DeploymentNotFound", f"Deployment {name!r} not found")
-        container = serving.container_name(dep, spec.serving.container)
-        pointer = serving.ModelPointer(model.version, model.model_key, model.sha256)
-        await asyncio.to_thread(
-            self.rt.kube.apply_deployment,
-            self.namespace,
-            serving.apply_patch(name, container, pointer),
-        )
 
     # -- status --------------------------------------------------------------
 
