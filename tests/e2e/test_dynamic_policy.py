@@ -6,7 +6,6 @@ from typing import Any
 
 import scenario as sc
 from devstack import operatorproc
-from devstack.stack import Stack
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -31,15 +30,11 @@ def _rolled_out(api: client.ApiClient, ns: str) -> bool:
 
 def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
     kube_api: client.ApiClient,
-    namespace: str,
+    ns: str,
     bucket: str,
     s3: Any,
-    stack: Stack,
     freshet_operator: int,
 ) -> None:
-    ns = namespace
-    sc.store_secret(kube_api, ns, stack, bucket)
-    sc.model_server(kube_api, ns)
     sc.create_policy(
         kube_api,
         ns,

@@ -19,15 +19,11 @@ def _job_done(api: client.ApiClient, ns: str, name: str) -> bool:
 
 def test_operator_killed_mid_run_resumes_without_duplicates_or_loss(
     kube_api: client.ApiClient,
-    namespace: str,
+    ns: str,
     bucket: str,
     s3: Any,
     stack: Stack,
-    freshet_operator: int,
 ) -> None:
-    ns = namespace
-    sc.store_secret(kube_api, ns, stack, bucket)
-    sc.model_server(kube_api, ns)
     sc.create_policy(kube_api, ns, sc.policy("ads"))
     for i in range(2):
         sc.put(s3, bucket, f"incoming/c{i}.csv", sc.batch_csv(400, seed=20 + i))
@@ -65,15 +61,10 @@ def test_operator_killed_mid_run_resumes_without_duplicates_or_loss(
 
 def test_deleting_a_policy_removes_its_jobs_but_not_the_deployment_or_data(
     kube_api: client.ApiClient,
-    namespace: str,
+    ns: str,
     bucket: str,
     s3: Any,
-    stack: Stack,
-    freshet_operator: int,
 ) -> None:
-    ns = namespace
-    sc.store_secret(kube_api, ns, stack, bucket)
-    sc.model_server(kube_api, ns)
     sc.create_policy(kube_api, ns, sc.policy("reco"))
     sc.put(s3, bucket, "incoming/d0.csv", sc.batch_csv(400, seed=30))
     sc.wait_for(

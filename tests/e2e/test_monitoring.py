@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import scenario as sc
-from devstack.stack import Stack
 from kubernetes import client
 
 
@@ -33,15 +32,10 @@ def _events(api: client.ApiClient, ns: str, name: str, reason: str) -> list[str]
 
 def test_prequential_monitoring_rolls_back_a_regressed_model(
     kube_api: client.ApiClient,
-    namespace: str,
+    ns: str,
     bucket: str,
     s3: Any,
-    stack: Stack,
-    freshet_operator: int,
 ) -> None:
-    ns = namespace
-    sc.store_secret(kube_api, ns, stack, bucket)
-    sc.model_server(kube_api, ns)
     sc.create_policy(
         kube_api,
         ns,
@@ -110,16 +104,11 @@ POSITIVE_RATE = (
 
 def test_prometheus_analysis_holds_steady_then_rolls_back(
     kube_api: client.ApiClient,
-    namespace: str,
+    ns: str,
     bucket: str,
     s3: Any,
-    stack: Stack,
     prometheus: str,
-    freshet_operator: int,
 ) -> None:
-    ns = namespace
-    sc.store_secret(kube_api, ns, stack, bucket)
-    sc.model_server(kube_api, ns)
     sc.create_policy(
         kube_api,
         ns,
@@ -178,15 +167,10 @@ def test_prometheus_analysis_holds_steady_then_rolls_back(
 
 def test_a_stale_model_is_reported_and_retrained(
     kube_api: client.ApiClient,
-    namespace: str,
+    ns: str,
     bucket: str,
     s3: Any,
-    stack: Stack,
-    freshet_operator: int,
 ) -> None:
-    ns = namespace
-    sc.store_secret(kube_api, ns, stack, bucket)
-    sc.model_server(kube_api, ns)
     sc.create_policy(kube_api, ns, sc.policy("aging", monitoring={"maxModelAgeSeconds": 10}))
     sc.put(s3, bucket, "incoming/s0.csv", sc.batch_csv(400, seed=70))
     p = _serving(kube_api, ns, "aging", "v1")

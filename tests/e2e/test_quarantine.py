@@ -7,21 +7,15 @@ import json
 from typing import Any
 
 import scenario as sc
-from devstack.stack import Stack
 from kubernetes import client
 
 
 def test_bad_batch_is_quarantined_and_never_reaches_training(
     kube_api: client.ApiClient,
-    namespace: str,
+    ns: str,
     bucket: str,
     s3: Any,
-    stack: Stack,
-    freshet_operator: int,
 ) -> None:
-    ns = namespace
-    sc.store_secret(kube_api, ns, stack, bucket)
-    sc.model_server(kube_api, ns)
     sc.create_policy(kube_api, ns, sc.policy("spam", trigger__onArrival={"minBatches": 2}))
     sc.put(s3, bucket, "incoming/good-0.csv", sc.batch_csv(400, seed=40))
     garbage = bytes(range(256)) * 40  # binary, not CSV

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import scenario as sc
-from devstack.stack import Stack
 from kubernetes import client
 
 
@@ -22,15 +21,10 @@ def _patch(api: client.ApiClient, ns: str, body: dict[str, Any]) -> None:
 
 def test_manual_rollback_and_pin(
     kube_api: client.ApiClient,
-    namespace: str,
+    ns: str,
     bucket: str,
     s3: Any,
-    stack: Stack,
-    freshet_operator: int,
 ) -> None:
-    ns = namespace
-    sc.store_secret(kube_api, ns, stack, bucket)
-    sc.model_server(kube_api, ns)
     sc.create_policy(kube_api, ns, sc.policy("pricing"))
     for i, version in ((0, "v1"), (1, "v2")):
         sc.put(s3, bucket, f"incoming/p{i}.csv", sc.batch_csv(400, seed=80 + i))

@@ -5,21 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import scenario as sc
-from devstack.stack import Stack
 from kubernetes import client
 
 
 def test_static_policy_trains_once_and_on_request(
     kube_api: client.ApiClient,
-    namespace: str,
+    ns: str,
     bucket: str,
     s3: Any,
-    stack: Stack,
-    freshet_operator: int,
 ) -> None:
-    ns = namespace
-    sc.store_secret(kube_api, ns, stack, bucket)
-    sc.model_server(kube_api, ns)
     for i in range(2):
         sc.put(s3, bucket, f"incoming/s{i}.csv", sc.batch_csv(400, seed=10 + i))
     sc.create_policy(kube_api, ns, sc.policy("fraud", mode="Static"))
