@@ -23,10 +23,10 @@ import aiohttp
 import kopf
 from pydantic import ValidationError
 
-from freshet import jobs, ledger, metrics, monitoring, names, serving
+from freshet import jobs, ledger, metrics, monitoring, names, serving, status
 from freshet.batches import Batch
 from freshet.config import OperatorConfig
-from freshet.decisions import analysis, conditions, gate, rollback, runs, staleness, trigger
+from freshet.decisions import analysis, gate, rollback, runs, staleness, trigger
 from freshet.kube import Kube
 from freshet.ledger import BatchRef, Ledger, ModelRef, RollbackRecord, RunIntent, RunRecord
 from freshet.objectstore import ObjectStore
@@ -39,7 +39,6 @@ from freshet.watcher import BucketWatcher, WatcherRegistry
 
 STATIC_RESCAN_SECONDS = 10.0
 MAX_BACKOFF = timedelta(hours=1)
-HISTORY = 10
 KEEP_FINISHED_JOBS = 3
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -78,10 +77,6 @@ class Runtime:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else conditions.format_time(t)
 
 
 class PolicyController:
@@ -864,63 +859,12 @@ class PolicyController:
 
     # -- status --------------------------------------------------------------
 
-    def _max_age(self, spec: PolicySpec | None) -> timedelta | None:
-        if spec is None or spec.monitoring is None:
-            return None
-        seconds = spec.monitoring.max_model_age_seconds
-        return None if seconds is None else timedelta(seconds=seconds)
-
     def _stale_retrain_due(self, spec: PolicySpec, book: Ledger, now: datetime) -> bool:
         if spec.effective_trigger is None or book.serving is None:
             return False
         return staleness.retrain_due(
-            book.serving.promoted_time, now, self._max_age(spec), book.last_stale_retrain
+            book.serving.promoted_time, now, spec.max_model_age, book.last_stale_retrain
         )
-
-    def _stale_condition(
-        self, spec: PolicySpec | None, book: Ledger
-    ) -> conditions.ConditionUpdate | None:
-        max_age = self._max_age(spec)
-        if max_age is None or book.serving is None:
-            return None
-        stale = conditions.ConditionType.STALE
-        promoted = book.serving.promoted_time
-        if staleness.is_stale(promoted, _now(), max_age):
-            assert promoted is not None
-            return conditions.ConditionUpdate(
-                stale,
-                "True",
-                "MaxAgeExceeded",
-                f"{book.serving.version} was promoted {_iso(promoted)}, more than"
-                f" {max_age.total_seconds():.0f}s ago",
-            )
-        return conditions.ConditionUpdate(
-            stale, "False", "Fresh", f"{book.serving.version} is younger than the maximum age"
-        )
-
-    def _live_degradation(self, book: Ledger) -> conditions.ConditionUpdate | None:
-        """Degraded, when the live model is the reason: rolled back, failing, or unmeasurable."""
-        degraded = conditions.ConditionType.DEGRADED
-        r = book.last_rollback
-        if r is not None and book.serving is not None and book.serving.version == r.to_version:
-            return conditions.ConditionUpdate(
-                degraded,
-                "True",
-                "RolledBack",
-                f"{r.from_version} was rolled back to {r.to_version} ({r.reason}): {r.message}",
-            )
-        a = book.analysis
-        if a is None or a.last is None:
-            return None
-        if a.phase == analysis.Phase.FAILING:
-            return conditions.ConditionUpdate(
-                degraded, "True", "RegressionSuspected", f"{a.version}: {a.last.message}"
-            )
-        if a.phase == analysis.Phase.ERROR:
-            return conditions.ConditionUpdate(
-                degraded, "True", "MonitoringError", f"{a.version}: {a.last.message}"
-            )
-        return None
 
     async def _write_status(
         self,
@@ -929,207 +873,32 @@ class PolicyController:
         spec: PolicySpec | None,
         spec_error: str | None = None,
     ) -> None:
+        """Compute the status in memory; write only what changed."""
+        data = None
+        if spec is not None and self._watcher is not None and self._ledger is not None:
+            seen = self._watcher.objects(spec.data.prefix)
+            data = status.DataCounts(
+                arrivals="Notifications" if self._watcher.streaming else "Polling",
+                seen=len(seen),
+                pending=len(self._pending(spec, self._ledger, self._watcher)),
+                last_arrival=max((o.last_modified for o in seen), default=None),
+            )
+        blocked = self._blocked
+        observation = status.Observation(
+            generation=generation,
+            state_root=self.layout.root,
+            now=_now(),
+            spec=spec,
+            spec_error=spec_error,
+            blocked=(blocked.reason, blocked.message) if blocked else None,
+            waiting=self._waiting,
+            data=data,
+        )
         current = dict(body.get("status") or {})
-        desired = self._status(generation, spec, current, spec_error)
-        patch = merge_patch(current, desired)
+        desired = status.build(self._ledger or Ledger(), current, observation)
+        patch = status.merge_patch(current, desired)
         if patch:
             await asyncio.to_thread(self.rt.kube.patch_status, self.namespace, self.name, patch)
-
-    def _status(
-        self,
-        generation: int,
-        spec: PolicySpec | None,
-        current: dict[str, Any],
-        spec_error: str | None,
-    ) -> dict[str, Any]:
-        book = self._ledger or Ledger()
-        last = book.runs[0] if book.runs else None
-        intent = book.intent
-        phase: runs.RunPhase | None = None
-        if intent is not None:
-            phase = runs.RunPhase.RUNNING
-        elif last is not None:
-            phase = runs.RunPhase(last.outcome)
-        facts = conditions.StatusFacts(
-            spec_error=spec_error,
-            serving_version=book.serving.version if book.serving else None,
-            last_run_id=intent.run_id if intent else (last.run_id if last else None),
-            last_run_version=intent.version if intent else (last.version if last else None),
-            last_run_phase=phase,
-            last_run_reason=None if intent else (last.reason if last else None),
-            last_run_message=None if intent else (last.message if last else None),
-            quarantined=len(book.quarantined),
-        )
-        conds = list(current.get("conditions") or [])
-        conds = conditions.set_conditions(
-            conds, conditions.derive_conditions(facts), generation=generation, now=_now()
-        )
-        if intent is None and self._waiting is not None:
-            reason, message = self._waiting
-            conds = conditions.set_condition(
-                conds,
-                conditions.ConditionUpdate(
-                    conditions.ConditionType.TRAINING, "False", reason, message
-                ),
-                generation=generation,
-                now=_now(),
-            )
-        live = self._live_degradation(book)
-        if live is not None:
-            conds = conditions.set_condition(conds, live, generation=generation, now=_now())
-        if self._blocked is not None:
-            conds = conditions.set_condition(
-                conds,
-                conditions.ConditionUpdate(
-                    conditions.ConditionType.READY,
-                    "True" if book.serving else "False",
-                    self._blocked.reason,
-                    self._blocked.message,
-                ),
-                generation=generation,
-                now=_now(),
-            )
-        status: dict[str, Any] = {
-            "observedGeneration": generation,
-            "stateRoot": self.layout.root,
-            "conditions": conds,
-        }
-        if book.analysis is not None and spec is not None and spec.monitoring is not None:
-            a = book.analysis
-            status["monitoring"] = {
-                "source": spec.monitoring.source.value,
-                "version": a.version,
-                "phase": a.phase,
-                "since": _iso(a.since),
-                "measurements": a.measurements,
-                "consecutiveFailures": a.consecutive_failures,
-                "consecutiveErrors": a.consecutive_errors,
-            }
-            if a.last is not None:
-                status["monitoring"]["lastMeasurement"] = {
-                    "time": _iso(a.last.time),
-                    "verdict": a.last.verdict,
-                    "message": a.last.message,
-                    **({"value": a.last.value} if a.last.value is not None else {}),
-                    **({"reference": a.last.reference} if a.last.reference is not None else {}),
-                }
-        if book.rejected:
-            status["rejectedVersions"] = list(book.rejected)
-        if book.last_rollback is not None:
-            r = book.last_rollback
-            status["lastRollback"] = {
-                "fromVersion": r.from_version,
-                "toVersion": r.to_version,
-                "time": _iso(r.time),
-                "reason": r.reason,
-                "message": r.message,
-            }
-        if book.serving is not None:
-            s = book.serving
-            status["serving"] = {
-                "version": s.version,
-                "runId": s.run_id,
-                "modelKey": s.model_key,
-                "sha256": s.sha256,
-                "promotedTime": _iso(s.promoted_time),
-                "metrics": s.metrics,
-            }
-        stale = self._stale_condition(spec, book)
-        if stale is not None:
-            status["conditions"] = conditions.set_condition(
-                status["conditions"], stale, generation=generation, now=_now()
-            )
-        if intent is not None:
-            status["lastRun"] = {
-                "runId": intent.run_id,
-                "jobName": intent.run_id,
-                "phase": "Running",
-                "trigger": intent.trigger,
-                "version": intent.version,
-                "startedTime": _iso(intent.created_time),
-                "specKey": intent.spec_key,
-                "trainingSpecHash": intent.spec_hash,
-                "batches": len(intent.batches),
-                "newBatches": len(intent.new_batches),
-                "message": intent.message,
-            }
-        elif last is not None:
-            status["lastRun"] = {
-                "runId": last.run_id,
-                "jobName": last.run_id,
-                "phase": last.outcome,
-                "trigger": last.trigger,
-                "version": last.version,
-                "startedTime": _iso(last.started_time),
-                "finishedTime": _iso(last.finished_time),
-                "reason": last.reason,
-                "message": last.message,
-            }
-            if last.outcome != "Failed":
-                status["candidate"] = {
-                    "version": last.version,
-                    "runId": last.run_id,
-                    "metrics": last.metrics,
-                    "baselineMetrics": last.baseline_metrics or {},
-                    "decision": last.outcome,
-                    "reason": last.reason,
-                    "message": last.message,
-                    "evaluatedTime": _iso(last.finished_time),
-                }
-        if book.runs:
-            status["history"] = [
-                {
-                    "runId": r.run_id,
-                    "version": r.version,
-                    "phase": r.outcome,
-                    "trigger": r.trigger,
-                    "reason": r.reason,
-                    "startedTime": _iso(r.started_time),
-                    "finishedTime": _iso(r.finished_time),
-                }
-                for r in book.runs[:HISTORY]
-            ]
-            trained = [r for r in book.runs if r.outcome != "Failed"]
-            if trained:
-                status["lastTrainedTime"] = _iso(trained[0].finished_time)
-        if spec is not None and self._watcher is not None:
-            seen = self._watcher.objects(spec.data.prefix)
-            pending = self._pending(spec, book, self._watcher)
-            status["data"] = {
-                "arrivals": ("Notifications" if self._watcher.streaming else "Polling"),
-                "seen": len(seen),
-                "consumed": len(book.consumed),
-                "pending": len(pending),
-                "quarantined": len(book.quarantined),
-            }
-            if seen:
-                status["data"]["lastArrivalTime"] = _iso(max(o.last_modified for o in seen))
-        if book.retrain_request is not None:
-            status["retrainRequest"] = book.retrain_request
-        if book.last_schedule_time is not None:
-            status["lastScheduleTime"] = _iso(book.last_schedule_time)
-        return status
-
-
-def merge_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
-    """The JSON merge patch (RFC 7386) that turns `current` into `desired`.
-
-    Objects merge recursively in a merge patch, so a key that disappeared at
-    any depth must be sent as null, or the server keeps its stale value.
-    Lists are replaced whole.
-    """
-    patch: dict[str, Any] = {}
-    for key, value in desired.items():
-        old = current.get(key)
-        if isinstance(value, dict) and isinstance(old, dict):
-            nested = merge_patch(old, value)
-            if nested:
-                patch[key] = nested
-        elif old != value:
-            patch[key] = value
-    for key in current.keys() - desired.keys():
-        patch[key] = None
-    return patch
 
 
 def _first_error(e: ValidationError) -> str:

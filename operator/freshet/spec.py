@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
@@ -440,6 +441,12 @@ class PolicySpec(_SpecModel):
         if self.mode is Mode.STATIC:
             return None
         return self.trigger or TriggerSpec()
+
+    @property
+    def max_model_age(self) -> timedelta | None:
+        """monitoring.maxModelAgeSeconds as a duration; None when age is not checked."""
+        seconds = self.monitoring.max_model_age_seconds if self.monitoring else None
+        return None if seconds is None else timedelta(seconds=seconds)
 
     def training_hash(self) -> str:
         """Fingerprint of everything that changes the model a run produces.

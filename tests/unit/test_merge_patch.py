@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from freshet.controller import merge_patch
+from freshet.status import merge_patch
 
 
 def apply(doc: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,285 @@
+"""A policy's status, computed in memory from the ledger and what the controller saw.
+
+Pure: `build` turns the durable record plus the step's observations into the
+status document, and `merge_patch` into the smallest patch that writes it, so
+an unchanged status costs no API call and a stale field never lingers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from freshet.decisions import analysis, conditions, runs, staleness
+from freshet.ledger import Ledger
+from freshet.spec import PolicySpec
+
+HISTORY = 10
+
+
+@dataclass(frozen=True, slots=True)
+class DataCounts:
+    arrivals: str
+    """Notifications or Polling."""
+    seen: int
+    pending: int
+    last_arrival: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """What the step knew besides the ledger."""
+
+    generation: int
+    state_root: str
+    now: datetime
+    spec: PolicySpec | None
+    spec_error: str | None = None
+    blocked: tuple[str, str] | None = None
+    """(reason, message): something outside freshet must change first."""
+    waiting: tuple[str, str] | None = None
+    """(reason, message): why no run started."""
+    data: DataCounts | None = None
+
+
+def _time(t: datetime | None) -> str | None:
+    return None if t is None else conditions.format_time(t)
+
+
+def build(book: Ledger, current: dict[str, Any], obs: Observation) -> dict[str, Any]:
+    """The whole status document; `current` only supplies the conditions' history."""
+    status: dict[str, Any] = {
+        "observedGeneration": obs.generation,
+        "stateRoot": obs.state_root,
+        "conditions": _conditions(book, current, obs),
+    }
+    status.update(_live(book, obs.spec))
+    status.update(_runs(book))
+    if obs.data is not None:
+        status["data"] = {
+            "arrivals": obs.data.arrivals,
+            "seen": obs.data.seen,
+            "consumed": len(book.consumed),
+            "pending": obs.data.pending,
+            "quarantined": len(book.quarantined),
+        }
+        if obs.data.last_arrival is not None:
+            status["data"]["lastArrivalTime"] = _time(obs.data.last_arrival)
+    if book.retrain_request is not None:
+        status["retrainRequest"] = book.retrain_request
+    if book.last_schedule_time is not None:
+        status["lastScheduleTime"] = _time(book.last_schedule_time)
+    return status
+
+
+def _conditions(book: Ledger, current: dict[str, Any], obs: Observation) -> list[dict[str, Any]]:
+    last = book.runs[0] if book.runs else None
+    intent = book.intent
+    phase: runs.RunPhase | None = None
+    if intent is not None:
+        phase = runs.RunPhase.RUNNING
+    elif last is not None:
+        phase = runs.RunPhase(last.outcome)
+    facts = conditions.StatusFacts(
+        spec_error=obs.spec_error,
+        serving_version=book.serving.version if book.serving else None,
+        last_run_id=intent.run_id if intent else (last.run_id if last else None),
+        last_run_version=intent.version if intent else (last.version if last else None),
+        last_run_phase=phase,
+        last_run_reason=None if intent else (last.reason if last else None),
+        last_run_message=None if intent else (last.message if last else None),
+        quarantined=len(book.quarantined),
+    )
+    updates = list(conditions.derive_conditions(facts))
+    if intent is None and obs.waiting is not None:
+        reason, message = obs.waiting
+        updates.append(
+            conditions.ConditionUpdate(conditions.ConditionType.TRAINING, "False", reason, message)
+        )
+    for update in (live_degradation(book), stale_condition(obs.spec, book, obs.now)):
+        if update is not None:
+            updates.append(update)
+    if obs.blocked is not None:
+        reason, message = obs.blocked
+        ready: conditions.ConditionStatus = "True" if book.serving else "False"
+        updates.append(
+            conditions.ConditionUpdate(conditions.ConditionType.READY, ready, reason, message)
+        )
+    return conditions.set_conditions(
+        list(current.get("conditions") or []), updates, generation=obs.generation, now=obs.now
+    )
+
+
+def live_degradation(book: Ledger) -> conditions.ConditionUpdate | None:
+    """Degraded, when the live model is the reason: rolled back, failing, or unmeasurable."""
+    degraded = conditions.ConditionType.DEGRADED
+    r = book.last_rollback
+    if r is not None and book.serving is not None and book.serving.version == r.to_version:
+        return conditions.ConditionUpdate(
+            degraded,
+            "True",
+            "RolledBack",
+            f"{r.from_version} was rolled back to {r.to_version} ({r.reason}): {r.message}",
+        )
+    a = book.analysis
+    if a is None or a.last is None:
+        return None
+    if a.phase == analysis.Phase.FAILING:
+        return conditions.ConditionUpdate(
+            degraded, "True", "RegressionSuspected", f"{a.version}: {a.last.message}"
+        )
+    if a.phase == analysis.Phase.ERROR:
+        return conditions.ConditionUpdate(
+            degraded, "True", "MonitoringError", f"{a.version}: {a.last.message}"
+        )
+    return None
+
+
+def stale_condition(
+    spec: PolicySpec | None, book: Ledger, now: datetime
+) -> conditions.ConditionUpdate | None:
+    max_age = spec.max_model_age if spec is not None else None
+    if max_age is None or book.serving is None:
+        return None
+    stale = conditions.ConditionType.STALE
+    promoted = book.serving.promoted_time
+    if staleness.is_stale(promoted, now, max_age):
+        return conditions.ConditionUpdate(
+            stale,
+            "True",
+            "MaxAgeExceeded",
+            f"{book.serving.version} was promoted {_time(promoted)}, more than"
+            f" {max_age.total_seconds():.0f}s ago",
+        )
+    return conditions.ConditionUpdate(
+        stale, "False", "Fresh", f"{book.serving.version} is younger than the maximum age"
+    )
+
+
+def _live(book: Ledger, spec: PolicySpec | None) -> dict[str, Any]:
+    """serving, monitoring, rejectedVersions and lastRollback."""
+    out: dict[str, Any] = {}
+    if book.serving is not None:
+        s = book.serving
+        out["serving"] = {
+            "version": s.version,
+            "runId": s.run_id,
+            "modelKey": s.model_key,
+            "sha256": s.sha256,
+            "promotedTime": _time(s.promoted_time),
+            "metrics": s.metrics,
+        }
+    if book.analysis is not None and spec is not None and spec.monitoring is not None:
+        a = book.analysis
+        out["monitoring"] = {
+            "source": spec.monitoring.source.value,
+            "version": a.version,
+            "phase": a.phase,
+            "since": _time(a.since),
+            "measurements": a.measurements,
+            "consecutiveFailures": a.consecutive_failures,
+            "consecutiveErrors": a.consecutive_errors,
+        }
+        if a.last is not None:
+            out["monitoring"]["lastMeasurement"] = {
+                "time": _time(a.last.time),
+                "verdict": a.last.verdict,
+                "message": a.last.message,
+                **({"value": a.last.value} if a.last.value is not None else {}),
+                **({"reference": a.last.reference} if a.last.reference is not None else {}),
+            }
+    if book.rejected:
+        out["rejectedVersions"] = list(book.rejected)
+    if book.last_rollback is not None:
+        r = book.last_rollback
+        out["lastRollback"] = {
+            "fromVersion": r.from_version,
+            "toVersion": r.to_version,
+            "time": _time(r.time),
+            "reason": r.reason,
+            "message": r.message,
+        }
+    return out
+
+
+def _runs(book: Ledger) -> dict[str, Any]:
+    """lastRun, candidate, history and lastTrainedTime."""
+    out: dict[str, Any] = {}
+    intent = book.intent
+    last = book.runs[0] if book.runs else None
+    if intent is not None:
+        out["lastRun"] = {
+            "runId": intent.run_id,
+            "jobName": intent.run_id,
+            "phase": "Running",
+            "trigger": intent.trigger,
+            "version": intent.version,
+            "startedTime": _time(intent.created_time),
+            "specKey": intent.spec_key,
+            "trainingSpecHash": intent.spec_hash,
+            "batches": len(intent.batches),
+            "newBatches": len(intent.new_batches),
+            "message": intent.message,
+        }
+    elif last is not None:
+        out["lastRun"] = {
+            "runId": last.run_id,
+            "jobName": last.run_id,
+            "phase": last.outcome,
+            "trigger": last.trigger,
+            "version": last.version,
+            "startedTime": _time(last.started_time),
+            "finishedTime": _time(last.finished_time),
+            "reason": last.reason,
+            "message": last.message,
+        }
+        if last.outcome != "Failed":
+            out["candidate"] = {
+                "version": last.version,
+                "runId": last.run_id,
+                "metrics": last.metrics,
+                "baselineMetrics": last.baseline_metrics or {},
+                "decision": last.outcome,
+                "reason": last.reason,
+                "message": last.message,
+                "evaluatedTime": _time(last.finished_time),
+            }
+    if book.runs:
+        out["history"] = [
+            {
+                "runId": r.run_id,
+                "version": r.version,
+                "phase": r.outcome,
+                "trigger": r.trigger,
+                "reason": r.reason,
+                "startedTime": _time(r.started_time),
+                "finishedTime": _time(r.finished_time),
+            }
+            for r in book.runs[:HISTORY]
+        ]
+        trained = [r for r in book.runs if r.outcome != "Failed"]
+        if trained:
+            out["lastTrainedTime"] = _time(trained[0].finished_time)
+    return out
+
+
+def merge_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `current` into `desired`.
+
+    Objects merge recursively in a merge patch, so a key that disappeared at
+    any depth must be sent as null, or the server keeps its stale value.
+    Lists are replaced whole.
+    """
+    patch: dict[str, Any] = {}
+    for key, value in desired.items():
+        old = current.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            nested = merge_patch(old, value)
+            if nested:
+                patch[key] = nested
+        elif old != value:
+            patch[key] = value
+    for key in current.keys() - desired.keys():
+        patch[key] = None
+    return patch
