@@ -60,11 +60,6 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 sc: Any = importlib.import_module("scenario")
 
 GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
-POSITIVE_RATE = (
-    'sum(rate(freshet_server_predictions_total{namespace="$namespace",version="$version",'
-    'class="1"}[5s])) / sum(rate(freshet_server_predictions_total{namespace="$namespace",'
-    'version="$version"}[5s]))'
-)
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] .*measured v2: Fail\b")
 
 
@@ -174,7 +169,7 @@ def trial(s: stack.Stack, api: client.ApiClient, i: int, replicas: int) -> dict[
                 "failureLimit": 0,
                 "prometheus": {
                     "url": s.prometheus_url,
-                    "query": POSITIVE_RATE,
+                    "query": sc.POSITIVE_RATE,
                     "minValue": "0.5",
                 },
             },

@@ -53,10 +53,6 @@ class ControlPlane:
     ca: str
     etcd: str
 
-    def admin_ssl(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=self.ca)
-        return ctx
-
 
 def start(state: Path) -> ControlPlane:
     """Generate credentials, start the four components, wait until each is healthy."""
@@ -156,52 +152,25 @@ def start(state: Path) -> ControlPlane:
     kubeconfig = state / "kubeconfig"
     certs.write_kubeconfig(kubeconfig, server, ca.cert_path, admin, "admin")
 
-    cm = ca.issue("controller-manager", "system:kube-controller-manager")
-    cm_kubeconfig = state / "controller-manager.kubeconfig"
-    certs.write_kubeconfig(cm_kubeconfig, server, ca.cert_path, cm, "controller-manager")
-    cm_port = procs.free_port()
-    procs.start(
+    cm_port = _start_component(
+        state,
+        ca,
+        server,
         "kube-controller-manager",
-        [
-            binary("kube-controller-manager"),
-            f"--kubeconfig={cm_kubeconfig}",
-            f"--authentication-kubeconfig={cm_kubeconfig}",
-            f"--authorization-kubeconfig={cm_kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={cm_port}",
-            f"--cert-dir={state / 'controller-manager'}",
+        identity="system:kube-controller-manager",
+        flags=[
             f"--service-account-private-key-file={sa_key}",
             f"--root-ca-file={ca.cert_path}",
             f"--cluster-signing-cert-file={ca.cert_path}",
             f"--cluster-signing-key-file={pki / 'ca.key'}",
             "--use-service-account-credentials=true",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--leader-elect=false",
-            # The defaults wait 5 minutes before evicting from an unresponsive node
-            # and sync slowly; tests want prompt, not patient, controllers.
+            # More parallel garbage collection, so owned objects go promptly in tests.
             "--concurrent-gc-syncs=10",
-            "--v=1",
         ],
-        state,
     )
-    sched = ca.issue("scheduler", "system:kube-scheduler")
-    sched_kubeconfig = state / "scheduler.kubeconfig"
-    certs.write_kubeconfig(sched_kubeconfig, server, ca.cert_path, sched, "scheduler")
-    sched_port = procs.free_port()
-    procs.start(
-        "kube-scheduler",
-        [
-            binary("kube-scheduler"),
-            f"--kubeconfig={sched_kubeconfig}",
-            f"--authentication-kubeconfig={sched_kubeconfig}",
-            f"--authorization-kubeconfig={sched_kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={sched_port}",
-            f"--cert-dir={state / 'scheduler'}",
-            "--leader-elect=false",
-            "--v=1",
-        ],
-        state,
+    sched_port = _start_component(
+        state, ca, server, "kube-scheduler", identity="system:kube-scheduler", flags=[]
     )
     insecure = ssl.create_default_context()
     insecure.check_hostname = False
@@ -220,6 +189,43 @@ def start(state: Path) -> ControlPlane:
     )
     (state / "controlplane.json").write_text(json.dumps(asdict(plane)))
     return plane
+
+
+def _start_component(
+    state: Path,
+    ca: certs.Authority,
+    server: str,
+    name: str,
+    *,
+    identity: str,
+    flags: list[str],
+) -> int:
+    """Start a controller-manager-like component with its own client certificate.
+
+    Returns its secure port, whose /healthz tells when it is up.
+    """
+    short = name.removeprefix("kube-")
+    pair = ca.issue(short, identity)
+    kubeconfig = state / f"{short}.kubeconfig"
+    certs.write_kubeconfig(kubeconfig, server, ca.cert_path, pair, short)
+    port = procs.free_port()
+    procs.start(
+        name,
+        [
+            binary(name),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={state / short}",
+            "--leader-elect=false",
+            "--v=1",
+            *flags,
+        ],
+        state,
+    )
+    return port
 
 
 def load(state: Path) -> ControlPlane:

@@ -7,7 +7,6 @@ state directory, so both are safe to repeat and to call after a crash.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -124,12 +123,3 @@ def _clear(state: Path) -> None:
 def running(state: Path) -> dict[str, int | None]:
     names = (*controlplane.COMPONENTS, s3store.NAME, AGENT, OPERATOR, prom.NAME, prom.SD_NAME)
     return {name: procs.pid_of(name, state.resolve()) for name in names}
-
-
-def env_for(stack: Stack) -> dict[str, str]:
-    """Environment that points clients (kubectl, tests, the operator) at this stack."""
-    return {
-        **os.environ,
-        "KUBECONFIG": stack.kubeconfig,
-        "FRESHET_DEV_S3_ENDPOINT": stack.s3.endpoint,
-    }

@@ -26,7 +26,8 @@ from pydantic import ValidationError
 from freshet import jobs, ledger, metrics, monitoring, names, serving, status
 from freshet.batches import Batch
 from freshet.config import OperatorConfig
-from freshet.decisions import analysis, gate, rollback, runs, staleness, trigger
+from freshet.decisions import analysis, rollback, runs, staleness, trigger
+from freshet.decisions.outcome import Outcome, judge_run
 from freshet.kube import Kube
 from freshet.ledger import BatchRef, Ledger, ModelRef, RollbackRecord, RunIntent, RunRecord
 from freshet.objectstore import ObjectStore
@@ -167,13 +168,13 @@ class PolicyController:
     async def _load_ledger(self, store: ObjectStore) -> Ledger:
         if self._ledger is None:
             try:
-                self._ledger = await asyncio.to_thread(ledger.load, store, self.layout.root)
+                self._ledger = await asyncio.to_thread(ledger.load, store, self.layout.ledger_key)
             except Exception as e:  # unreachable store, bad credentials
                 raise NotReady("StoreUnavailable", f"cannot read the ledger: {e}") from e
         return self._ledger
 
     async def _save(self, store: ObjectStore, book: Ledger) -> None:
-        await asyncio.to_thread(ledger.save, store, self.layout.root, book)
+        await asyncio.to_thread(ledger.save, store, self.layout.ledger_key, book)
 
     async def _watch(self, spec: PolicySpec) -> BucketWatcher:
         assert self._store is not None
@@ -415,78 +416,32 @@ class PolicyController:
                 result = RunResult.model_validate(raw)
             except ValidationError as e:
                 self.log.error("run %s wrote an invalid result: %s", intent.run_id, e)
-        if result is None or result.status == "Failed" or result.model is None:
-            reason = result.reason if result and result.reason else "JobFailed"
-            message = (
-                result.message
-                if result and result.message
-                else f"Job {intent.run_id} {finished}: {_job_message(job)}"
-            )
-            await self._finish(
-                body, store, book, result, outcome="Failed", reason=reason, message=message
-            )
-            return 1.0
-        live = await self._prequential(body, spec, store, book, result)
-        if live is not None and live.verdict is analysis.Verdict.FAIL:
-            # The model this candidate would be gated against just failed on fresh
-            # data: promoting over it would reset its analysis before failureLimit
-            # can act. Hold the candidate back until the serving model is cleared
-            # (a later pass) or rolled back.
-            rolled_back = book.last_rollback is not None and book.last_rollback.time >= live.time
-            await self._finish(
-                body,
-                store,
-                book,
-                result,
-                outcome="Rejected",
-                reason="BaselineRolledBack" if rolled_back else "ServingUnderSuspicion",
-                message=(
-                    "the serving model it was gated against was rolled back; the next run is"
-                    " gated against the restored model"
-                    if rolled_back
-                    else f"the serving model failed on this run's new data ({live.message});"
-                    " no promotion until it passes again or is rolled back"
-                ),
-            )
-            return 1.0
-        verdict = gate.judge(
-            spec.gate, result.metrics.candidate, result.metrics.baseline, result.metrics.dummy
+        live = None
+        if result is not None and result.status == "Succeeded":
+            live = await self._prequential(body, spec, store, book, result)
+        last_rollback = book.last_rollback
+        decided = judge_run(
+            result=result,
+            job_summary=f"Job {intent.run_id} {finished}: {_job_message(job)}",
+            gate_spec=spec.gate,
+            live=live,
+            rolled_back=(
+                live is not None and last_rollback is not None and last_rollback.time >= live.time
+            ),
+            pinned=spec.serving.pinned_version if spec.serving is not None else None,
         )
-        if not verdict.promote:
-            await self._finish(
-                body,
-                store,
-                book,
-                result,
-                outcome="Rejected",
-                reason=str(verdict.reason),
-                message=verdict.message,
-            )
-            return 1.0
-        if spec.serving is not None and spec.serving.pinned_version is not None:
-            await self._finish(
-                body,
-                store,
-                book,
-                result,
-                outcome="Rejected",
-                reason="Pinned",
-                message=f"passed the gate ({verdict.message}) but the Deployment is pinned to"
-                f" {spec.serving.pinned_version}",
-            )
-            return 1.0
-        if spec.serving is not None:
-            done = await self._promote(spec, result)
-            if not done:
+        if decided.outcome == "Promoted" and spec.serving is not None:
+            assert result is not None
+            if not await self._promote(spec, result):
                 return 1.0
         await self._finish(
             body,
             store,
             book,
             result,
-            outcome="Promoted",
-            reason=str(verdict.reason),
-            message=verdict.message,
+            outcome=decided.outcome,
+            reason=decided.reason,
+            message=decided.message,
         )
         return 1.0
 
@@ -516,7 +471,7 @@ class PolicyController:
         book: Ledger,
         result: RunResult | None,
         *,
-        outcome: ledger.Outcome,
+        outcome: Outcome,
         reason: str,
         message: str,
     ) -> None:

@@ -19,11 +19,11 @@ peering), so a plain overwrite is safe.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from freshet.batches import Batch
+from freshet.decisions.outcome import Outcome
 from freshet.objectstore import ObjectStore
 
 SCHEMA_VERSION = 1
@@ -77,9 +77,6 @@ class RunIntent(_Model):
     created_time: datetime = Field(alias="createdTime")
     measured: bool = False
     """The run's prequential measurement of the serving model has been counted."""
-
-
-Outcome = Literal["Promoted", "Rejected", "Failed"]
 
 
 class RunRecord(_Model):
@@ -176,14 +173,11 @@ class Ledger(_Model):
         self.serving = to
 
 
-def key(root: str) -> str:
-    return f"{root}ledger.json"
-
-
-def load(store: ObjectStore, root: str) -> Ledger:
-    doc = store.get_json(key(root))
+def load(store: ObjectStore, key: str) -> Ledger:
+    """The ledger at `key` (StateLayout.ledger_key), or an empty one for a new policy."""
+    doc = store.get_json(key)
     return Ledger() if doc is None else Ledger.model_validate(doc)
 
 
-def save(store: ObjectStore, root: str, ledger: Ledger) -> None:
-    store.put_json(key(root), ledger.model_dump(by_alias=True, mode="json"))
+def save(store: ObjectStore, key: str, ledger: Ledger) -> None:
+    store.put_json(key, ledger.model_dump(by_alias=True, mode="json"))

@@ -38,15 +38,6 @@ class StateLayout:
     def model_prefix(self, version: str) -> str:
         return f"{self.root}models/{version}/"
 
-    def model_key(self, version: str) -> str:
-        return f"{self.model_prefix(version)}model.joblib"
-
-    def model_checksum_key(self, version: str) -> str:
-        return f"{self.model_prefix(version)}model.sha256"
-
-    def manifest_key(self, version: str) -> str:
-        return f"{self.model_prefix(version)}manifest.json"
-
     @property
     def ledger_key(self) -> str:
         """The operator's durable record of consumed batches, models and runs."""

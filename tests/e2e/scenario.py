@@ -278,3 +278,11 @@ class Traffic:
                 except OSError:
                     self.errors += 1  # a pod going away mid-rollout
             self.stop.wait(1.0 / self.rate)
+
+
+POSITIVE_RATE = (
+    'sum(rate(freshet_server_predictions_total{namespace="$namespace",version="$version",'
+    'class="1"}[5s])) / sum(rate(freshet_server_predictions_total{namespace="$namespace",'
+    'version="$version"}[5s]))'
+)
+"""The serving version's share of class-1 predictions over the last 5 s (Prometheus)."""

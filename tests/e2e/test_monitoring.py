@@ -44,7 +44,7 @@ def test_prequential_monitoring_rolls_back_a_regressed_model(
             data__window={"maxBatches": 1},
             monitoring={
                 "source": "Prequential",
-                "failureLimit": 0,
+                "failureLimit": 1,
                 "maxRegression": "0.1",
                 "minRows": 50,
             },
@@ -58,9 +58,26 @@ def test_prequential_monitoring_rolls_back_a_regressed_model(
     sc.put(s3, bucket, "incoming/b1.csv", sc.batch_csv(600, seed=51, flip=True))
     _serving(kube_api, ns, "ctr", "v2")
 
-    # The next clean batch first scores v2 and v1 on its rows: v2 is far worse,
-    # the first failure (failureLimit 0) rolls back to v1.
+    # The next clean batch first scores v2 and v1 on its rows: v2 is far worse.
+    # One failure is tolerated (failureLimit 1), but the run's candidate was
+    # gated against the suspect v2, so it is held back and v2 keeps serving:
+    # otherwise a promotion would reset the count before it could act.
     sc.put(s3, bucket, "incoming/b2.csv", sc.batch_csv(600, seed=52))
+    p = sc.wait_for(
+        "v3 to be held back",
+        lambda: (
+            (q := sc.get_policy(kube_api, ns, "ctr"))
+            and q["status"]["history"][0]["version"] == "v3"
+            and q
+        ),
+    )
+    assert p["status"]["history"][0]["reason"] == "ServingUnderSuspicion"
+    assert sc.serving_version(p) == "v2"
+    assert sc.condition(p, "Degraded")["reason"] == "RegressionSuspected"
+    assert p["status"]["monitoring"]["consecutiveFailures"] == 1
+
+    # The second failure in a row rolls back to v1.
+    sc.put(s3, bucket, "incoming/b3.csv", sc.batch_csv(600, seed=53))
     p = sc.wait_for(
         "the rollback",
         lambda: (q := sc.get_policy(kube_api, ns, "ctr")) and q["status"].get("lastRollback") and q,
@@ -72,7 +89,7 @@ def test_prequential_monitoring_rolls_back_a_regressed_model(
     assert status["serving"]["version"] == "v1"
     assert status["rejectedVersions"] == ["v2"]
     assert sc.condition(p, "Degraded")["reason"] == "RolledBack"
-    assert "failureLimit 0" in status["lastRollback"]["message"]
+    assert "2 failed measurement(s) in a row (failureLimit 1)" in status["lastRollback"]["message"]
     assert "> maxRegression 0.1" in status["lastRollback"]["message"]
     # A fresh analysis starts for the restored version.
     assert status["monitoring"]["version"] == "v1"
@@ -86,20 +103,13 @@ def test_prequential_monitoring_rolls_back_a_regressed_model(
         "the run to be recorded",
         lambda: (
             (q := sc.get_policy(kube_api, ns, "ctr"))
-            and q["status"]["history"][0]["version"] == "v3"
+            and q["status"]["history"][0]["version"] == "v4"
             and q
         ),
     )
     assert p["status"]["history"][0]["phase"] == "Rejected"
     assert p["status"]["history"][0]["reason"] == "BaselineRolledBack"
     assert sc.serving_version(p) == "v1"
-
-
-POSITIVE_RATE = (
-    'sum(rate(freshet_server_predictions_total{namespace="$namespace",version="$version",'
-    'class="1"}[5s])) / sum(rate(freshet_server_predictions_total{namespace="$namespace",'
-    'version="$version"}[5s]))'
-)
 
 
 def test_prometheus_analysis_holds_steady_then_rolls_back(
@@ -119,7 +129,7 @@ def test_prometheus_analysis_holds_steady_then_rolls_back(
                 "source": "Prometheus",
                 "intervalSeconds": 1,
                 "failureLimit": 2,
-                "prometheus": {"url": prometheus, "query": POSITIVE_RATE, "minValue": "0.5"},
+                "prometheus": {"url": prometheus, "query": sc.POSITIVE_RATE, "minValue": "0.5"},
             },
         ),
     )

@@ -1,5 +1,6 @@
-"""The MinIO flavour of the S3 store: plain S3, and the ListenBucketNotification API
-that SeaweedFS lacks. Runs its own MinIO, not the session stack's store."""
+"""The MinIO flavour of the S3 store: how it is run, and the ListenBucketNotification
+API that SeaweedFS lacks. Runs its own MinIO, not the session stack's store (plain S3
+operations are tested on both stores in test_s3store.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from typing import Any
 import pytest
 from devstack import procs, s3store
 from minio import Minio
-from minio.error import S3Error
 
 pytestmark = pytest.mark.integration
 
@@ -56,33 +56,6 @@ def test_records_flavour(store: tuple[Path, s3store.S3Info]) -> None:
     assert s3store.load(state) == info
     assert json.loads((state / "s3.json").read_text())["flavour"] == "minio"
     assert procs.http_ok(f"{info.url}/minio/health/live")()
-
-
-def test_put_get_list_delete(client: Minio, bucket: str) -> None:
-    payloads = {f"in/batch-{i}.csv": f"x,y\n{i},{i * 2}\n".encode() for i in range(3)}
-    for key, data in payloads.items():
-        client.put_object(bucket, key, io.BytesIO(data), len(data))
-    client.put_object(bucket, "elsewhere/other.csv", io.BytesIO(b"z"), 1)
-
-    listed = {o.object_name for o in client.list_objects(bucket, prefix="in/", recursive=True)}
-    assert listed == set(payloads)
-    for key, data in payloads.items():
-        assert client.get_object(bucket, key).read() == data
-
-    client.remove_object(bucket, "in/batch-1.csv")
-    listed = {o.object_name for o in client.list_objects(bucket, prefix="in/", recursive=True)}
-    assert listed == {"in/batch-0.csv", "in/batch-2.csv"}
-    with pytest.raises(S3Error) as info:
-        client.stat_object(bucket, "in/batch-1.csv")
-    assert info.value.code == "NoSuchKey"
-
-
-def test_wrong_secret_is_refused(store: tuple[Path, s3store.S3Info], bucket: str) -> None:
-    info = store[1]
-    intruder = Minio(info.endpoint, access_key=info.access_key, secret_key="wrong", secure=False)
-    with pytest.raises(S3Error) as err:
-        list(intruder.list_objects(bucket))
-    assert err.value.code in {"SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId"}
 
 
 def test_listen_bucket_notification_sees_a_put(

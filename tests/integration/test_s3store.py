@@ -1,11 +1,15 @@
-"""The S3 store is a real S3 server reachable with the `minio` client."""
+"""Both S3 stores are real S3 servers reachable with the `minio` client: the stack's
+SeaweedFS and the MinIO flavour (which adds bucket notifications, see
+test_minio_store.py)."""
 
 from __future__ import annotations
 
 import io
-from typing import Any
+import secrets
+from collections.abc import Iterator
 
 import pytest
+from devstack import s3store
 from devstack import stack as devstack
 from minio import Minio
 from minio.error import S3Error
@@ -13,7 +17,28 @@ from minio.error import S3Error
 pytestmark = pytest.mark.integration
 
 
-def test_put_get_list_delete(s3: Any, bucket: str) -> None:
+@pytest.fixture(params=["seaweedfs", "minio"])
+def store(request: pytest.FixtureRequest, stack: devstack.Stack) -> s3store.S3Info:
+    if request.param == "seaweedfs":
+        return stack.s3
+    info: s3store.S3Info = request.getfixturevalue("minio_store")
+    return info
+
+
+@pytest.fixture
+def store_bucket(store: s3store.S3Info) -> Iterator[tuple[Minio, str]]:
+    client = s3store.client(store)
+    name = f"test-{secrets.token_hex(6)}"
+    client.make_bucket(name)
+    yield client, name
+    for obj in client.list_objects(name, recursive=True):
+        assert obj.object_name is not None
+        client.remove_object(name, obj.object_name)
+    client.remove_bucket(name)
+
+
+def test_put_get_list_delete(store_bucket: tuple[Minio, str]) -> None:
+    s3, bucket = store_bucket
     payloads = {f"in/batch-{i}.csv": f"x,y\n{i},{i * 2}\n".encode() for i in range(3)}
     for key, data in payloads.items():
         s3.put_object(bucket, key, io.BytesIO(data), len(data))
@@ -32,10 +57,9 @@ def test_put_get_list_delete(s3: Any, bucket: str) -> None:
     assert info.value.code == "NoSuchKey"
 
 
-def test_wrong_secret_is_refused(stack: devstack.Stack, bucket: str) -> None:
-    intruder = Minio(
-        stack.s3.endpoint, access_key=stack.s3.access_key, secret_key="wrong", secure=False
-    )
+def test_wrong_secret_is_refused(store: s3store.S3Info, store_bucket: tuple[Minio, str]) -> None:
+    _, bucket = store_bucket
+    intruder = Minio(store.endpoint, access_key=store.access_key, secret_key="wrong", secure=False)
     with pytest.raises(S3Error) as info:
         list(intruder.list_objects(bucket))
     assert info.value.code in {"SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId"}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from freshet.batches import Batch
-from freshet.decisions.runs import RunPhase, next_version, run_id, select_window
+from freshet.decisions.runs import RunPhase, run_id, select_window
 
 UID = "6f1c2d4e-0000-4000-8000-000000000001"
 T0 = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
@@ -62,25 +62,6 @@ def test_run_id_is_a_dns_label_and_job_name(name: str, prefix: str) -> None:
     assert rid.startswith(prefix + "-")
     assert DNS_LABEL.fullmatch(rid)
     assert len(rid) <= 51
-
-
-@pytest.mark.parametrize(
-    ("issued", "expected"),
-    [
-        ([], "v1"),
-        (["v1"], "v2"),
-        (["v3", "v10", "v9"], "v11"),
-        (["v2", "v2"], "v3"),
-    ],
-)
-def test_next_version(issued: list[str], expected: str) -> None:
-    assert next_version(issued) == expected
-
-
-@pytest.mark.parametrize("bad", ["", "v0", "3", "v01", "V3", "v3a"])
-def test_next_version_refuses_foreign_versions(bad: str) -> None:
-    with pytest.raises(ValueError, match="not a freshet model version"):
-        next_version([bad])
 
 
 D, E = batch("d.csv", 3), batch("e.csv", 4)

@@ -67,9 +67,6 @@ LAYOUT = StateLayout.for_policy("ml", "spam-filter")
         (LAYOUT.run_spec_key("r1"), "freshet/ml/spam-filter/runs/r1/spec.json"),
         (LAYOUT.run_result_key("r1"), "freshet/ml/spam-filter/runs/r1/result.json"),
         (LAYOUT.model_prefix("v3"), "freshet/ml/spam-filter/models/v3/"),
-        (LAYOUT.model_key("v3"), "freshet/ml/spam-filter/models/v3/model.joblib"),
-        (LAYOUT.model_checksum_key("v3"), "freshet/ml/spam-filter/models/v3/model.sha256"),
-        (LAYOUT.manifest_key("v3"), "freshet/ml/spam-filter/models/v3/manifest.json"),
         (LAYOUT.ledger_key, "freshet/ml/spam-filter/ledger.json"),
         (LAYOUT.quarantine_key("in/a.csv"), "freshet/ml/spam-filter/quarantine/in/a.csv"),
         (

@@ -20,7 +20,6 @@ the 63 that a Job name needs (it becomes the job-name label of its pods)."""
 HASH_HEX = 10
 
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
-_VERSION = re.compile(r"v([1-9][0-9]*)")
 
 
 def run_id(policy_name: str, policy_uid: str, batches: Iterable[Batch], nonce: str = "") -> str:
@@ -50,22 +49,6 @@ def _dns_label_part(name: str) -> str:
     """
     cleaned = _NOT_DNS.sub("-", name.lower())[:NAME_PART_MAX].strip("-")
     return cleaned or "run"
-
-
-def next_version(issued: Iterable[str]) -> str:
-    """The version after every one already issued: ``v1``, ``v2``, ...
-
-    Pass every version the status knows of (serving, candidate, last run,
-    history). Versions are never reused, even for runs that failed or were
-    rejected, so a model key always names one artifact.
-    """
-    numbers = []
-    for version in issued:
-        match = _VERSION.fullmatch(version)
-        if match is None:
-            raise ValueError(f"not a freshet model version: {version!r}")
-        numbers.append(int(match.group(1)))
-    return f"v{max(numbers, default=0) + 1}"
 
 
 def select_window(

@@ -215,7 +215,7 @@ def corpus() -> list[Malformed]:
         case(
             "parquet-corrupt-footer", "parquet", parquet[:-12] + b"\xff" * 8 + b"PAR1", unparsable
         ),
-        case("parquet-no-magic", "parquet", parquet[:-4] + b"XXXX", unparsable),
+        case("parquet-wrong-magic", "parquet", parquet[:-4] + b"PAR0", unparsable),
         case("parquet-csv-content", "parquet", csv, unparsable),
         case("parquet-random-bytes", "parquet", rng.bytes(8192), unparsable),
         case("parquet-no-rows", "parquet", _parquet(pa.Table.from_pandas(frame.head(0))), empty),
