@@ -11,6 +11,9 @@ class OperatorConfig:
     # At most this many training Jobs in flight across all policies: concurrency
     # comes from many policies, each of which runs serially.
     max_concurrent_runs: int = 10
+    # Of those, at most this many backfills (retraining for late labels), so a
+    # catch-up after downtime leaves room for runs on new data.
+    max_concurrent_backfills: int = 2
     metrics_port: int = 9090
     # How often a policy re-checks things nothing notifies it about
     # (a Deployment rollout, a Secret that was fixed).
@@ -21,6 +24,7 @@ class OperatorConfig:
     def from_env(cls) -> OperatorConfig:
         return cls(
             max_concurrent_runs=int(os.environ.get("FRESHET_MAX_CONCURRENT_RUNS", "10")),
+            max_concurrent_backfills=int(os.environ.get("FRESHET_MAX_CONCURRENT_BACKFILLS", "2")),
             metrics_port=int(os.environ.get("FRESHET_METRICS_PORT", "9090")),
             resync_seconds=float(os.environ.get("FRESHET_RESYNC_SECONDS", "30")),
             rollout_timeout_seconds=float(os.environ.get("FRESHET_ROLLOUT_TIMEOUT", "600")),

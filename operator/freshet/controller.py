@@ -26,13 +26,21 @@ from pydantic import ValidationError
 from freshet import jobs, ledger, metrics, monitoring, names, serving, status
 from freshet.batches import Batch
 from freshet.config import OperatorConfig
-from freshet.decisions import analysis, rollback, runs, staleness, trigger
+from freshet.decisions import analysis, backfill, rollback, runs, staleness, trigger
 from freshet.decisions.outcome import Outcome, judge_run
 from freshet.kube import Kube
-from freshet.ledger import BatchRef, Ledger, ModelRef, RollbackRecord, RunIntent, RunRecord
+from freshet.ledger import (
+    BatchRef,
+    LabelFileRef,
+    Ledger,
+    ModelRef,
+    RollbackRecord,
+    RunIntent,
+    RunRecord,
+)
 from freshet.objectstore import ObjectStore
+from freshet.runspec import LabelFile, PolicyRef, RunLabels, RunResult, RunSpec, build_run_spec
 from freshet.runspec import ModelRef as RunModelRef
-from freshet.runspec import PolicyRef, RunResult, RunSpec, build_run_spec
 from freshet.spec import MonitoringSource, PolicySpec, parse_policy_spec
 from freshet.store_config import StoreConfig, StoreSecretError, parse_store_secret
 from freshet.store_layout import StateLayout
@@ -62,6 +70,7 @@ class Runtime:
     watchers: WatcherRegistry = field(default_factory=WatcherRegistry)
     controllers: dict[str, PolicyController] = field(default_factory=dict)
     active_runs: set[str] = field(default_factory=set)
+    active_backfills: set[str] = field(default_factory=set)
     _http: aiohttp.ClientSession | None = None
 
     def http(self) -> aiohttp.ClientSession:
@@ -96,6 +105,7 @@ class PolicyController:
         self._blocked: NotReady | None = None
         self._waiting: tuple[str, str] | None = None
         self._seen: set[str] = set()
+        self._labels_changed: int | None = None
 
     # -- the loop --------------------------------------------------------------
 
@@ -117,12 +127,13 @@ class PolicyController:
         finally:
             self.rt.controllers.pop(self.uid, None)
             self.rt.active_runs.discard(self.uid)
+            self.rt.active_backfills.discard(self.uid)
             self.rt.watchers.unsubscribe(self.key)
 
     async def step(self, body: kopf.Body) -> float:
         """One reconcile; returns how long until the next one unless woken."""
         generation = int(body.get("metadata", {}).get("generation", 0))
-        self._blocked, self._waiting = None, None
+        self._blocked, self._waiting, self._labels_changed = None, None, None
         try:
             spec = parse_policy_spec(body)
         except ValidationError as e:
@@ -180,8 +191,11 @@ class PolicyController:
         assert self._store is not None
         trig = spec.effective_trigger
         interval = float(trig.poll_interval_seconds) if trig else STATIC_RESCAN_SECONDS
+        prefixes: tuple[str, ...] = (spec.data.prefix,)
+        if spec.data.labels is not None:
+            prefixes += (spec.data.labels.prefix,)
         watcher = self.rt.watchers.subscribe(
-            self.key, self._store.config, spec.data.prefix, interval, self.wake.set
+            self.key, self._store.config, prefixes, interval, self.wake.set
         )
         if not watcher.listed_once.is_set():
             with contextlib.suppress(TimeoutError):
@@ -209,7 +223,7 @@ class PolicyController:
     def _find_released(
         self, spec: PolicySpec, book: Ledger, watcher: BucketWatcher, store: ObjectStore
     ) -> frozenset[str]:
-        """Quarantined batches put back by `freshet-quarantine release`.
+        """Quarantined batches (and label files) put back by `freshet-quarantine release`.
 
         A released batch keeps its ETag, so the ledger alone would ignore it
         forever: one that is under the prefix again and gone from quarantine/
@@ -218,7 +232,8 @@ class PolicyController:
         right after a move (still in quarantine/, so still ignored).
         """
         held = book.quarantined
-        listed = [o.key for o in watcher.objects(spec.data.prefix) if held.get(o.key) == o.etag]
+        prefixes = [spec.data.prefix] + ([spec.data.labels.prefix] if spec.data.labels else [])
+        listed = [o.key for p in prefixes for o in watcher.objects(p) if held.get(o.key) == o.etag]
         return frozenset(k for k in listed if store.etag(self.layout.quarantine_key(k)) is None)
 
     # -- starting a run ------------------------------------------------------
@@ -264,6 +279,13 @@ class PolicyController:
                 tuple(pending),
             )
         if isinstance(decision, trigger.Wait):
+            planned = self._plan_backfill(spec, book, watcher, now)
+            if isinstance(planned, backfill.Backfill):
+                decision = trigger.Train(trigger.TrainReason.BACKFILL, planned.message, ())
+            elif isinstance(planned, backfill.Wait):
+                self._waiting = (str(planned.reason), planned.message)
+                return max(0.05, min(planned.retry_after.total_seconds(), 3600.0))
+        if isinstance(decision, trigger.Wait):
             self._waiting = (str(decision.reason), decision.message)
             if decision.retry_after is not None:
                 return max(0.05, min(decision.retry_after.total_seconds(), 3600.0))
@@ -286,6 +308,49 @@ class PolicyController:
         await self._start(body, spec, store, book, decision=decision, watcher=watcher)
         return self.rt.config.resync_seconds
 
+    def _window(self, spec: PolicySpec, book: Ledger, new: tuple[Batch, ...]) -> tuple[Batch, ...]:
+        window_size = spec.data.window.max_batches if spec.data.window else None
+        return runs.select_window([b.batch() for b in book.consumed], new, window_size)
+
+    def _label_files(
+        self, spec: PolicySpec, book: Ledger, watcher: BucketWatcher, batch_keys: list[str]
+    ) -> dict[str, tuple[backfill.LabelFile, ...]]:
+        """Each batch's late-label files as the watcher lists them now."""
+        labels = spec.data.labels
+        if labels is None:
+            return {}
+        return backfill.assign(
+            spec.data.prefix,
+            labels.prefix,
+            batch_keys,
+            (Batch(o.key, o.etag, o.size, o.last_modified) for o in watcher.objects(labels.prefix)),
+            {k: e for k, e in book.quarantined.items() if k not in self._released},
+        )
+
+    def _plan_backfill(
+        self, spec: PolicySpec, book: Ledger, watcher: BucketWatcher, now: datetime
+    ) -> backfill.Backfill | backfill.Wait | None:
+        """Whether late labels of trained batches changed, and whether to retrain now."""
+        settings = spec.backfill
+        if settings is None:
+            return None
+        window = self._window(spec, book, ())
+        files = self._label_files(spec, book, watcher, [b.key for b in window])
+        planned = backfill.plan(
+            settings,
+            backfill.BackfillFacts(
+                now=now,
+                window=window,
+                files=files,
+                trained={b.key: b.labels for b in book.consumed},
+                last_backfill=book.last_backfill,
+                in_flight=len(self.rt.active_backfills - {self.uid}),
+                limit=self.rt.config.max_concurrent_backfills,
+            ),
+        )
+        self._labels_changed = len(planned.changed) if planned is not None else 0
+        return planned
+
     async def _start(
         self,
         body: kopf.Body,
@@ -296,9 +361,7 @@ class PolicyController:
         decision: trigger.Train,
         watcher: BucketWatcher,
     ) -> None:
-        window_size = spec.data.window.max_batches if spec.data.window else None
-        consumed = [b.batch() for b in book.consumed]
-        window = runs.select_window(consumed, decision.batches, window_size)
+        window = self._window(spec, book, decision.batches)
         version = f"v{book.next_version}"
         nonce = ""
         if decision.replays_inputs:
@@ -325,6 +388,26 @@ class PolicyController:
             uid=self.uid,
             generation=int(body["metadata"].get("generation", 0)),
         )
+        label_files = [
+            f
+            for files in self._label_files(spec, book, watcher, [b.key for b in window]).values()
+            for f in files
+        ]
+        labels = None
+        if spec.data.labels is not None:
+            labels = RunLabels(
+                id_column=spec.data.labels.id_column,
+                event_time_column=spec.data.labels.event_time_column,
+                delay_seconds=spec.data.labels.delay_seconds,
+                negative_value=spec.data.labels.negative_value,
+                delayed_feedback=spec.data.labels.delayed_feedback,
+                watermark_floor=book.label_watermark,
+                previous_cutoff=book.label_cutoff,
+                files=[
+                    LabelFile(batch=f.batch, key=f.key, etag=f.etag, size=f.size)
+                    for f in label_files
+                ],
+            )
         run_spec = build_run_spec(
             policy=policy,
             spec=spec,
@@ -335,6 +418,7 @@ class PolicyController:
             new_batches=decision.batches,
             baseline=baseline,
             previous=previous,
+            labels=labels,
         )
         spec_key = self.layout.run_spec_key(run_id)
         # The intent is durable before the Job exists: a crash from here on is
@@ -356,10 +440,15 @@ class PolicyController:
             retrain_request=decision.retrain_request,
             schedule_time=decision.schedule_time,
             created_time=_now(),
+            label_files=[LabelFileRef(batch=f.batch, key=f.key, etag=f.etag) for f in label_files],
         )
         book.next_version += 1
         if decision.reason is trigger.TrainReason.STALE:
             book.last_stale_retrain = book.intent.created_time
+        if decision.reason is trigger.TrainReason.BACKFILL:
+            book.last_backfill = book.intent.created_time
+            self.rt.active_backfills.add(self.uid)
+            metrics.BACKFILLS.labels(self.namespace, self.name).inc()
         await self._save(store, book)
         self.rt.active_runs.add(self.uid)
         metrics.ACTIVE_RUNS.set(len(self.rt.active_runs))
@@ -398,6 +487,8 @@ class PolicyController:
         intent = book.intent
         assert intent is not None
         self.rt.active_runs.add(self.uid)
+        if intent.trigger == trigger.TrainReason.BACKFILL:
+            self.rt.active_backfills.add(self.uid)
         job = await asyncio.to_thread(self.rt.kube.job, self.namespace, intent.run_id)
         if job is None:
             doc = await asyncio.to_thread(store.get_json, intent.spec_key)
@@ -483,6 +574,7 @@ class PolicyController:
         if outcome != "Failed":
             added = book.consume([b for b in intent.batches if b.key not in quarantined])
             metrics.BATCHES_CONSUMED.labels(self.namespace, self.name).inc(len(added))
+            _record_labels(book, intent, result, quarantined)
             book.trained_spec_hash = intent.spec_hash
             if intent.retrain_request is not None:
                 book.retrain_request = intent.retrain_request
@@ -526,6 +618,7 @@ class PolicyController:
         book.intent = None
         await self._save(store, book)
         self.rt.active_runs.discard(self.uid)
+        self.rt.active_backfills.discard(self.uid)
         metrics.ACTIVE_RUNS.set(len(self.rt.active_runs))
 
         labels = (self.namespace, self.name)
@@ -837,6 +930,7 @@ class PolicyController:
                 seen=len(seen),
                 pending=len(self._pending(spec, self._ledger, self._watcher)),
                 last_arrival=max((o.last_modified for o in seen), default=None),
+                labels_changed=self._labels_changed,
             )
         blocked = self._blocked
         observation = status.Observation(
@@ -854,6 +948,29 @@ class PolicyController:
         patch = status.merge_patch(current, desired)
         if patch:
             await asyncio.to_thread(self.rt.kube.patch_status, self.namespace, self.name, patch)
+
+
+def _record_labels(
+    book: Ledger, intent: RunIntent, result: RunResult | None, quarantined: set[str]
+) -> None:
+    """What a finished run trained with: each batch's label files, the watermark, the cutoff.
+
+    Quarantined label files are left out, as the next listing leaves them out,
+    so a refused file does not look like a change to backfill.
+    """
+    if result is None or result.labels is None:
+        return
+    files: dict[str, list[tuple[str, str]]] = {b.key: [] for b in intent.batches}
+    for f in intent.label_files:
+        if f.key not in quarantined and f.batch in files:
+            files[f.batch].append((f.key, f.etag))
+    book.mark_labels({key: backfill.fingerprint(pairs) for key, pairs in files.items()})
+    report = result.labels
+    if report.watermark is not None:
+        known = book.label_watermark
+        book.label_watermark = report.watermark if known is None else max(known, report.watermark)
+    if report.cutoff is not None:
+        book.label_cutoff = report.cutoff
 
 
 def _first_error(e: ValidationError) -> str:

@@ -40,6 +40,8 @@ class BatchRef(_Model):
     etag: str
     size: int = 0
     last_modified: datetime = Field(alias="lastModified")
+    labels: str | None = None
+    """Fingerprint of the late-label files the batch was last trained with."""
 
     @classmethod
     def of(cls, batch: Batch) -> BatchRef:
@@ -60,6 +62,12 @@ class ModelRef(_Model):
     promoted_time: datetime | None = Field(default=None, alias="promotedTime")
 
 
+class LabelFileRef(_Model):
+    batch: str
+    key: str
+    etag: str
+
+
 class RunIntent(_Model):
     run_id: str = Field(alias="runId")
     version: str
@@ -77,6 +85,8 @@ class RunIntent(_Model):
     created_time: datetime = Field(alias="createdTime")
     measured: bool = False
     """The run's prequential measurement of the serving model has been counted."""
+    label_files: list[LabelFileRef] = Field(default_factory=list, alias="labelFiles")
+    """The late-label files the run joins, each with the batch it labels."""
 
 
 class RunRecord(_Model):
@@ -144,6 +154,11 @@ class Ledger(_Model):
     last_stale_retrain: datetime | None = Field(default=None, alias="lastStaleRetrain")
     trained_spec_hash: str | None = Field(default=None, alias="trainedSpecHash")
     retrain_request: str | None = Field(default=None, alias="retrainRequest")
+    label_watermark: datetime | None = Field(default=None, alias="labelWatermark")
+    """The newest event time a run has seen: late labels mature against it."""
+    label_cutoff: datetime | None = Field(default=None, alias="labelCutoff")
+    """Rows with event times up to this had matured at the last run."""
+    last_backfill: datetime | None = Field(default=None, alias="lastBackfill")
 
     def consumed_etags(self) -> dict[str, str]:
         return {b.key: b.etag for b in self.consumed}
@@ -155,6 +170,12 @@ class Ledger(_Model):
         replaced = {b.key for b in added}
         self.consumed = [b for b in self.consumed if b.key not in replaced] + added
         return added
+
+    def mark_labels(self, fingerprints: dict[str, str]) -> None:
+        """Record the label files each consumed batch has now been trained with."""
+        for ref in self.consumed:
+            if ref.key in fingerprints:
+                ref.labels = fingerprints[ref.key]
 
     def record(self, run: RunRecord) -> None:
         self.runs = [run, *self.runs][:MAX_RUNS]

@@ -32,3 +32,8 @@ MEASUREMENTS = Counter(
     [*_POLICY, "verdict"],
 )
 ROLLBACKS = Counter("freshet_rollbacks_total", "Serving models rolled back.", _POLICY)
+BACKFILLS = Counter(
+    "freshet_backfills_total",
+    "Runs started because late labels of trained batches changed.",
+    _POLICY,
+)

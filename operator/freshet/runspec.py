@@ -13,6 +13,7 @@ from a trainer one minor release ahead.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -23,6 +24,7 @@ from freshet.spec import (
     ColumnType,
     Correction,
     DataFormat,
+    DelayedFeedback,
     DriftMethod,
     EstimatorClass,
     Metric,
@@ -65,6 +67,29 @@ class BatchRef(_ContractModel):
     size: int
 
 
+class LabelFile(_ContractModel):
+    batch: str
+    """The key of the batch whose rows this file labels."""
+    key: str
+    etag: str
+    size: int
+
+
+class RunLabels(_ContractModel):
+    """Late labels: label files joined to the batches by id, matured by event time."""
+
+    id_column: str
+    event_time_column: str
+    delay_seconds: int
+    negative_value: str | None = None
+    delayed_feedback: DelayedFeedback = DelayedFeedback.NONE
+    watermark_floor: datetime | None = None
+    """The newest event time an earlier run saw: the watermark never goes back."""
+    previous_cutoff: datetime | None = None
+    """Rows matured by this cutoff were already scored by an earlier run's monitoring."""
+    files: list[LabelFile] = Field(default_factory=list)
+
+
 class RunData(_ContractModel):
     format: DataFormat
     label: str
@@ -72,6 +97,8 @@ class RunData(_ContractModel):
     """Everything the model trains on, oldest first."""
     new_batches: list[str]
     """Keys of the batches no earlier run used."""
+    labels: RunLabels | None = None
+    """None: the label is a column of every batch."""
 
 
 class RunEstimator(_ContractModel):
@@ -279,6 +306,35 @@ class LiveEvaluation(_ContractModel):
     previous: dict[str, float] | None = None
 
 
+class LabelRows(_ContractModel):
+    matured: int = 0
+    immature: int = 0
+    labeled: int = 0
+    """Matured rows labeled by a label file."""
+    defaulted: int = 0
+    """Matured rows no label file named, given negativeValue."""
+    fake_negatives: int = 0
+    unmatched_labels: int = 0
+
+
+class BatchLabels(_ContractModel):
+    key: str
+    matured: int = 0
+    immature: int = 0
+    labeled: int = 0
+    event_time_min: datetime | None = None
+    event_time_max: datetime | None = None
+
+
+class LabelReport(_ContractModel):
+    """What the run made of late labels: its watermark, cutoff and row counts."""
+
+    watermark: datetime | None = None
+    cutoff: datetime | None = None
+    rows: LabelRows = LabelRows()
+    batches: list[BatchLabels] = Field(default_factory=list)
+
+
 class RunResult(_ContractModel):
     api_version: Literal["freshet.dev/run/v1"] = "freshet.dev/run/v1"
     kind: Literal["RunResult"] = "RunResult"
@@ -295,6 +351,8 @@ class RunResult(_ContractModel):
     """Every batch's checks; absent from trainers that predate it."""
     monitoring: LiveEvaluation | None = None
     """Present when the run had new labelled rows and a serving model to score."""
+    labels: LabelReport | None = None
+    """Present when the run spec had late labels."""
 
     @model_validator(mode="after")
     def _outcome_is_complete(self) -> Self:
@@ -318,6 +376,7 @@ def build_run_spec(
     new_batches: Collection[Batch],
     baseline: ModelRef | None,
     previous: ModelRef | None = None,
+    labels: RunLabels | None = None,
 ) -> RunSpec:
     """The run intent for training ``window`` (from ``decisions.runs.select_window``).
 
@@ -337,6 +396,7 @@ def build_run_spec(
             label=spec.data.label,
             batches=[BatchRef(key=b.key, etag=b.etag, size=b.size) for b in window],
             new_batches=[b.key for b in window if b.key in new_keys],
+            labels=labels,
         ),
         training=RunTraining(
             # By alias: `class` is a keyword in Python, so the field is `class_`.

@@ -151,6 +151,46 @@ class Window(_SpecModel):
     max_batches: int = Field(ge=1, le=100_000)
 
 
+def _check_folder(field: str, prefix: str) -> None:
+    """A data or label prefix: a folder, relative to the bucket, outside freshet's state."""
+    if not prefix.endswith("/"):
+        raise ValueError(f"{field} must end with '/'")
+    if prefix.startswith("/") or "//" in prefix:
+        raise ValueError(f"{field} must not start with '/' or contain '//'")
+    if prefix.startswith(STATE_ROOT_PREFIX):
+        raise ValueError(f"{field} must not be under {STATE_ROOT_PREFIX}")
+
+
+class DelayedFeedback(StrEnum):
+    NONE = "None"
+    FAKE_NEGATIVE = "FakeNegative"
+
+
+class LabelsSpec(_SpecModel):
+    """Labels that arrive after the features, in their own files, joined by an id.
+
+    The label files of a batch ``<data.prefix><name>.<ext>`` live under
+    ``<labels.prefix><name>/``, so the operator can tell from a listing alone
+    which batches' labels changed (and backfill them) without reading data.
+    """
+
+    prefix: str = Field(min_length=1, max_length=512)
+    id_column: str = Field(min_length=1, max_length=256)
+    event_time_column: str = Field(min_length=1, max_length=256)
+    delay_seconds: int = Field(ge=0, le=31_536_000)
+    negative_value: str | None = Field(default=None, min_length=1, max_length=256)
+    delayed_feedback: DelayedFeedback = DelayedFeedback.NONE
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _check_folder("data.labels.prefix", self.prefix)
+        if self.id_column == self.event_time_column:
+            raise ValueError("data.labels.idColumn and eventTimeColumn must differ")
+        if self.delayed_feedback is DelayedFeedback.FAKE_NEGATIVE and self.negative_value is None:
+            raise ValueError("data.labels.delayedFeedback FakeNegative needs negativeValue")
+        return self
+
+
 class DataSpec(_SpecModel):
     store_ref: ObjectRef
     prefix: str = Field(min_length=1, max_length=512)
@@ -158,15 +198,20 @@ class DataSpec(_SpecModel):
     label: str = Field(min_length=1, max_length=256)
     window: Window | None = None
     """None trains on all history."""
+    labels: LabelsSpec | None = None
+    """None: the label is a column of every batch."""
 
     @model_validator(mode="after")
-    def _prefix_is_a_folder_outside_the_state_root(self) -> Self:
-        if not self.prefix.endswith("/"):
-            raise ValueError("data.prefix must end with '/'")
-        if self.prefix.startswith("/") or "//" in self.prefix:
-            raise ValueError("data.prefix must not start with '/' or contain '//'")
-        if self.prefix.startswith(STATE_ROOT_PREFIX):
-            raise ValueError(f"data.prefix must not be under {STATE_ROOT_PREFIX}")
+    def _prefixes_are_folders_outside_the_state_root(self) -> Self:
+        _check_folder("data.prefix", self.prefix)
+        if self.labels is not None:
+            theirs = self.labels.prefix
+            if theirs.startswith(self.prefix) or self.prefix.startswith(theirs):
+                raise ValueError("data.labels.prefix and data.prefix must not contain each other")
+            if self.label in (self.labels.id_column, self.labels.event_time_column):
+                raise ValueError(
+                    "data.label must differ from data.labels.idColumn and eventTimeColumn"
+                )
         return self
 
 
@@ -176,10 +221,18 @@ class OnArrival(_SpecModel):
     quiet_seconds: int = Field(default=5, ge=0, le=3600)
 
 
+class BackfillSpec(_SpecModel):
+    """When late labels change past batches, how eagerly to retrain over them."""
+
+    quiet_seconds: int = Field(default=60, ge=0, le=86_400)
+    min_interval_seconds: int = Field(default=3600, ge=0, le=604_800)
+
+
 class TriggerSpec(_SpecModel):
     poll_interval_seconds: int = Field(default=5, ge=1, le=3600)
     on_arrival: OnArrival = OnArrival()
     schedule: str | None = Field(default=None, max_length=128)
+    backfill: BackfillSpec = BackfillSpec()
 
     @model_validator(mode="after")
     def _schedule_is_cron(self) -> Self:
@@ -433,6 +486,10 @@ class PolicySpec(_SpecModel):
     def _trigger_only_when_dynamic(self) -> Self:
         if self.trigger is not None and self.mode is not Mode.DYNAMIC:
             raise ValueError("spec.trigger is only allowed when spec.mode is Dynamic")
+        labels, allowed = self.data.labels, self.validation.label_values
+        negative = labels.negative_value if labels is not None else None
+        if negative is not None and allowed is not None and negative not in allowed:
+            raise ValueError("data.labels.negativeValue must be one of validation.labelValues")
         return self
 
     @property
@@ -441,6 +498,14 @@ class PolicySpec(_SpecModel):
         if self.mode is Mode.STATIC:
             return None
         return self.trigger or TriggerSpec()
+
+    @property
+    def backfill(self) -> BackfillSpec | None:
+        """How a Dynamic policy with late labels backfills; None when it does not."""
+        trigger = self.effective_trigger
+        if trigger is None or self.data.labels is None:
+            return None
+        return trigger.backfill
 
     @property
     def max_model_age(self) -> timedelta | None:

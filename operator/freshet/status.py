@@ -25,6 +25,8 @@ class DataCounts:
     seen: int
     pending: int
     last_arrival: datetime | None
+    labels_changed: int | None = None
+    """Trained batches whose late labels changed; None when not checked this step."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +49,22 @@ def _time(t: datetime | None) -> str | None:
     return None if t is None else conditions.format_time(t)
 
 
+def _labels(book: Ledger, data: DataCounts, current: dict[str, Any]) -> dict[str, Any]:
+    labels: dict[str, Any] = {}
+    if book.label_watermark is not None:
+        labels["watermark"] = _time(book.label_watermark)
+    if book.label_cutoff is not None:
+        labels["cutoff"] = _time(book.label_cutoff)
+    if book.last_backfill is not None:
+        labels["lastBackfillTime"] = _time(book.last_backfill)
+    awaiting = data.labels_changed
+    if awaiting is None:  # not planned this step (a run is active): keep what was known
+        awaiting = (current.get("data") or {}).get("labels", {}).get("awaitingBackfill")
+    if awaiting is not None:
+        labels["awaitingBackfill"] = awaiting
+    return labels
+
+
 def build(book: Ledger, current: dict[str, Any], obs: Observation) -> dict[str, Any]:
     """The whole status document; `current` only supplies the conditions' history."""
     status: dict[str, Any] = {
@@ -66,6 +84,8 @@ def build(book: Ledger, current: dict[str, Any], obs: Observation) -> dict[str, 
         }
         if obs.data.last_arrival is not None:
             status["data"]["lastArrivalTime"] = _time(obs.data.last_arrival)
+        if obs.spec is not None and obs.spec.data.labels is not None:
+            status["data"]["labels"] = _labels(book, obs.data, current)
     if book.retrain_request is not None:
         status["retrainRequest"] = book.retrain_request
     if book.last_schedule_time is not None:

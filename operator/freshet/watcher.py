@@ -32,7 +32,7 @@ STREAM_SETTLE_SECONDS = 2.0
 
 @dataclass
 class _Subscriber:
-    prefix: str
+    prefixes: tuple[str, ...]
     interval: float
     wake: Callable[[], None]
 
@@ -56,7 +56,7 @@ class BucketWatcher:
         return [o for k, o in self.snapshot.items() if k.startswith(prefix)]
 
     def _list_prefix(self) -> str:
-        prefixes = [s.prefix for s in self.subscribers.values()]
+        prefixes = [p for s in self.subscribers.values() for p in s.prefixes]
         # S3 prefixes are plain strings, not paths: the character-wise common
         # prefix is exactly what to list.
         return os.path.commonprefix(prefixes) if prefixes else ""  # noqa: RUF071
@@ -84,7 +84,7 @@ class BucketWatcher:
         self.snapshot = fresh
         self.listed_once.set()
         for sub in list(self.subscribers.values()):
-            if any(k.startswith(sub.prefix) for k in [*changed, *gone]):
+            if any(k.startswith(sub.prefixes) for k in [*changed, *gone]):
                 sub.wake()
 
     async def run(self) -> None:
@@ -174,7 +174,7 @@ class WatcherRegistry:
         self,
         policy: str,
         config: StoreConfig,
-        prefix: str,
+        prefixes: tuple[str, ...],
         interval: float,
         wake: Callable[[], None],
     ) -> BucketWatcher:
@@ -192,7 +192,7 @@ class WatcherRegistry:
             moved = other is not watcher and other.subscribers.pop(policy, None) is not None
             if moved and not other.subscribers:
                 self._retire(other_identity)
-        wanted = _Subscriber(prefix, interval, wake)
+        wanted = _Subscriber(prefixes, interval, wake)
         known = watcher.subscribers.get(policy)
         watcher.subscribers[policy] = wanted
         if watcher._task is None or watcher._task.done():
@@ -200,7 +200,7 @@ class WatcherRegistry:
                 watcher.run(), name=f"watch {config.endpoint}/{config.bucket}"
             )
             watcher.start_listening(asyncio.get_running_loop())
-        elif known is None or (known.prefix, known.interval) != (prefix, interval):
+        elif known is None or (known.prefixes, known.interval) != (prefixes, interval):
             # Only a new or changed subscription needs a listing now; the
             # periodic sweep serves everyone else.
             watcher.kick()

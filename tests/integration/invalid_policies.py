@@ -97,6 +97,24 @@ def _set(path: str, value: Any) -> Callable[[Policy], None]:
     return mutate
 
 
+def _both(*mutations: Callable[[Policy], None]) -> Callable[[Policy], None]:
+    def mutate(p: Policy) -> None:
+        for mutation in mutations:
+            mutation(p)
+
+    return mutate
+
+
+def _labels(**overrides: Any) -> dict[str, Any]:
+    """A valid data.labels block, with some fields replaced."""
+    return {
+        "prefix": "spam/labels/",
+        "idColumn": "message_id",
+        "eventTimeColumn": "received_at",
+        "delaySeconds": 3600,
+    } | overrides
+
+
 INVALID_POLICIES: list[tuple[str, Policy, str]] = [
     _case(
         "trigger-in-static-mode",
@@ -211,6 +229,54 @@ INVALID_POLICIES: list[tuple[str, Policy, str]] = [
         "should be greater than or equal to 60",
     ),
     _case("name-too-long", _long_name, "metadata.name must be at most 63 characters"),
+    _case(
+        "labels-without-id-column",
+        _set("data.labels", {"prefix": "spam/labels/", "eventTimeColumn": "t", "delaySeconds": 60}),
+        "spec.data.labels.idColumn: Required value",
+    ),
+    _case(
+        "labels-prefix-inside-data-prefix",
+        _set("data.labels", _labels(prefix="spam/incoming/labels/")),
+        "data.labels.prefix and data.prefix must not contain each other",
+    ),
+    _case(
+        "labels-prefix-without-slash",
+        _set("data.labels", _labels(prefix="spam/labels")),
+        "data.labels.prefix must end with '/'",
+    ),
+    _case(
+        "labels-id-is-event-time",
+        _set("data.labels", _labels(idColumn="t", eventTimeColumn="t")),
+        "data.labels.idColumn and data.labels.eventTimeColumn must be different columns",
+    ),
+    _case(
+        "labels-id-is-the-label",
+        _set("data.labels", _labels(idColumn="is_spam")),
+        "data.label must differ from data.labels.idColumn and data.labels.eventTimeColumn",
+    ),
+    _case(
+        "fake-negative-without-negative-value",
+        _set("data.labels", _labels(delayedFeedback="FakeNegative")),
+        "set data.labels.negativeValue to the negative class",
+    ),
+    _case(
+        "negative-value-not-a-label-value",
+        _both(
+            _set("data.labels", _labels(negativeValue="no")),
+            _set("validation.labelValues", ["0", "1"]),
+        ),
+        "data.labels.negativeValue must be one of validation.labelValues",
+    ),
+    _case(
+        "negative-label-delay",
+        _set("data.labels", _labels(delaySeconds=-1)),
+        "should be greater than or equal to 0",
+    ),
+    _case(
+        "backfill-quiet-too-long",
+        _set("trigger.backfill", {"quietSeconds": 100_000}),
+        "should be less than or equal to 86400",
+    ),
     _case(
         "serving-without-deployment",
         _set("serving", {"container": "server"}),

@@ -28,6 +28,8 @@ class TrainReason(StrEnum):
     NEW_DATA = "NewData"
     SCHEDULE_DUE = "ScheduleDue"
     STALE = "Stale"
+    BACKFILL = "Backfill"
+    """Late labels changed for batches already trained on (decisions.backfill)."""
 
 
 class WaitReason(StrEnum):
