@@ -41,7 +41,7 @@ from freshet.ledger import (
 from freshet.objectstore import ObjectStore
 from freshet.runspec import LabelFile, PolicyRef, RunLabels, RunResult, RunSpec, build_run_spec
 from freshet.runspec import ModelRef as RunModelRef
-from freshet.spec import MonitoringSource, PolicySpec, parse_policy_spec
+from freshet.spec import DelayedFeedback, MonitoringSource, PolicySpec, parse_policy_spec
 from freshet.store_config import StoreConfig, StoreSecretError, parse_store_secret
 from freshet.store_layout import StateLayout
 from freshet.watcher import BucketWatcher, WatcherRegistry
@@ -281,7 +281,9 @@ class PolicyController:
         if isinstance(decision, trigger.Wait):
             planned = self._plan_backfill(spec, book, watcher, now)
             if isinstance(planned, backfill.Backfill):
-                decision = trigger.Train(trigger.TrainReason.BACKFILL, planned.message, ())
+                decision = trigger.Train(
+                    trigger.TrainReason.BACKFILL, planned.message, (), relabelled=planned.changed
+                )
             elif isinstance(planned, backfill.Wait):
                 self._waiting = (str(planned.reason), planned.message)
                 return max(0.05, min(planned.retry_after.total_seconds(), 3600.0))
@@ -343,6 +345,12 @@ class PolicyController:
                 window=window,
                 files=files,
                 trained={b.key: b.labels for b in book.consumed},
+                first_event={b.key: b.first_event for b in book.consumed},
+                cutoff=book.label_cutoff,
+                immature_rows_train=(
+                    spec.data.labels is not None
+                    and spec.data.labels.delayed_feedback is DelayedFeedback.FAKE_NEGATIVE
+                ),
                 last_backfill=book.last_backfill,
                 in_flight=len(self.rt.active_backfills - {self.uid}),
                 limit=self.rt.config.max_concurrent_backfills,
@@ -441,6 +449,7 @@ class PolicyController:
             schedule_time=decision.schedule_time,
             created_time=_now(),
             label_files=[LabelFileRef(batch=f.batch, key=f.key, etag=f.etag) for f in label_files],
+            relabelled=list(decision.relabelled),
         )
         book.next_version += 1
         if decision.reason is trigger.TrainReason.STALE:
@@ -601,6 +610,7 @@ class PolicyController:
                 metrics=candidate,
                 baseline_metrics=baseline_metrics,
                 batches=len(intent.batches),
+                relabelled=intent.relabelled,
             )
         )
         if outcome == "Promoted" and result is not None and result.model is not None:
@@ -964,8 +974,11 @@ def _record_labels(
     for f in intent.label_files:
         if f.key not in quarantined and f.batch in files:
             files[f.batch].append((f.key, f.etag))
-    book.mark_labels({key: backfill.fingerprint(pairs) for key, pairs in files.items()})
     report = result.labels
+    book.mark_labels(
+        {key: backfill.fingerprint(pairs) for key, pairs in files.items()},
+        {b.key: b.event_time_min for b in report.batches},
+    )
     if report.watermark is not None:
         known = book.label_watermark
         book.label_watermark = report.watermark if known is None else max(known, report.watermark)

@@ -42,6 +42,8 @@ class BatchRef(_Model):
     last_modified: datetime = Field(alias="lastModified")
     labels: str | None = None
     """Fingerprint of the late-label files the batch was last trained with."""
+    first_event: datetime | None = Field(default=None, alias="firstEvent")
+    """The batch's earliest event time, as the trainer reported it."""
 
     @classmethod
     def of(cls, batch: Batch) -> BatchRef:
@@ -87,6 +89,8 @@ class RunIntent(_Model):
     """The run's prequential measurement of the serving model has been counted."""
     label_files: list[LabelFileRef] = Field(default_factory=list, alias="labelFiles")
     """The late-label files the run joins, each with the batch it labels."""
+    relabelled: list[str] = []
+    """Backfill: the batches whose label files changed since they were trained."""
 
 
 class RunRecord(_Model):
@@ -101,6 +105,7 @@ class RunRecord(_Model):
     metrics: dict[str, float] = {}
     baseline_metrics: dict[str, float] | None = Field(default=None, alias="baselineMetrics")
     batches: int = 0
+    relabelled: list[str] = []
 
 
 class MeasurementRecord(_Model):
@@ -171,11 +176,15 @@ class Ledger(_Model):
         self.consumed = [b for b in self.consumed if b.key not in replaced] + added
         return added
 
-    def mark_labels(self, fingerprints: dict[str, str]) -> None:
+    def mark_labels(
+        self, fingerprints: dict[str, str], first_events: dict[str, datetime | None]
+    ) -> None:
         """Record the label files each consumed batch has now been trained with."""
         for ref in self.consumed:
             if ref.key in fingerprints:
                 ref.labels = fingerprints[ref.key]
+            if first_events.get(ref.key) is not None:
+                ref.first_event = first_events[ref.key]
 
     def record(self, run: RunRecord) -> None:
         self.runs = [run, *self.runs][:MAX_RUNS]

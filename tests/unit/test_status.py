@@ -138,3 +138,27 @@ def test_an_unchanged_condition_keeps_its_transition_time() -> None:
     ready = next(c for c in second["conditions"] if c["type"] == "Ready")
     assert ready["lastTransitionTime"] == "2026-11-27T12:00:00Z"
     assert ready["observedGeneration"] == 4
+
+
+def test_late_labels_report_watermark_cutoff_and_what_awaits_a_backfill() -> None:
+    body = spec().model_dump(by_alias=True, mode="json", exclude_none=True)
+    body["data"]["labels"] = {
+        "prefix": "labels/",
+        "idColumn": "id",
+        "eventTimeColumn": "t",
+        "delaySeconds": 3600,
+    }
+    with_labels = PolicySpec.model_validate(body)
+    book = Ledger(label_watermark=NOW, label_cutoff=NOW - timedelta(hours=1))
+    data = DataCounts(arrivals="Polling", seen=2, pending=0, last_arrival=None, labels_changed=2)
+    status = build(book, {}, observe(with_labels, data=data))
+    assert status["data"]["labels"] == {
+        "watermark": "2026-11-27T12:00:00Z",
+        "cutoff": "2026-11-27T11:00:00Z",
+        "awaitingBackfill": 2,
+    }
+    # A step that did not plan (a run was active) keeps the count it last knew.
+    unplanned = DataCounts(arrivals="Polling", seen=2, pending=0, last_arrival=None)
+    again = build(book, status, observe(with_labels, data=unplanned))
+    assert again["data"]["labels"]["awaitingBackfill"] == 2
+    assert "labels" not in build(book, {}, observe(data=unplanned))["data"]

@@ -16,7 +16,11 @@ while the operator was down differs from the ledger when it starts.
 
 Maturity (``labels.delaySeconds``) is not planned here: it moves with the event
 time of new data, which only a run for that data brings, and that run trains
-every batch of its window at the new cutoff anyway.
+every batch of its window at the new cutoff anyway. For the same reason a
+batch whose rows were all still immature at the last run is not backfilled
+when its labels change (unless immature rows are trained as fake negatives):
+its labels cannot reach a model before a run that matures it, and that run
+reads the label files as they are then.
 """
 
 from __future__ import annotations
@@ -118,10 +122,22 @@ class BackfillFacts:
     """Each window batch's label files now (see `assign`)."""
     trained: Mapping[str, str | None]
     """The label fingerprint each batch was last trained with; None or "" for none."""
+    first_event: Mapping[str, datetime | None]
+    """Each batch's earliest event time, as its last run reported it."""
+    cutoff: datetime | None
+    """Rows with event times up to this had matured at the last run."""
+    immature_rows_train: bool
+    """delayedFeedback FakeNegative: an immature batch's labels reach the model too."""
     last_backfill: datetime | None
     in_flight: int
     """Backfill runs in flight operator-wide, not counting this policy's."""
     limit: int
+
+
+def _has_matured(facts: BackfillFacts, key: str) -> bool:
+    """Some of the batch's rows had matured at the last run (unknown counts as matured)."""
+    first = facts.first_event.get(key)
+    return first is None or (facts.cutoff is not None and first <= facts.cutoff)
 
 
 def plan(settings: BackfillSpec, facts: BackfillFacts) -> Backfill | Wait | None:
@@ -137,6 +153,7 @@ def plan(settings: BackfillSpec, facts: BackfillFacts) -> Backfill | Wait | None
         b.key
         for b in facts.window
         if fingerprint_of(facts.files.get(b.key, ())) != (facts.trained.get(b.key) or "")
+        and (facts.immature_rows_train or _has_matured(facts, b.key))
     )
     if not changed:
         return None

@@ -70,6 +70,8 @@ class Train:
     batches: tuple[Batch, ...]
     schedule_time: datetime | None = None
     retrain_request: str | None = None
+    relabelled: tuple[str, ...] = ()
+    """Backfill: the trained batches whose late labels changed."""
 
     @property
     def replays_inputs(self) -> bool:
