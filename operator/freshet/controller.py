@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ import aiohttp
 import kopf
 from pydantic import ValidationError
 
-from freshet import jobs, ledger, metrics, monitoring, names, serving, status
+from freshet import jobs, ledger, metrics, monitoring, names, serverscrape, serving, status
 from freshet.batches import Batch
 from freshet.config import OperatorConfig
 from freshet.decisions import analysis, backfill, rollback, runs, staleness, trigger
@@ -41,7 +41,13 @@ from freshet.ledger import (
 from freshet.objectstore import ObjectStore
 from freshet.runspec import LabelFile, PolicyRef, RunLabels, RunResult, RunSpec, build_run_spec
 from freshet.runspec import ModelRef as RunModelRef
-from freshet.spec import DelayedFeedback, MonitoringSource, PolicySpec, parse_policy_spec
+from freshet.spec import (
+    DelayedFeedback,
+    ModelServerCheck,
+    MonitoringSource,
+    PolicySpec,
+    parse_policy_spec,
+)
 from freshet.store_config import StoreConfig, StoreSecretError, parse_store_secret
 from freshet.store_layout import StateLayout
 from freshet.watcher import BucketWatcher, WatcherRegistry
@@ -106,6 +112,7 @@ class PolicyController:
         self._waiting: tuple[str, str] | None = None
         self._seen: set[str] = set()
         self._labels_changed: int | None = None
+        self._last_scrape: serverscrape.Scrape | None = None
 
     # -- the loop --------------------------------------------------------------
 
@@ -151,7 +158,7 @@ class PolicyController:
             else:
                 await self._enforce_pointer(spec, book)
                 delay = await self._maybe_start(body, spec, store, book, watcher)
-            delay = min(delay, await self._prometheus_check(body, spec, store, book))
+            delay = min(delay, await self._periodic_check(body, spec, store, book))
         except NotReady as e:
             self._blocked = e
             self.log.warning("blocked: %s: %s", e.reason, e.message)
@@ -811,12 +818,15 @@ class PolicyController:
             await self._save(store, book)
         return measurement
 
-    async def _prometheus_check(
+    async def _periodic_check(
         self, body: kopf.Body, spec: PolicySpec, store: ObjectStore, book: Ledger
     ) -> float:
-        """Take the PromQL measurement when it is due; return seconds until the next one."""
+        """Take the Prometheus or model-server measurement when it is due.
+
+        Returns the seconds until the next one.
+        """
         mon = spec.monitoring
-        if mon is None or mon.prometheus is None or book.serving is None:
+        if mon is None or not mon.periodic or book.serving is None:
             return self.rt.config.resync_seconds
         if spec.serving is not None and spec.serving.pinned_version is not None:
             return self.rt.config.resync_seconds
@@ -826,13 +836,45 @@ class PolicyController:
         due = analysis.next_measurement(settings, monitoring.to_state(record), now)
         if due > now:
             return (due - now).total_seconds()
-        query = monitoring.render_query(
-            mon.prometheus, book.serving.version, self.namespace, self.name
-        )
-        measurement = await monitoring.prometheus(mon.prometheus, query, now, self.rt.http())
+        if mon.prometheus is not None:
+            query = monitoring.render_query(
+                mon.prometheus, book.serving.version, self.namespace, self.name
+            )
+            measurement = await monitoring.prometheus(mon.prometheus, query, now, self.rt.http())
+        else:
+            assert mon.model_server is not None
+            measurement = await self._scrape_model_server(
+                spec, mon.model_server, book.serving.version, now
+            )
         await self._observe(body, spec, store, book, measurement)
         await self._save(store, book)
         return float(mon.interval_seconds)
+
+    async def _scrape_model_server(
+        self, spec: PolicySpec, check: ModelServerCheck, version: str, now: datetime
+    ) -> analysis.Measurement:
+        """Scrape the serving pods and judge the counters' increase since the last scrape."""
+        assert spec.serving is not None
+        name = spec.serving.deployment_ref.name
+        dep = await asyncio.to_thread(self.rt.kube.deployment, self.namespace, name)
+        if dep is None:
+            return analysis.Measurement(
+                now, analysis.Verdict.ERROR, f"Deployment {name!r} not found"
+            )
+        try:
+            container = serving.container_name(dep, spec.serving.container)
+        except serving.ServingError as e:
+            return analysis.Measurement(now, analysis.Verdict.ERROR, str(e))
+        labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        pods = await asyncio.to_thread(self.rt.kube.pods, self.namespace, labels)
+        found, problems = serverscrape.targets(pods, container, check, version)
+        scraped = await serverscrape.scrape(self.rt.http(), found, check, version, now)
+        if problems:
+            scraped = replace(scraped, errors=(*scraped.errors, *problems))
+        measurement = serverscrape.measure(check, self._last_scrape, scraped)
+        if scraped.pods:
+            self._last_scrape = scraped
+        return measurement
 
     async def _observe(
         self,

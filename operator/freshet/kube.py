@@ -77,6 +77,14 @@ class Kube:
             raise
         return dict(self._api.sanitize_for_serialization(dep))  # type: ignore[no-untyped-call]
 
+    def pods(self, namespace: str, match_labels: dict[str, str]) -> list[dict[str, Any]]:
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
+        listed = self.core.list_namespaced_pod(namespace, label_selector=selector)
+        return [
+            dict(self._api.sanitize_for_serialization(pod))  # type: ignore[no-untyped-call]
+            for pod in listed.items
+        ]
+
     def apply_deployment(self, namespace: str, patch: dict[str, Any]) -> None:
         self.apps.patch_namespaced_deployment(
             patch["metadata"]["name"],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -152,9 +151,5 @@ async def prometheus(
         return Measurement(now, Verdict.ERROR, f"unreadable sample {samples[0]!r}")
     if not math.isfinite(value):
         return Measurement(now, Verdict.INCONCLUSIVE, f"the query returned {value}", value)
-    live = Decimal(repr(value))
-    if check.min_value is not None and live < check.min_value:
-        return Measurement(now, Verdict.FAIL, f"{live} < minValue {check.min_value}", value)
-    if check.max_value is not None and live > check.max_value:
-        return Measurement(now, Verdict.FAIL, f"{live} > maxValue {check.max_value}", value)
-    return Measurement(now, Verdict.PASS, f"{live} within bounds", value)
+    verdict, message = analysis.within_bounds(value, check.min_value, check.max_value, "query")
+    return Measurement(now, verdict, message, value)

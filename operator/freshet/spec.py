@@ -428,6 +428,7 @@ class ServingSpec(_SpecModel):
 class MonitoringSource(StrEnum):
     PREQUENTIAL = "Prequential"
     PROMETHEUS = "Prometheus"
+    MODEL_SERVER = "ModelServer"
 
 
 class PrometheusCheck(_SpecModel):
@@ -440,6 +441,39 @@ class PrometheusCheck(_SpecModel):
     def _has_a_bound(self) -> Self:
         if self.min_value is None and self.max_value is None:
             raise ValueError("monitoring.prometheus needs minValue, maxValue or both")
+        return self
+
+
+_METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+_LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class SeriesSelector(_SpecModel):
+    """Samples of one metric, summed over the series whose labels match."""
+
+    metric: str = Field(min_length=1, max_length=256, pattern=_METRIC_NAME)
+    labels: dict[Annotated[str, Field(pattern=_LABEL_NAME)], str] = Field(default_factory=dict)
+    """Exact label values; "$version" stands for the serving version."""
+
+
+class ModelServerCheck(_SpecModel):
+    """The serving pods' own /metrics, scraped by the operator every interval."""
+
+    port: int | str | None = None
+    """The container port (number or name); None: the container's first port."""
+    path: str = Field(default="/metrics", min_length=1, max_length=1024, pattern=r"^/\S*$")
+    numerator: SeriesSelector
+    denominator: SeriesSelector | None = None
+    min_count: int = Field(default=20, ge=1)
+    min_value: SignedDecimal | None = None
+    max_value: SignedDecimal | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> Self:
+        if self.min_value is None and self.max_value is None:
+            raise ValueError("monitoring.modelServer needs minValue, maxValue or both")
+        if isinstance(self.port, int) and not 1 <= self.port <= 65535:
+            raise ValueError("monitoring.modelServer.port must be between 1 and 65535")
         return self
 
 
@@ -456,15 +490,26 @@ class MonitoringSpec(_SpecModel):
     consecutive_error_limit: int = Field(default=4, ge=0, le=100)
     max_model_age_seconds: int | None = Field(default=None, ge=10, le=31_536_000)
     prometheus: PrometheusCheck | None = None
+    model_server: ModelServerCheck | None = None
 
     @model_validator(mode="after")
-    def _prometheus_iff_source(self) -> Self:
+    def _check_iff_source(self) -> Self:
         if (self.source is MonitoringSource.PROMETHEUS) != (self.prometheus is not None):
             raise ValueError(
                 "monitoring.prometheus is required when, and only allowed when,"
                 " monitoring.source is Prometheus"
             )
+        if (self.source is MonitoringSource.MODEL_SERVER) != (self.model_server is not None):
+            raise ValueError(
+                "monitoring.modelServer is required when, and only allowed when,"
+                " monitoring.source is ModelServer"
+            )
         return self
+
+    @property
+    def periodic(self) -> bool:
+        """Measured every intervalSeconds (not once per run, as prequential is)."""
+        return self.source is not MonitoringSource.PREQUENTIAL
 
 
 class RollbackSpec(_SpecModel):
@@ -486,6 +531,8 @@ class PolicySpec(_SpecModel):
     def _trigger_only_when_dynamic(self) -> Self:
         if self.trigger is not None and self.mode is not Mode.DYNAMIC:
             raise ValueError("spec.trigger is only allowed when spec.mode is Dynamic")
+        if self.monitoring is not None and self.monitoring.model_server and self.serving is None:
+            raise ValueError("monitoring.source ModelServer needs spec.serving")
         labels, allowed = self.data.labels, self.validation.label_values
         negative = labels.negative_value if labels is not None else None
         if negative is not None and allowed is not None and negative not in allowed:

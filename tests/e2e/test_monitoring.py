@@ -194,3 +194,67 @@ def test_a_stale_model_is_reported_and_retrained(
         e for e in _events(kube_api, ns, "aging", "Triggered") if "maxModelAgeSeconds" in e
     ]
     assert stale_events
+
+
+def test_model_server_metrics_scraped_by_the_operator_roll_back_a_regression(
+    kube_api: client.ApiClient,
+    ns: str,
+    bucket: str,
+    s3: Any,
+) -> None:
+    """No Prometheus: the operator scrapes the serving pods' /metrics itself."""
+    share = {"metric": "freshet_server_predictions_total", "labels": {"version": "$version"}}
+    ones = {**share, "labels": {"version": "$version", "class": "1"}}
+    sc.create_policy(
+        kube_api,
+        ns,
+        sc.policy(
+            "scraped",
+            data__window={"maxBatches": 1},
+            monitoring={
+                "source": "ModelServer",
+                "intervalSeconds": 1,
+                "failureLimit": 2,
+                "modelServer": {
+                    "numerator": ones,
+                    "denominator": share,
+                    "minCount": 10,
+                    "minValue": "0.5",
+                },
+            },
+        ),
+    )
+    with sc.Traffic(kube_api, ns, rate=10, center=(1.5, -1.0)) as traffic:
+        sc.put(s3, bucket, "incoming/a0.csv", sc.batch_csv(600, seed=60))
+        _serving(kube_api, ns, "scraped", "v1")
+        p = sc.wait_for(
+            "10 passing measurements of v1",
+            lambda: (
+                (q := sc.get_policy(kube_api, ns, "scraped"))
+                and (m := q["status"].get("monitoring") or {}).get("measurements", 0) >= 10
+                and m.get("lastMeasurement", {}).get("verdict") == "Pass"
+                and q
+            ),
+            timeout=90,
+        )
+        assert p["status"]["monitoring"]["phase"] == "Healthy"
+        assert "over 1 pod(s)" in p["status"]["monitoring"]["lastMeasurement"]["message"]
+
+        sc.put(s3, bucket, "incoming/a1.csv", sc.batch_csv(600, seed=61, flip=True))
+        _serving(kube_api, ns, "scraped", "v2")
+        p = sc.wait_for(
+            "the rollback",
+            lambda: (
+                (q := sc.get_policy(kube_api, ns, "scraped"))
+                and q["status"].get("lastRollback")
+                and q
+            ),
+            timeout=90,
+        )
+        assert traffic.sent > 0
+    rollback = p["status"]["lastRollback"]
+    assert (rollback["fromVersion"], rollback["toVersion"]) == ("v2", "v1")
+    assert "3 failed measurement(s) in a row (failureLimit 2)" in rollback["message"]
+    assert "< minValue 0.5" in rollback["message"]
+    assert _events(kube_api, ns, "scraped", "RolledBack")
+    sc.wait_for("the Deployment back on v1", lambda: _deployment_version(kube_api, ns) == "v1")

@@ -80,6 +80,13 @@ def _drop_label(p: Policy) -> None:
     del _spec(p)["data"]["label"]
 
 
+def _drop_serving(p: Policy) -> None:
+    del _spec(p)["serving"]
+
+
+_SERIES = {"numerator": {"metric": "freshet_server_predictions_total"}}
+
+
 def _long_name(p: Policy) -> None:
     p["metadata"]["name"] = "x" * 64
 
@@ -276,6 +283,38 @@ INVALID_POLICIES: list[tuple[str, Policy, str]] = [
         "backfill-quiet-too-long",
         _set("trigger.backfill", {"quietSeconds": 100_000}),
         "should be less than or equal to 86400",
+    ),
+    _case(
+        "model-server-source-without-check",
+        _set("monitoring", {"source": "ModelServer"}),
+        "monitoring.modelServer is required when monitoring.source is ModelServer",
+    ),
+    _case(
+        "model-server-check-without-bounds",
+        _set("monitoring", {"source": "ModelServer", "modelServer": _SERIES}),
+        "monitoring.modelServer needs minValue, maxValue or both",
+    ),
+    _case(
+        "model-server-check-bad-metric-name",
+        _set(
+            "monitoring",
+            {
+                "source": "ModelServer",
+                "modelServer": {"numerator": {"metric": "rate(x[5m])"}, "minValue": "0.5"},
+            },
+        ),
+        "should match",
+    ),
+    _case(
+        "model-server-without-serving",
+        _both(
+            _set(
+                "monitoring",
+                {"source": "ModelServer", "modelServer": _SERIES | {"minValue": "0.5"}},
+            ),
+            _drop_serving,
+        ),
+        "monitoring.source ModelServer scrapes the serving pods; set spec.serving",
     ),
     _case(
         "serving-without-deployment",

@@ -130,6 +130,18 @@ def judge(
     return Verdict.PASS, f"{what} {live}"
 
 
+def within_bounds(
+    value: float, low: Decimal | None, high: Decimal | None, what: str
+) -> tuple[Verdict, str]:
+    """Pass within [low, high] (either may be None), fail outside; the numbers in the message."""
+    live = Decimal(repr(value))
+    if low is not None and live < low:
+        return Verdict.FAIL, f"{what} {live} < minValue {low}"
+    if high is not None and live > high:
+        return Verdict.FAIL, f"{what} {live} > maxValue {high}"
+    return Verdict.PASS, f"{what} {live} within bounds"
+
+
 def observe(settings: Settings, state: State, m: Measurement) -> Outcome:
     """Fold one measurement into the analysis of the serving version."""
     if m.time < state.since + settings.bake:
