@@ -410,18 +410,14 @@ class PolicyController:
         ]
         labels = None
         if spec.data.labels is not None:
-            labels = RunLabels(
-                id_column=spec.data.labels.id_column,
-                event_time_column=spec.data.labels.event_time_column,
-                delay_seconds=spec.data.labels.delay_seconds,
-                negative_value=spec.data.labels.negative_value,
-                delayed_feedback=spec.data.labels.delayed_feedback,
-                watermark_floor=book.label_watermark,
-                previous_cutoff=book.label_cutoff,
-                files=[
+            labels = RunLabels.from_policy(
+                spec.data.labels,
+                [
                     LabelFile(batch=f.batch, key=f.key, etag=f.etag, size=f.size)
                     for f in label_files
                 ],
+                watermark_floor=book.label_watermark,
+                previous_cutoff=book.label_cutoff,
             )
         run_spec = build_run_spec(
             policy=policy,

@@ -27,6 +27,7 @@ from freshet.spec import (
     DelayedFeedback,
     DriftMethod,
     EstimatorClass,
+    LabelsSpec,
     Metric,
     PolicySpec,
     SchemaMode,
@@ -88,6 +89,27 @@ class RunLabels(_ContractModel):
     previous_cutoff: datetime | None = None
     """Rows matured by this cutoff were already scored by an earlier run's monitoring."""
     files: list[LabelFile] = Field(default_factory=list)
+
+    @classmethod
+    def from_policy(
+        cls,
+        labels: LabelsSpec,
+        files: list[LabelFile],
+        *,
+        watermark_floor: datetime | None,
+        previous_cutoff: datetime | None,
+    ) -> RunLabels:
+        """``spec.data.labels`` with the run's label files and the ledger's event-time marks."""
+        return cls(
+            id_column=labels.id_column,
+            event_time_column=labels.event_time_column,
+            delay_seconds=labels.delay_seconds,
+            negative_value=labels.negative_value,
+            delayed_feedback=labels.delayed_feedback,
+            watermark_floor=watermark_floor,
+            previous_cutoff=previous_cutoff,
+            files=files,
+        )
 
 
 class RunData(_ContractModel):

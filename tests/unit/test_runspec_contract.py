@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 from freshet.batches import Batch
-from freshet.runspec import ModelRef, PolicyRef, RunResult, RunSpec, build_run_spec
+from freshet.runspec import (
+    LabelFile,
+    ModelRef,
+    PolicyRef,
+    RunLabels,
+    RunResult,
+    RunSpec,
+    build_run_spec,
+)
 from freshet.spec import PolicySpec
 from policies import CONTRACT_DIR, minimal_spec
 from pydantic import ValidationError
@@ -36,7 +44,16 @@ def test_build_run_spec_writes_the_example() -> None:
     body["data"]["label"] = "is_spam"
     body["training"]["estimator"]["params"] = {"C": 1.0, "max_iter": 200}
     body["gate"] = {"metric": "roc_auc"}
+    labels = document["data"]["labels"]
+    body["data"]["labels"] = {
+        "prefix": "spam/reports/",
+        "idColumn": labels["idColumn"],
+        "eventTimeColumn": labels["eventTimeColumn"],
+        "delaySeconds": labels["delaySeconds"],
+        "negativeValue": labels["negativeValue"],
+    }
     spec = PolicySpec.model_validate(body)
+    assert spec.data.labels is not None
     when = datetime(2026, 11, 27, 7, tzinfo=UTC)
     window = [Batch(b["key"], b["etag"], b["size"], when) for b in document["data"]["batches"]]
     built = build_run_spec(
@@ -48,8 +65,18 @@ def test_build_run_spec_writes_the_example() -> None:
         window=window,
         new_batches=window[1:],
         baseline=ModelRef.model_validate(document["baseline"]),
+        labels=RunLabels.from_policy(
+            spec.data.labels,
+            [LabelFile.model_validate(f) for f in labels["files"]],
+            watermark_floor=_time(labels["watermarkFloor"]),
+            previous_cutoff=_time(labels["previousCutoff"]),
+        ),
     )
     assert built.model_dump(mode="json") == document
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def test_first_model_has_a_null_baseline() -> None:
