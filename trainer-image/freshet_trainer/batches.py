@@ -6,27 +6,41 @@ are judged first, on the checks that need no reference (a policy tightened
 since they were accepted can still refuse them); the ones that pass become
 the reference the new batches are compared with. A run with no such batch
 (a policy's first run) records the reference-relative checks as skipped.
+
+With late labels (`data.labels`, see late_labels.py) a feature batch first
+passes its id and event-time checks; its label files are read and checked
+(a refused one is quarantined on its own, and the batch trains without its
+labels); then the batch is validated with the labels of its matured rows.
+Maturity depends on the watermark, the newest event time of the batches that
+pass validation: when a refused batch held it, the others are judged again
+at the watermark they set themselves, until it no longer moves.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import IO, Protocol
 
 import pandas as pd
 
+from freshet_trainer import late_labels
 from freshet_trainer.contract import (
     BatchRef,
     BatchValidation,
     Check,
+    LabelFileRef,
+    LabelsSpec,
+    LabelsSummary,
     QuarantinedBatch,
     RunSpec,
     ValidationReference,
     ValidationReport,
 )
 from freshet_trainer.holdout import RowHashes, row_hashes
+from freshet_trainer.late_labels import EventRows, Joined, LabelTable, Maturity
 from freshet_trainer.reading import UnreadableBatch, read_batch_file
 from freshet_trainer.reasons import BatchReason
 from freshet_trainer.store import ETagMismatch, ObjectNotFound, ObjectTooLarge
@@ -37,7 +51,7 @@ from freshet_trainer.validation import (
     not_evaluated,
     validate,
 )
-from freshet_trainer.validation.report import Rule
+from freshet_trainer.validation.report import Rule, summary
 
 log = logging.getLogger("freshet.trainer")
 
@@ -63,6 +77,8 @@ class Batch:
     ref: BatchRef
     rows: pd.DataFrame
     hashes: RowHashes
+    maturity: Maturity | None = None
+    """Late labels: which of `rows` matured, and when; None means every row did."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,18 @@ class LoadedBatches:
     accepted: list[Batch]
     quarantined: list[QuarantinedBatch]
     report: ValidationReport
+    labels: LabelsSummary | None = None
+    """Late labels only: watermark, cutoff and row counts (the result's `labels`)."""
+    label_files: list[LabelFileRef] = field(default_factory=list)
+    """Late labels only: the label files the accepted batches were labeled from."""
+
+
+@dataclass(frozen=True)
+class _Input:
+    """What validation judges for one batch, and the checks it already passed."""
+
+    frame: pd.DataFrame
+    before: list[Check]
 
 
 @dataclass(frozen=True)
@@ -85,22 +113,207 @@ class _Judged:
 
 def load_batches(source: BatchSource, spec: RunSpec, *, classification: bool) -> LoadedBatches:
     """Read and judge every batch of the spec; refused ones come back as quarantined."""
-    new_keys = set(spec.data.new_batches)
     read = {ref.key: _read(source, ref, spec) for ref in spec.data.batches}
-    judged: dict[str, _Judged] = {}
+    if spec.data.labels is not None:
+        return _load_late(source, spec, spec.data.labels, read, classification)
+    inputs: dict[str, _Input | Check] = {}
     for ref in spec.data.batches:
+        raw = read[ref.key]
+        inputs[ref.key] = raw if isinstance(raw, Check) else _Input(raw, _loaded(ref, raw, spec))
+    judged, reference = _judge_window(spec, inputs, classification)
+    label = spec.data.label
+
+    def batch(outcome: _Judged, rows: pd.DataFrame) -> Batch:
+        return Batch(outcome.ref, rows, row_hashes(rows, label))
+
+    return _collect([judged[ref.key] for ref in spec.data.batches], reference, batch)
+
+
+def _judge_window(
+    spec: RunSpec,
+    inputs: Mapping[str, _Input | Check],
+    classification: bool,
+    *,
+    pending: bool = False,
+) -> tuple[dict[str, _Judged], Reference | None]:
+    """Judge the batches of `inputs`: the reference window first, then the new ones."""
+    new_keys = set(spec.data.new_batches)
+    refs = [ref for ref in spec.data.batches if ref.key in inputs]
+    judged: dict[str, _Judged] = {}
+    for ref in refs:
         if ref.key not in new_keys:
-            judged[ref.key] = _judge(ref, read[ref.key], spec, classification, None, new=False)
+            judged[ref.key] = _judge(
+                ref, inputs[ref.key], spec, classification, None, new=False, pending=pending
+            )
     reference_batches = [
         (key, outcome.frame)
         for key, outcome in judged.items()
         if outcome.accepted is not None and outcome.frame is not None
     ]
     reference = build_reference(reference_batches, spec.data.label, classification)
-    for ref in spec.data.batches:
+    for ref in refs:
         if ref.key in new_keys:
-            judged[ref.key] = _judge(ref, read[ref.key], spec, classification, reference, new=True)
-    return _collect([judged[ref.key] for ref in spec.data.batches], spec.data.label, reference)
+            judged[ref.key] = _judge(
+                ref, inputs[ref.key], spec, classification, reference, new=True, pending=pending
+            )
+    return judged, reference
+
+
+def _load_late(
+    source: BatchSource,
+    spec: RunSpec,
+    labels: LabelsSpec,
+    read: Mapping[str, pd.DataFrame | Check],
+    classification: bool,
+) -> LoadedBatches:
+    """`load_batches` for late labels (see the module docstring)."""
+    label = spec.data.label
+    settled: dict[str, _Judged] = {}  # batches whose verdict no watermark can change
+    events: dict[str, tuple[EventRows, list[Check]]] = {}
+    for ref in spec.data.batches:
+        outcome = _bookkeeping(ref, read[ref.key], spec, labels, classification)
+        if isinstance(outcome, _Judged):
+            settled[ref.key] = outcome
+        else:
+            events[ref.key] = outcome
+
+    tables, used, refused_files = _read_label_files(source, spec, labels, set(events))
+    negative = None
+    if labels.negative_value is not None:
+        observed = [table.labels for table in tables.values() if len(table)]
+        negative = late_labels.negative_label(
+            labels.negative_value, pd.concat(observed) if observed else pd.Series([], dtype=object)
+        )
+    floor = labels.watermark_floor
+    candidates = list(events)
+    while True:
+        mark = late_labels.watermark(floor, (events[key][0].times for key in candidates))
+        cut = late_labels.cutoff(mark, labels.delay_seconds)
+        joined: dict[str, Joined] = {
+            key: late_labels.join(
+                events[key][0],
+                tables[key],
+                label=label,
+                cut=cut,
+                negative=negative,
+                fake_negative=labels.delayed_feedback == "FakeNegative",
+            )
+            for key in candidates
+        }
+        inputs = {key: _Input(joined[key].validation_frame, events[key][1]) for key in candidates}
+        judged, reference = _judge_window(spec, inputs, classification, pending=True)
+        accepted = [key for key in candidates if judged[key].accepted is not None]
+        if late_labels.watermark(floor, (events[key][0].times for key in accepted)) == mark:
+            break
+        log.info("a refused batch held the watermark: judging the others again")
+        settled.update({key: judged[key] for key in candidates if key not in accepted})
+        candidates = accepted
+    settled.update(judged)
+
+    def batch(outcome: _Judged, _: pd.DataFrame) -> Batch:
+        late = joined[outcome.ref.key]
+        return Batch(outcome.ref, late.rows, row_hashes(late.rows, label), late.maturity)
+
+    collected = _collect([settled[ref.key] for ref in spec.data.batches], reference, batch)
+    trained = set(accepted)
+    return replace(
+        collected,
+        quarantined=[*collected.quarantined, *refused_files],
+        labels=late_labels.summary(mark, cut, [(key, joined[key]) for key in accepted]),
+        label_files=[ref for ref in used if ref.batch in trained],
+    )
+
+
+def _bookkeeping(
+    ref: BatchRef,
+    raw: pd.DataFrame | Check,
+    spec: RunSpec,
+    labels: LabelsSpec,
+    classification: bool,
+) -> _Judged | tuple[EventRows, list[Check]]:
+    """A feature batch's id and event-time checks: its rows and the checks so far, or
+    its verdict when it cannot be judged by maturity (unreadable, empty, bad bookkeeping)."""
+    new = ref.key in spec.data.new_batches
+    if isinstance(raw, Check):
+        return _judge(ref, raw, spec, classification, None, new=new, pending=True)
+    loaded = _loaded(ref, raw, spec)
+    if len(raw) == 0:  # validation refuses it as an empty batch
+        why = [rule.skipped("not evaluated: no rows") for rule in late_labels.FEATURE_RULES]
+        return _judge(ref, _Input(raw, [*loaded, *why]), spec, classification, None, new=new)
+    checks, rows = late_labels.event_rows(
+        raw,
+        id_column=labels.id_column,
+        event_time_column=labels.event_time_column,
+        label=spec.data.label,
+    )
+    if rows is None:
+        return _refused(ref, new, [*loaded, *checks], raw)
+    return rows, [*loaded, *checks]
+
+
+def _read_label_files(
+    source: BatchSource, spec: RunSpec, labels: LabelsSpec, batches: set[str]
+) -> tuple[dict[str, LabelTable], list[LabelFileRef], list[QuarantinedBatch]]:
+    """Each batch's labels (its files merged in key order), the files used, the files refused.
+
+    Only the files of `batches` (those whose ids and event times are sound) are read.
+    """
+    files: dict[str, list[LabelFileRef]] = {key: [] for key in batches}
+    for ref in labels.files:
+        if ref.batch in files:
+            files[ref.batch].append(ref)
+    tables: dict[str, LabelTable] = {}
+    used: list[LabelFileRef] = []
+    refused: dict[str, QuarantinedBatch] = {}
+    for key in sorted(batches):
+        read: list[LabelTable] = []
+        for ref in sorted(files[key], key=lambda r: r.key):
+            pinned = BatchRef(key=ref.key, etag=ref.etag, size=ref.size)
+            raw = _read(source, pinned, spec)
+            if isinstance(raw, Check):
+                why = f"not evaluated: {raw.name} failed"
+                checks = [raw, *(rule.skipped(why) for rule in late_labels.LABEL_FILE_RULES)]
+                refused[ref.key] = _quarantined(
+                    pinned, _refused(pinned, True, checks, None, batch=False)
+                )
+                continue
+            checks, table = late_labels.label_table(
+                raw,
+                id_column=labels.id_column,
+                label=spec.data.label,
+                label_values=spec.validation.label_values,
+            )
+            if table is None:
+                checks = [*_loaded(pinned, raw, spec), *checks]
+                refused[ref.key] = _quarantined(
+                    pinned, _refused(pinned, True, checks, raw, batch=False)
+                )
+                continue
+            read.append(table)
+            used.append(ref)
+        tables[key] = late_labels.merge_tables(read)
+    return tables, used, list(refused.values())
+
+
+def _refused(
+    ref: BatchRef,
+    new: bool,
+    checks: list[Check],
+    frame: pd.DataFrame | None,
+    *,
+    batch: bool = True,
+) -> _Judged:
+    """A batch refused by checks before validation proper (whose rules are then skipped),
+    or a label file (`batch` False), which has no other checks."""
+    failed = [check for check in checks if not check.passed]
+    if batch:
+        checks = not_evaluated(checks, f"not evaluated: {failed[0].name} failed")
+    else:  # batches are logged when collected
+        log.warning(
+            "label file refused",
+            extra={"labelFile": ref.key, "reason": failed[0].code, "detail": summary(failed)},
+        )
+    return _Judged(ref, new, checks, frame=frame, reason=failed[0].code, message=summary(failed))
 
 
 def _read(source: BatchSource, ref: BatchRef, spec: RunSpec) -> pd.DataFrame | Check:
@@ -130,37 +343,59 @@ def _read(source: BatchSource, ref: BatchRef, spec: RunSpec) -> pd.DataFrame | C
     return frame
 
 
+def _loaded(ref: BatchRef, frame: pd.DataFrame, spec: RunSpec) -> list[Check]:
+    """The checks a file passed by being downloaded and parsed."""
+    return [
+        SIZE.outcome(True, value=ref.size, limit=spec.validation.max_batch_bytes),
+        READABLE.outcome(True, message=spec.data.format),
+        COLUMN_COUNT.outcome(True, value=len(frame.columns), limit=spec.validation.max_columns),
+    ]
+
+
 def _judge(
     ref: BatchRef,
-    read: pd.DataFrame | Check,
+    item: _Input | Check,
     spec: RunSpec,
     classification: bool,
     reference: Reference | None,
     *,
     new: bool,
+    pending: bool = False,
 ) -> _Judged:
-    if isinstance(read, Check):
-        checks = not_evaluated([read], f"not evaluated: {read.name} failed")
-        return _Judged(ref, new, checks, reason=read.code, message=read.message)
-    loaded = [
-        SIZE.outcome(True, value=ref.size, limit=spec.validation.max_batch_bytes),
-        READABLE.outcome(True, message=spec.data.format),
-        COLUMN_COUNT.outcome(True, value=len(read.columns), limit=spec.validation.max_columns),
-    ]
+    if isinstance(item, Check):
+        skipped = late_labels.FEATURE_RULES if pending else ()
+        checks = [item, *(rule.skipped(f"not evaluated: {item.name} failed") for rule in skipped)]
+        checks = not_evaluated(checks, f"not evaluated: {item.name} failed")
+        return _Judged(ref, new, checks, reason=item.code, message=item.message)
     verdict = validate(
-        read,
+        item.frame,
         label=spec.data.label,
         classification=classification,
         settings=spec.validation,
         reference=reference,
+        labels_pending=pending,
     )
-    checks = [*loaded, *verdict.checks]
+    checks, frame = [*item.before, *verdict.checks], item.frame
     if isinstance(verdict, Accepted):
-        return _Judged(ref, new, checks, frame=read, accepted=verdict.rows)
-    return _Judged(ref, new, checks, frame=read, reason=verdict.reason, message=verdict.message)
+        return _Judged(ref, new, checks, frame=frame, accepted=verdict.rows)
+    return _Judged(ref, new, checks, frame=frame, reason=verdict.reason, message=verdict.message)
 
 
-def _collect(judged: list[_Judged], label: str, reference: Reference | None) -> LoadedBatches:
+def _quarantined(ref: BatchRef, outcome: _Judged) -> QuarantinedBatch:
+    return QuarantinedBatch(
+        key=ref.key,
+        etag=ref.etag,
+        reason=outcome.reason,
+        message=outcome.message,
+        checks=outcome.checks,
+    )
+
+
+def _collect(
+    judged: list[_Judged],
+    reference: Reference | None,
+    batch: Callable[[_Judged, pd.DataFrame], Batch],
+) -> LoadedBatches:
     accepted: list[Batch] = []
     quarantined: list[QuarantinedBatch] = []
     report: list[BatchValidation] = []
@@ -178,21 +413,13 @@ def _collect(judged: list[_Judged], label: str, reference: Reference | None) -> 
             )
         )
         if outcome.accepted is not None:
-            accepted.append(Batch(ref, outcome.accepted, row_hashes(outcome.accepted, label)))
+            accepted.append(batch(outcome, outcome.accepted))
             continue
         log.warning(
             "batch refused",
             extra={"batch": ref.key, "reason": outcome.reason, "detail": outcome.message},
         )
-        quarantined.append(
-            QuarantinedBatch(
-                key=ref.key,
-                etag=ref.etag,
-                reason=outcome.reason,
-                message=outcome.message,
-                checks=outcome.checks,
-            )
-        )
+        quarantined.append(_quarantined(ref, outcome))
     described = ValidationReference(
         batches=list(reference.batches) if reference else [],
         rows=reference.rows if reference else 0,

@@ -9,9 +9,10 @@ repository root is the human description of these models.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 API_VERSION: Final = "freshet.dev/run/v1"
@@ -27,6 +28,27 @@ SchemaMode = Literal["Inferred", "Strict"]
 ColumnType = Literal["number", "integer", "string", "boolean"]
 DriftMethod = Literal["Auto", "PSI", "KS", "JS", "Disabled"]
 Correction = Literal["BenjaminiHochberg", "Bonferroni"]
+DelayedFeedback = Literal["None", "FakeNegative"]
+Count = Annotated[int, Field(ge=0)]
+
+
+def _parse_time(value: object) -> object:
+    """ISO 8601 text becomes a datetime; anything else is left for the strict check."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError as error:
+            raise ValueError(f"not an ISO 8601 time: {value!r}") from error
+    return value
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcTime = Annotated[datetime, BeforeValidator(_parse_time), AfterValidator(_as_utc)]
+"""An ISO 8601 time on the wire (`2026-11-27T06:00:00Z`); naive means UTC. Numbers
+are refused: the contract is strict, and epoch seconds are not a time here."""
 
 
 class _Document(BaseModel):
@@ -66,11 +88,41 @@ class BatchRef(_Document):
     size: Annotated[int, Field(ge=0)]
 
 
+class LabelFileRef(_Document):
+    """One label file of a batch, pinned like the batch itself."""
+
+    batch: NonEmpty
+    """The key of the feature batch whose rows this file labels."""
+    key: NonEmpty
+    etag: NonEmpty
+    size: Annotated[int, Field(ge=0)]
+
+
+class LabelsSpec(_Document):
+    """Late labels: label files joined to the batches' rows by id, matured by event time.
+
+    See `freshet_trainer/late_labels.py` for what the trainer makes of them.
+    """
+
+    id_column: NonEmpty
+    event_time_column: NonEmpty
+    delay_seconds: Annotated[int, Field(ge=0)]
+    negative_value: str | None = None
+    delayed_feedback: DelayedFeedback = "None"
+    watermark_floor: UtcTime | None = None
+    """The watermark never goes below this (the newest event time an earlier run saw)."""
+    previous_cutoff: UtcTime | None = None
+    """Rows matured by this cutoff were scored by an earlier run's monitoring."""
+    files: list[LabelFileRef] = Field(default_factory=list)
+
+
 class DataSpec(_Document):
     format: DataFormat
     label: NonEmpty
     batches: list[BatchRef]
     new_batches: list[str]
+    labels: LabelsSpec | None = None
+    """None: the label is a column of every batch."""
 
 
 class EstimatorSpec(_Document):
@@ -264,11 +316,48 @@ class ValidationReport(_Document):
 
 class LiveEvaluation(_Document):
     """Prequential monitoring: the serving and the previous good model scored on the
-    run's new batches, before the candidate is trained on them (test, then train)."""
+    run's new batches (with late labels: on the rows matured since the previous
+    cutoff), before the candidate is trained on them (test, then train)."""
 
     rows: int
     serving: dict[str, float] = Field(default_factory=dict)
     previous: dict[str, float] | None = None
+
+
+class LabelRowCounts(_Document):
+    """The run's rows by maturity and where their label came from (accepted batches)."""
+
+    matured: Count = 0
+    immature: Count = 0
+    labeled: Count = 0
+    """Matured rows labeled by a label file."""
+    defaulted: Count = 0
+    """Matured rows no label file named, given `negativeValue`."""
+    fake_negatives: Count = 0
+    """Immature rows given `negativeValue` (delayedFeedback FakeNegative)."""
+    unmatched_labels: Count = 0
+    """Label rows whose id matches no row of their batch."""
+
+
+class BatchLabels(_Document):
+    key: NonEmpty
+    matured: Count = 0
+    immature: Count = 0
+    labeled: Count = 0
+    event_time_min: UtcTime | None = None
+    event_time_max: UtcTime | None = None
+
+
+class LabelsSummary(_Document):
+    """What the run made of late labels: the watermark, the cutoff and row counts.
+
+    `watermark` and `cutoff` are None when no row had an event time (and no floor).
+    """
+
+    watermark: UtcTime | None = None
+    cutoff: UtcTime | None = None
+    rows: LabelRowCounts = LabelRowCounts()
+    batches: list[BatchLabels] = Field(default_factory=list)
 
 
 class RunResult(_Document):
@@ -285,3 +374,5 @@ class RunResult(_Document):
     quarantined: list[QuarantinedBatch] = Field(default_factory=list)
     validation: ValidationReport | None = None
     monitoring: LiveEvaluation | None = None
+    labels: LabelsSummary | None = None
+    """Late labels (present only when the spec had `data.labels`)."""

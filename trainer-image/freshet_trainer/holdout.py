@@ -10,7 +10,9 @@ Why the holdout is never in any model's training data:
    its position, the other rows of the run or its label. So a row has the same
    unit in every run, and a row that repeats (in one batch or across batches)
    has one unit for all its copies. The label is left out so a row whose label
-   arrives late, or is corrected, stays on its side.
+   arrives late, or is corrected, stays on its side. With late labels
+   (late_labels.py) the id and event-time columns are not features and are
+   dropped before hashing too, and only matured rows may be held out.
 2. Every model records the bound it was trained above (`ModelArtifact.holdout_bound`):
    a cold fit trained on units >= f, so its bound is f; a model warm-started
    from a baseline also carries the baseline's rows, so its bound is the

@@ -23,6 +23,8 @@ from freshet_trainer.artifact import ModelArtifact
 from freshet_trainer.contract import (
     BatchRef,
     HoldoutSummary,
+    LabelFileRef,
+    LabelsSummary,
     Metrics,
     ModelRef,
     QuarantinedBatch,
@@ -55,8 +57,24 @@ def build_manifest(
     metrics: Metrics,
     holdout: HoldoutSummary,
     warm_start: WarmStart,
+    labels: LabelsSummary | None = None,
+    label_files: Sequence[LabelFileRef] = (),
 ) -> dict[str, Any]:
-    """The manifest document; `batches` are the accepted ones with their row counts."""
+    """The manifest document; `batches` are the accepted ones with their row counts.
+
+    With late labels, `data.labelFiles` are the label files the model was
+    labeled from (pinned like batches) and `data.labels` the run's watermark,
+    cutoff and counts: with the run spec's floor and cutoffs, what
+    `freshet-reproduce` needs to label the same rows the same way.
+    """
+    late = (
+        {
+            "labelFiles": [ref.model_dump(by_alias=True) for ref in label_files],
+            "labels": labels.model_dump(by_alias=True, mode="json") if labels else None,
+        }
+        if spec.data.labels is not None
+        else {}
+    )
     return {
         "apiVersion": MANIFEST_API_VERSION,
         "kind": "ModelManifest",
@@ -70,6 +88,7 @@ def build_manifest(
             "batches": [{**ref.model_dump(by_alias=True), "rows": rows} for ref, rows in batches],
             "quarantined": [q.model_dump(by_alias=True, mode="json") for q in quarantined],
             "validation": validation.model_dump(by_alias=True, mode="json"),
+            **late,
         },
         "features": {
             "numeric": list(candidate.numeric),
@@ -132,8 +151,17 @@ class ManifestBatch(_Lenient):
     size: int
 
 
+class ManifestLabelFile(_Lenient):
+    batch: str
+    key: str
+    etag: str
+    size: int
+
+
 class ManifestData(_Lenient):
     batches: list[ManifestBatch]
+    label_files: list[ManifestLabelFile] | None = None
+    """Late labels: the label files used (None in manifests without late labels)."""
 
 
 class Manifest(_Lenient):
@@ -150,17 +178,25 @@ class Manifest(_Lenient):
         """The original run spec, on exactly the batches trained on, publishing elsewhere.
 
         Batches the original run quarantined are left out: they did not shape
-        the model, and since then they may have been moved or released.
+        the model, and since then they may have been moved or released. So
+        are label files it refused, or that belonged to a refused batch; the
+        watermark floor and cutoffs are the original spec's, and the same
+        batches give the same watermark, so the same rows mature.
         """
         batches = self.data.batches
         trained = {batch.key for batch in batches}
         spec = self.run_spec
-        data = spec.data.model_copy(
-            update={
-                "batches": [BatchRef(key=b.key, etag=b.etag, size=b.size) for b in batches],
-                "new_batches": [key for key in spec.data.new_batches if key in trained],
-            }
-        )
+        update: dict[str, Any] = {
+            "batches": [BatchRef(key=b.key, etag=b.etag, size=b.size) for b in batches],
+            "new_batches": [key for key in spec.data.new_batches if key in trained],
+        }
+        if spec.data.labels is not None and self.data.label_files is not None:
+            files = [
+                LabelFileRef(batch=f.batch, key=f.key, etag=f.etag, size=f.size)
+                for f in self.data.label_files
+            ]
+            update["labels"] = spec.data.labels.model_copy(update={"files": files})
+        data = spec.data.model_copy(update=update)
         output = spec.output.model_copy(
             update={"model_prefix": output_prefix, "result_key": f"{output_prefix}result.json"}
         )

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 
 class BatchReason(StrEnum):
-    """Why a batch was refused (listed in the result's `quarantined`)."""
+    """Why a batch (or a label file) was refused (listed in the result's `quarantined`)."""
 
     # Reading the object
     NOT_FOUND = "BatchNotFound"
@@ -39,6 +39,14 @@ class BatchReason(StrEnum):
     LABEL_RATE_SHIFT = "LabelRateShift"
     # Distribution against the reference window
     FEATURE_DRIFT = "FeatureDrift"
+    # Late labels (data.labels): feature batches and label files
+    ID_COLUMN_MISSING = "IdColumnMissing"
+    EVENT_TIME_MISSING = "EventTimeMissing"
+    INVALID_EVENT_TIMES = "InvalidEventTimes"
+    NULL_IDS = "NullIds"
+    DUPLICATE_IDS = "DuplicateIds"
+    NULL_LABELS = "NullLabels"
+    ID_LABEL_CONFLICT = "IdLabelConflict"
 
 
 class RunReason(StrEnum):

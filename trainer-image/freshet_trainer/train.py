@@ -25,7 +25,7 @@ import pandas as pd
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator
 
-from freshet_trainer import logs
+from freshet_trainer import late_labels, logs
 from freshet_trainer.artifact import (
     ArtifactUnreadable,
     ChecksumMismatch,
@@ -39,6 +39,8 @@ from freshet_trainer.batches import Batch, load_batches
 from freshet_trainer.contract import (
     BaselineRef,
     HoldoutSummary,
+    LabelFileRef,
+    LabelsSummary,
     LiveEvaluation,
     Metrics,
     ModelRef,
@@ -93,13 +95,22 @@ def split_batches(
     """Concatenate batches in spec order and split rows by their content hash (holdout.py).
 
     Rows with unit >= `fraction` are trained on; rows below `evaluate_below`
-    (default: the fraction; never above it) are the holdout.
+    (default: the fraction; never above it) are the holdout. With late labels
+    only matured rows can be held out: an immature row trained on as a fake
+    negative is above the fraction, and one below it waits, unused, until it
+    matures into the holdout.
     """
-    rows = pd.concat([batch.rows for batch in batches], ignore_index=True)
+    rows = _concat([batch.rows for batch in batches])
     hashes = np.concatenate([batch.hashes for batch in batches])
+    matured = np.concatenate(
+        [
+            b.maturity.matured if b.maturity is not None else np.ones(len(b.rows), dtype=bool)
+            for b in batches
+        ]
+    )
     unit = units(hashes)
     trained = unit >= fraction
-    held = unit < min(fraction, fraction if evaluate_below is None else evaluate_below)
+    held = (unit < min(fraction, fraction if evaluate_below is None else evaluate_below)) & matured
     new = np.concatenate([np.full(len(b.rows), b.ref.key in new_keys) for b in batches])
     return Split(
         train=rows[trained].reset_index(drop=True),
@@ -107,6 +118,12 @@ def split_batches(
         holdout=rows[held].reset_index(drop=True),
         holdout_sha256=holdout_digest(hashes[held]),
     )
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Rows of several batches in order; batches without rows (late labels) add nothing."""
+    present = [frame for frame in frames if len(frame)] or frames[:1]
+    return pd.concat(present, ignore_index=True)
 
 
 def fit_model(
@@ -197,13 +214,14 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
     quarantined: list[QuarantinedBatch] = []
     validation: ValidationReport | None = None
     live: LiveEvaluation | None = None
+    labels: LabelsSummary | None = None
     try:
         estimator = build_estimator(spec.training.estimator, spec.training.seed)
         if spec.training.warm_start:
             method_for(estimator)  # refuses an estimator that cannot continue, before any download
         baseline = load_baseline(store, spec.baseline) if spec.baseline else None
         loaded = load_batches(store, spec, classification=is_classification(estimator))
-        quarantined, validation = loaded.quarantined, loaded.report
+        quarantined, validation, labels = loaded.quarantined, loaded.report, loaded.labels
         live = score_live(store, spec, baseline, loaded.accepted)
         result = _train_and_publish(
             spec,
@@ -213,8 +231,10 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
             batches=loaded.accepted,
             quarantined=quarantined,
             validation=validation,
+            labels=labels,
+            label_files=loaded.label_files,
         )
-        return result.model_copy(update={"monitoring": live})
+        return result.model_copy(update={"monitoring": live, "labels": labels})
     except RunFailed as failure:
         log.warning("run failed", extra={"reason": str(failure.reason), "detail": str(failure)})
         return RunResult(
@@ -225,6 +245,7 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
             quarantined=quarantined,
             validation=validation,
             monitoring=live,
+            labels=labels,
         )
 
 
@@ -237,13 +258,12 @@ def score_live(
     live model by. It runs before the candidate sees the rows, on every new
     row (not only the holdout), and never fails the run: a model that cannot
     score the batch is reported without metrics and the operator counts it as
-    inconclusive.
+    inconclusive. With late labels the new rows are the ones whose labels
+    became final since the previous run (`monitored_rows`).
     """
-    new_keys = set(spec.data.new_batches)
-    fresh = [b.rows for b in batches if b.ref.key in new_keys]
-    if serving is None or not fresh:
+    rows = monitored_rows(spec, batches)
+    if serving is None or rows is None:
         return None
-    rows = pd.concat(fresh, ignore_index=True)
     previous = None
     if spec.previous is not None:
         try:
@@ -260,6 +280,30 @@ def score_live(
     return live
 
 
+def monitored_rows(spec: RunSpec, batches: list[Batch]) -> pd.DataFrame | None:
+    """The labeled rows monitoring scores, None when there are none.
+
+    Without late labels: every row of the new batches. With them: the rows
+    that matured since the previous run (previousCutoff < event time <=
+    cutoff) in any of the run's batches, old ones included, since an old
+    batch's rows mature later; without a previous cutoff, the matured rows of
+    the new batches. Immature rows (fake negatives included) are never scored.
+    """
+    new_keys = set(spec.data.new_batches)
+    labels = spec.data.labels
+    if labels is None:
+        frames = [b.rows for b in batches if b.ref.key in new_keys]
+    else:
+        previous = labels.previous_cutoff
+        frames = [
+            b.rows[late_labels.newly_matured(b.maturity, previous)]
+            for b in batches
+            if b.maturity is not None and (previous is not None or b.ref.key in new_keys)
+        ]
+    frames = [frame for frame in frames if len(frame)]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def _train_and_publish(
     spec: RunSpec,
     *,
@@ -269,6 +313,8 @@ def _train_and_publish(
     batches: list[Batch],
     quarantined: list[QuarantinedBatch],
     validation: ValidationReport,
+    labels: LabelsSummary | None,
+    label_files: list[LabelFileRef],
 ) -> RunResult:
     if not batches:
         raise RunFailed(
@@ -309,6 +355,8 @@ def _train_and_publish(
         metrics=metrics,
         holdout=holdout,
         warm_start=warm_start,
+        labels=labels,
+        label_files=label_files,
     )
     return RunResult(
         run_id=spec.run_id,
@@ -352,6 +400,8 @@ def _publish(
     metrics: Metrics,
     holdout: HoldoutSummary,
     warm_start: WarmStart,
+    labels: LabelsSummary | None,
+    label_files: list[LabelFileRef],
 ) -> ModelRef:
     """Write model.joblib, model.sha256 and manifest.json, in that order."""
     prefix = spec.output.model_prefix
@@ -375,6 +425,8 @@ def _publish(
         metrics=metrics,
         holdout=holdout,
         warm_start=warm_start,
+        labels=labels,
+        label_files=label_files,
     )
     store.put_json(model.manifest_key, manifest)
     log.info("published model", extra={"modelKey": model.model_key, "sha256": model.sha256})

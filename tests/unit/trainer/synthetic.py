@@ -98,3 +98,42 @@ def run_spec(
             "resultKey": f"{root}runs/{run_id}/result.json",
         },
     }
+
+
+EPOCH = pd.Timestamp("2026-11-20T00:00:00Z")
+
+
+def event_frames(
+    rows: int, seed: int, *, start: pd.Timestamp = EPOCH, step: int = 60, prefix: str = "e"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features of a conversion-like stream and its label file.
+
+    The feature frame has `event_id`, `event_time` (ISO 8601, one event every
+    `step` seconds from `start`) and the features of `classification_frame`;
+    the label frame lists the positives only (`event_id`, `y`), as a
+    conversion log would: a missing id is a negative once matured.
+    """
+    frame = classification_frame(rows, seed)
+    times = [start + pd.Timedelta(seconds=step * i) for i in range(rows)]
+    ids = [f"{prefix}-{i}" for i in range(rows)]
+    features = frame.drop(columns="y").assign(
+        event_id=ids, event_time=[t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in times]
+    )
+    positives = frame["y"] == 1
+    labels = pd.DataFrame({"event_id": pd.Series(ids)[positives], "y": 1})
+    return features, labels.reset_index(drop=True)
+
+
+def late_labels_block(files: list[dict[str, Any]], **settings: Any) -> dict[str, Any]:
+    """A RunSpec `data.labels` block for frames of `event_frames`."""
+    return {
+        "idColumn": "event_id",
+        "eventTimeColumn": "event_time",
+        "delaySeconds": 3600,
+        "negativeValue": "0",
+        "delayedFeedback": "None",
+        "watermarkFloor": None,
+        "previousCutoff": None,
+        "files": files,
+        **settings,
+    }

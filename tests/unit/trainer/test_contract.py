@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,29 @@ def test_example_run_spec_parses() -> None:
     assert spec.baseline is not None and spec.baseline.model_key.endswith("v2/model.joblib")
     assert spec.output.model_prefix == "freshet/ml/spam-filter/models/v3/"
     assert spec.validation.max_null_fraction == 0.05  # absent in the example: the default
+    labels = spec.data.labels
+    assert labels is not None and labels.id_column == "message_id"
+    assert (labels.delay_seconds, labels.negative_value, labels.delayed_feedback) == (
+        259200,
+        "0",
+        "None",
+    )
+    assert labels.watermark_floor == datetime(2026, 11, 26, 23, tzinfo=UTC)
+    assert [f.batch for f in labels.files] == ["spam/incoming/2026-11-27T06-00.csv"] * 2
+
+
+def test_late_labels_are_optional_and_times_are_utc() -> None:
+    document = example("runspec.example.json")
+    del document["data"]["labels"]
+    assert RunSpec.model_validate(document).data.labels is None
+
+    document = example("runspec.example.json")
+    document["data"]["labels"]["watermarkFloor"] = "2026-11-27T01:00:00+02:00"
+    document["data"]["labels"]["previousCutoff"] = "2026-11-20T06:00:00"  # naive: UTC
+    labels = RunSpec.model_validate_json(json.dumps(document)).data.labels
+    assert labels is not None
+    assert labels.watermark_floor == datetime(2026, 11, 26, 23, tzinfo=UTC)
+    assert labels.previous_cutoff == datetime(2026, 11, 20, 6, tzinfo=UTC)
 
 
 def test_example_result_round_trips_to_the_same_document() -> None:
@@ -30,6 +54,8 @@ def test_example_result_round_trips_to_the_same_document() -> None:
     result = RunResult.model_validate_json(json.dumps(document))
 
     assert result.model is not None and result.model.manifest_key.endswith("manifest.json")
+    assert result.labels is not None and result.labels.rows.defaulted == 3658
+    assert result.labels.cutoff == datetime(2026, 11, 23, 23, tzinfo=UTC)
     assert json.loads(result.to_json_bytes()) == document
 
 
@@ -55,6 +81,12 @@ def _spec_with(path: list[str], value: Any) -> dict[str, Any]:
         (["baseline", "sha256"], "not-a-checksum"),
         (["output", "modelPrefix"], "freshet/ml/spam-filter/models/v3"),
         (["policy", "generation"], 3.5),
+        (["data", "labels", "delaySeconds"], -1),
+        (["data", "labels", "delayedFeedback"], "Fake"),
+        (["data", "labels", "watermarkFloor"], 1764284400),
+        (["data", "labels", "previousCutoff"], "last tuesday"),
+        (["data", "labels", "files"], [{"key": "k", "etag": "e", "size": 1}]),
+        (["data", "labels", "unexpected"], 1),
     ],
 )
 def test_run_spec_is_strict(path: list[str], value: Any) -> None:

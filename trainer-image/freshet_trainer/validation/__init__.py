@@ -82,8 +82,13 @@ def validate(
     classification: bool,
     settings: ValidationSpec,
     reference: Reference | None,
+    labels_pending: bool = False,
 ) -> Accepted | Refused:
-    """Judge one batch against the policy's rules and the reference window (None: first run)."""
+    """Judge one batch against the policy's rules and the reference window (None: first run).
+
+    `labels_pending` is for late labels (`data.labels`): the label column then
+    holds only matured labels, and a batch with none yet is waiting, not broken.
+    """
     batch = BatchUnderTest(frame, label, classification, settings, reference)
     checks = [schema.NON_EMPTY.outcome(len(frame) > 0, value=len(frame), limit=1)]
     for _, blocking in _BLOCKING:
@@ -93,9 +98,9 @@ def validate(
     if not checks[-1].passed:
         return _verdict(batch, not_evaluated(checks, f"not evaluated: {checks[-1].name} failed"))
     checks.extend(check(batch) for _, check in _TABLE_CHECKS)
-    has_labels = labels.labeled(batch)
+    has_labels = labels.labeled(batch, pending=labels_pending)
     checks.append(has_labels)
-    if has_labels.passed:
+    if has_labels.passed and not has_labels.skipped:
         checks.extend(check(batch) for _, check in _LABEL_CHECKS)
     return _verdict(batch, not_evaluated(checks, "not evaluated: no labeled row"))
 

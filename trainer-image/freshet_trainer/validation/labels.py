@@ -1,7 +1,8 @@
 """Label checks: present at all, from the known classes, consistent, at the usual rate.
 
 Rows without a label are not a fault (labels arrive late); a batch with no
-labeled row at all has nothing to train on. The class checks apply to
+labeled row at all has nothing to train on, unless the policy's labels come in
+their own files (`data.labels`), where it is simply not matured yet. The class checks apply to
 classification only: a regression target has no classes, and its
 distribution is compared by the drift check instead.
 """
@@ -27,8 +28,12 @@ LABEL_RATE_SHIFT = Rule("labelRateShift", BatchReason.LABEL_RATE_SHIFT)
 REGRESSION = "regression target: no classes"
 
 
-def labeled(batch: BatchUnderTest) -> Check:
+def labeled(batch: BatchUnderTest, *, pending: bool = False) -> Check:
+    """At least one labeled row; with late labels (`pending`) none is a skip, not a fault:
+    the batch's rows are still inside the label delay."""
     count = int(batch.frame[batch.label].notna().sum())
+    if count == 0 and pending:
+        return LABELED.skipped("no matured label yet: the rows wait for their label delay")
     return LABELED.outcome(count > 0, value=count, limit=1)
 
 
