@@ -148,7 +148,8 @@ def test_late_labels_are_matured_by_event_time_and_backfilled_once_per_change(
     labels = result["labels"]
     assert _time(labels["watermark"]) == t1
     assert _time(labels["cutoff"]) == cutoff1
-    assert labels["rows"]["matured"] == len(matured) == 2 * ROWS
+    assert labels["rows"]["matured"] == len(matured)
+    assert ROWS < len(matured) <= 2 * ROWS  # days 0 and 1, give or take the last minutes
     assert labels["rows"]["immature"] == 4 * ROWS - len(matured)
     converted = stream.labelled_ids() & set(matured)
     assert labels["rows"]["labeled"] == len(converted)
@@ -211,11 +212,13 @@ def test_late_labels_are_matured_by_event_time_and_backfilled_once_per_change(
     result = _run_doc(s3, bucket, p, runs[3]["runId"], "result")
     cutoff4 = t4 - DELAY
     matured = stream.matured(cutoff4)
-    assert result["labels"]["rows"]["matured"] == len(matured) == 4 * ROWS
+    assert result["labels"]["rows"]["matured"] == len(matured)
+    assert 3 * ROWS < len(matured) <= 4 * ROWS
     assert result["labels"]["rows"]["labeled"] == len(stream.labelled_ids() & set(matured))
     assert result["rows"]["train"] + result["rows"]["holdout"] == len(matured)
     newly = stream.matured(cutoff4, after=cutoff1)
-    assert result["monitoring"]["rows"] == len(newly) == 2 * ROWS
+    assert result["monitoring"]["rows"] == len(newly)
+    assert ROWS < len(newly) <= 3 * ROWS
     assert [r["trigger"] for r in _finished_runs(kube_api, ns, s3, bucket)] == [
         "NewData",
         "Backfill",
