@@ -15,8 +15,8 @@ What it does, like the kubelet:
   `terminated` states (Completed/Error), the pod phase follows `restartPolicy`
   (Never/OnFailure/Always, restarts in place with exponential back-off and
   `restartCount`); conditions PodScheduled, PodReadyToStartContainers,
-  Initialized, ContainersReady and Ready; hostIP/podIP 127.0.0.1; all through
-  the pods/status subresource.
+  Initialized, ContainersReady and Ready; hostIP 127.0.0.1 and a podIP of the
+  pod's own; all through the pods/status subresource.
 * env: literal values with `$(VAR)` expansion, `secretKeyRef`, `configMapKeyRef`,
   `fieldRef`, `resourceFieldRef`, `envFrom`; `$(VAR)` in command and args.
 * volumes: emptyDir, secret, configMap, downwardAPI and projected (including a
@@ -46,13 +46,31 @@ What differs (the limitations of running without containers):
   written once when the pod starts (Secret/ConfigMap changes are not propagated,
   service-account tokens are not refreshed). hostPath and persistentVolumeClaim
   volumes are directories under the state directory too (a PVC's survives its pods).
-* No network isolation: every pod is 127.0.0.1. Each declared containerPort is
-  mapped to a free loopback port, told to the process as `PORT_<containerPort>`
-  (and `PORT` when the container declares exactly one port), and published on
-  the pod as the annotation `devstack.freshet.dev/ports`
-  (`{"<container>/<containerPort>": hostPort}`). Probes use the mapped ports.
-  Services and in-cluster DNS do not work; in-cluster API config does not either
-  (the token file is not at its well-known path).
+* No network isolation, but a pod network on loopback. Processes share the
+  host's network: each declared containerPort is mapped to a free port on
+  127.0.0.1, told to the process as `PORT_<containerPort>` (and `PORT` when the
+  container declares exactly one port), and published on the pod as the
+  annotation `devstack.freshet.dev/ports` (`{"<container>/<containerPort>":
+  hostPort}`). Probes use the mapped ports. Each pod also gets an address of its
+  own from 127.0.0.0/8 (127.1.0.1 upward, round-robin, never 127.0.x.x, no .255
+  octet or .0 last octet), unique among the agent's pods and reported as
+  `status.podIP`/`podIPs` (hostIP stays 127.0.0.1); Linux routes all of
+  127.0.0.0/8 to loopback, so nothing needs to be set up. For every TCP
+  containerPort the agent listens on `<podIP>:<containerPort>` and relays each
+  connection, both ways, to `127.0.0.1:<hostPort>`, so `http://<podIP>:<port>/`
+  works from any process on the machine as in a cluster network (a connection
+  made before the process listens is closed at once). The forwarders start when
+  the ports are allocated and stop (listeners and open connections closed, the
+  address released) when the pod's worker ends: pod deleted or completed, agent
+  stopped. Limits: TCP only (UDP/SCTP ports are mapped, not forwarded); a
+  process that binds its containerPort itself, rather than `$(PORT)`, is not
+  reached through the pod address and may collide with the forwarders (on
+  wildcard addresses); an address or port another program already holds is
+  skipped or not forwarded (event PortForwardFailed); the peer address a process
+  sees is 127.0.0.1, not the client's pod IP; only this machine can reach pod
+  addresses. Services, kube-proxy and in-cluster DNS do not exist;
+  in-cluster API config does not work either (the token file is not at its
+  well-known path).
 * The host environment is not inherited, except PATH, LANG, LC_ALL and TZ.
   HOME and TMPDIR point into the pod's state directory, PYTHONUNBUFFERED=1 so
   logs arrive while the process runs.
@@ -69,7 +87,8 @@ Restarting the agent: the process groups it started are recorded in
 `<state-dir>/pids.json`. A new agent kills whatever survives of them (it cannot
 wait for processes it did not start), then treats each pod bound to the node
 like a kubelet after a node reboot: containers of Always/OnFailure pods are
-started again (restartCount + 1); a Never pod whose containers had started is
+started again (restartCount + 1), keeping their podIP (new host ports are
+mapped and published); a Never pod whose containers had started is
 marked Failed (exitCode 137, reason ContainerStatusUnknown). On SIGTERM/SIGINT
 the agent stops all its processes gracefully (each pod's grace period, capped
 by `--shutdown-grace`) and exits without changing pod statuses, as a kubelet
@@ -80,11 +99,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
 import platform
+import selectors
 import shlex
 import shutil
 import signal
@@ -108,6 +129,7 @@ from devstack.nodeagent_lib import (
     TERMINATION_LOG_DEFAULT,
     ConfigError,
     PathRewriter,
+    allocate_pod_ip,
     compute_phase,
     condition,
     decode_secret,
@@ -115,6 +137,7 @@ from devstack.nodeagent_lib import (
     expand,
     field_ref_value,
     free_port,
+    in_pod_range,
     log_file_name,
     now_micro,
     now_rfc3339,
@@ -341,6 +364,297 @@ class ProcessRecord:
                 os.killpg(pid, signal.SIGKILL)
 
 
+# --------------------------------------------------------------------------- pod network
+
+RELAY_CHUNK = 64 * 1024
+RELAY_BUFFER = 256 * 1024  # per direction: stop reading from a side while this much waits
+
+
+class _Listener:
+    """A forwarder's listening socket on `<podIP>:<containerPort>`."""
+
+    def __init__(self, owner: str, sock: socket.socket, host_port: int) -> None:
+        self.owner = owner
+        self.sock = sock
+        self.host_port = host_port
+
+
+class _Relay:
+    """One forwarded connection: the client and the upstream socket to `127.0.0.1:<hostPort>`."""
+
+    def __init__(self, owner: str, client: socket.socket, upstream: socket.socket) -> None:
+        self.owner = owner
+        self.client = client
+        self.upstream = upstream
+        self.connecting = True
+        # Bytes waiting to be written to a socket, and whether a socket has sent EOF.
+        self.pending: dict[socket.socket, bytearray] = {client: bytearray(), upstream: bytearray()}
+        self.eof: dict[socket.socket, bool] = {client: False, upstream: False}
+        self.closed = False
+
+    def peer(self, sock: socket.socket) -> socket.socket:
+        return self.upstream if sock is self.client else self.client
+
+    def interest(self, sock: socket.socket) -> int:
+        if self.closed:
+            return 0
+        if self.connecting:
+            return selectors.EVENT_WRITE if sock is self.upstream else 0
+        events = 0
+        if not self.eof[sock] and len(self.pending[self.peer(sock)]) < RELAY_BUFFER:
+            events |= selectors.EVENT_READ
+        if self.pending[sock]:
+            events |= selectors.EVENT_WRITE
+        return events
+
+    @property
+    def done(self) -> bool:
+        return all(self.eof.values()) and not any(self.pending.values())
+
+
+class PodNetwork:
+    """The forwarders of the pod network: `<podIP>:<containerPort>` -> `127.0.0.1:<hostPort>`.
+
+    One thread for the whole agent runs a selector over every listening socket
+    and every relayed connection (non-blocking sockets, so a slow peer blocks
+    nobody). Listening sockets are bound by the caller (`bind`), so an address
+    already in use is known at allocation time, then handed over with `attach`;
+    `detach` closes a pod's listeners and open relays and returns once they are
+    closed. The thread starts with the first `attach` and ends with `close`.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._commands: list[tuple[str, Any, threading.Event]] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._listeners: dict[str, list[_Listener]] = {}
+        self._relays: set[_Relay] = set()
+
+    # ------------------------------------------------------------ any thread
+
+    @staticmethod
+    def bind(ip: str, port: int) -> socket.socket:
+        """A non-blocking socket listening on `ip:port`; raises OSError (EADDRINUSE ...)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((ip, port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def attach(self, owner: str, listeners: Mapping[int, tuple[socket.socket, int]]) -> None:
+        """Start forwarding: containerPort -> (listening socket from `bind`, host port)."""
+        items = [_Listener(owner, sock, hp) for sock, hp in listeners.values()]
+        with self._lock:
+            if self._closed:
+                for item in items:
+                    item.sock.close()
+                return
+            if self._thread is None:
+                self._sel = selectors.DefaultSelector()
+                self._wake_r, self._wake_w = socket.socketpair()
+                self._wake_r.setblocking(False)
+                self._wake_w.setblocking(False)
+                self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+                self._thread = threading.Thread(target=self._loop, name="pod-network", daemon=True)
+                self._thread.start()
+        if not self._command("attach", (owner, items)):  # closed in the meantime
+            for item in items:
+                item.sock.close()
+
+    def detach(self, owner: str) -> None:
+        """Stop forwarding for `owner`: close its listeners and open relays."""
+        self._command("detach", owner)
+
+    def close(self) -> None:
+        """Close every listener and relay and end the thread."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            self._command("close", None)
+            thread.join(5.0)
+            for sock in (self._wake_r, self._wake_w):
+                sock.close()
+        with self._lock:
+            self._closed = True
+
+    def owners(self) -> set[str]:
+        with self._lock:
+            return set(self._listeners)
+
+    def _command(self, name: str, arg: Any, timeout: float = 5.0) -> bool:
+        """Have the network thread run a command and wait for it; False if it has ended."""
+        done = threading.Event()
+        with self._lock:
+            if self._closed or self._thread is None:
+                return False
+            self._commands.append((name, arg, done))
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        done.wait(timeout)
+        return True
+
+    # ------------------------------------------------------------ the network thread
+
+    def _loop(self) -> None:
+        running = True
+        while running:
+            try:
+                ready = self._sel.select()
+            except OSError as e:
+                emit(logging.ERROR, "network.select_failed", error=repr(e))
+                time.sleep(0.1)
+                continue
+            for key, events in ready:
+                data = key.data
+                try:
+                    if data is None:
+                        with contextlib.suppress(OSError):
+                            self._wake_r.recv(4096)
+                    elif isinstance(data, _Listener):
+                        self._accept(data)
+                    elif not data[0].closed:  # not closed by an earlier event of this round
+                        self._service(data[0], data[1], events)
+                except Exception as e:  # keep the network up whatever one connection does
+                    emit(logging.ERROR, "network.event_failed", error=repr(e))
+                    if isinstance(data, tuple):
+                        self._close_relay(data[0])
+            with self._lock:
+                commands, self._commands = self._commands, []
+            for name, arg, done in commands:
+                try:
+                    if name == "attach":
+                        owner, items = arg
+                        for item in items:
+                            self._sel.register(item.sock, selectors.EVENT_READ, item)
+                            with self._lock:
+                                self._listeners.setdefault(owner, []).append(item)
+                    elif name == "detach":
+                        self._drop(arg)
+                    elif name == "close":
+                        for owner in list(self._listeners):
+                            self._drop(owner)
+                        for relay in list(self._relays):
+                            self._close_relay(relay)
+                        running = False
+                except Exception as e:
+                    emit(logging.ERROR, "network.command_failed", command=name, error=repr(e))
+                finally:
+                    done.set()
+        with self._lock:
+            self._closed = True
+            leftovers, self._commands = self._commands, []
+        for name, arg, done in leftovers:
+            if name == "attach":
+                for item in arg[1]:
+                    item.sock.close()
+            done.set()
+        self._sel.close()
+
+    def _drop(self, owner: str) -> None:
+        with self._lock:
+            items = self._listeners.pop(owner, [])
+        for item in items:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(item.sock)
+            item.sock.close()
+        for relay in [r for r in self._relays if r.owner == owner]:
+            self._close_relay(relay)
+
+    def _accept(self, listener: _Listener) -> None:
+        for _ in range(64):
+            try:
+                client, _addr = listener.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE and the like: try again on the next event
+                emit(logging.WARNING, "network.accept_failed", owner=listener.owner, error=repr(e))
+                return
+            client.setblocking(False)
+            upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            upstream.setblocking(False)
+            err = upstream.connect_ex(("127.0.0.1", listener.host_port))
+            if err not in (0, errno.EINPROGRESS):
+                client.close()  # the process is not listening (yet): refuse by closing
+                upstream.close()
+                continue
+            relay = _Relay(listener.owner, client, upstream)
+            relay.connecting = err != 0
+            self._relays.add(relay)
+            self._update(relay)
+
+    def _service(self, relay: _Relay, sock: socket.socket, events: int) -> None:
+        try:
+            if relay.connecting:
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if err:
+                    raise OSError(err, os.strerror(err))
+                relay.connecting = False
+            else:
+                if events & selectors.EVENT_WRITE:
+                    self._flush(relay, sock)
+                if events & selectors.EVENT_READ and not relay.eof[sock]:
+                    data = sock.recv(RELAY_CHUNK)
+                    dest = relay.peer(sock)
+                    if data:
+                        relay.pending[dest] += data
+                    else:
+                        relay.eof[sock] = True
+                    self._flush(relay, dest)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._close_relay(relay)
+            return
+        if relay.done:
+            self._close_relay(relay)
+        else:
+            self._update(relay)
+
+    @staticmethod
+    def _flush(relay: _Relay, dest: socket.socket) -> None:
+        """Write what waits for `dest`; pass EOF on once everything is written."""
+        buf = relay.pending[dest]
+        while buf:
+            try:
+                sent = dest.send(buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            del buf[:sent]
+        if relay.eof[relay.peer(dest)]:
+            with contextlib.suppress(OSError):
+                dest.shutdown(socket.SHUT_WR)
+
+    def _update(self, relay: _Relay) -> None:
+        for sock in (relay.client, relay.upstream):
+            events = relay.interest(sock)
+            try:
+                current = self._sel.get_key(sock).events
+            except KeyError:
+                current = 0
+            if events == current:
+                continue
+            if not events:
+                self._sel.unregister(sock)
+            elif not current:
+                self._sel.register(sock, events, (relay, sock))
+            else:
+                self._sel.modify(sock, events, (relay, sock))
+
+    def _close_relay(self, relay: _Relay) -> None:
+        relay.closed = True
+        self._relays.discard(relay)
+        for sock in (relay.client, relay.upstream):
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(sock)
+            sock.close()
+
+
 # --------------------------------------------------------------------------- pod worker
 
 
@@ -455,6 +769,9 @@ class PodWorker:
             c["type"]: c for c in status.get("conditions") or [] if "type" in c
         }
         self.host_ports: dict[str, dict[int, int]] = {}
+        self._ports_published = False
+        # The pod's address: kept from a previous agent (restart), else given with its ports.
+        self.pod_ip: str | None = agent.reserve_pod_ip(self.uid, status.get("podIP"))
         self.ready_to_start = False
         self.terminating = False
         self.completing = False  # the pod reached its phase; only sidecars are left to stop
@@ -510,6 +827,10 @@ class PodWorker:
                     self.pod_message = f"node agent error: {e!r}"
                     self._send_status(force=True)
         finally:
+            try:
+                self.agent.close_pod_network(self.uid)
+            except Exception as e:
+                emit(logging.ERROR, "pod.network_close_failed", self.pod, error=repr(e))
             self.finished = True
             if self.gone:
                 shutil.rmtree(self.dir, ignore_errors=True)
@@ -658,18 +979,26 @@ class PodWorker:
         return True
 
     def _allocate_ports(self, pod: JSON) -> None:
-        if self.host_ports:
-            return
+        """Host ports, the pod's address and its forwarders (once), then the ports annotation."""
         published: dict[str, int] = {}
-        for c in self._all():
-            ports: dict[int, int] = {}
-            for p in c.spec.get("ports") or []:
-                cp = int(p["containerPort"])
-                if cp not in ports:
-                    ports[cp] = free_port(self.agent.taken_ports)
-                    published[f"{c.name}/{cp}"] = ports[cp]
-            self.host_ports[c.name] = ports
-        if published:
+        if not self.host_ports:
+            forwarded: dict[int, int] = {}  # TCP containerPort -> host port; the first one wins
+            for c in self._all():
+                ports: dict[int, int] = {}
+                for p in c.spec.get("ports") or []:
+                    cp = int(p["containerPort"])
+                    if cp not in ports:
+                        ports[cp] = free_port(self.agent.taken_ports)
+                        published[f"{c.name}/{cp}"] = ports[cp]
+                        if str(p.get("protocol") or "TCP") == "TCP":
+                            forwarded.setdefault(cp, ports[cp])
+                self.host_ports[c.name] = ports
+            self.pod_ip = self.agent.open_pod_network(pod, forwarded)
+        else:
+            published = {
+                f"{c}/{cp}": hp for c, ports in self.host_ports.items() for cp, hp in ports.items()
+            }
+        if published and not self._ports_published:
             self.kube.call(
                 "PATCH",
                 pod_path(self.ns, self.pod_name),
@@ -681,6 +1010,7 @@ class PodWorker:
                 },
                 content_type=MERGE,
             )
+            self._ports_published = True
             emit(logging.INFO, "pod.ports", pod, ports=published)
 
     def _make_volume(self, pod: JSON, vol: JSON) -> None:
@@ -730,7 +1060,8 @@ class PodWorker:
         out: dict[str, bytes] = {}
         for item in items:
             if "fieldRef" in item:
-                value = field_ref_value(pod, str(item["fieldRef"].get("fieldPath", "")))
+                path = str(item["fieldRef"].get("fieldPath", ""))
+                value = field_ref_value(self._with_ips(pod), path)
                 out[str(item["path"])] = value.encode()
         return out
 
@@ -829,10 +1160,7 @@ class PodWorker:
             mounts[str(m["mountPath"])] = str(host)
         term_path = str(c.spec.get("terminationMessagePath") or TERMINATION_LOG_DEFAULT)
         c.rewriter = PathRewriter({**mounts, term_path: str(term_file)})
-        status_view = {
-            **pod,
-            "status": {**(pod.get("status") or {}), "podIP": "127.0.0.1", "hostIP": "127.0.0.1"},
-        }
+        status_view = self._with_ips(pod)
         preset = port_env(self.host_ports.get(c.name, {}))
         resolved = resolve_env(
             status_view,
@@ -872,6 +1200,11 @@ class PodWorker:
         else:
             c.cwd = str(self.dir / "work" / c.name)
         Path(c.cwd).mkdir(parents=True, exist_ok=True)
+
+    def _with_ips(self, pod: JSON) -> JSON:
+        """The pod with the addresses we report, for the downward API."""
+        ips = {"podIP": self.pod_ip or "", "hostIP": "127.0.0.1"}
+        return {**pod, "status": {**(pod.get("status") or {}), **ips}}
 
     def _data(self, kind: str, ns: str, name: str) -> dict[str, str] | None:
         obj = self.agent.get_object(kind, ns, name)
@@ -1194,11 +1527,12 @@ class PodWorker:
             "conditions": conditions,
             "hostIP": "127.0.0.1",
             "hostIPs": [{"ip": "127.0.0.1"}],
-            "podIP": "127.0.0.1",
-            "podIPs": [{"ip": "127.0.0.1"}],
             "startTime": self.start_time,
             "containerStatuses": [c.status() for c in self.containers],
         }
+        if self.pod_ip:
+            status["podIP"] = self.pod_ip
+            status["podIPs"] = [{"ip": self.pod_ip}]
         if self.init:
             status["initContainerStatuses"] = [c.status() for c in self.init]
         if self.pod_message:
@@ -1216,11 +1550,16 @@ class PodWorker:
         text = json.dumps(status, sort_keys=True)
         if text == self._sent and not force:
             return
+        body_status = dict(status)
+        if "podIPs" in status:
+            # Replace the list: merged by IP, an address given before (an agent that
+            # gave every pod 127.0.0.1) would be kept beside the new one (invalid).
+            body_status["podIPs"] = [{"$patch": "replace"}, *status["podIPs"]]
         try:
             self.kube.call(
                 "PATCH",
                 pod_path(self.ns, self.pod_name) + "/status",
-                body={"metadata": {"uid": self.uid}, "status": status},
+                body={"metadata": {"uid": self.uid}, "status": body_status},
                 content_type=SMP,
             )
         except KubeError as e:
@@ -1349,6 +1688,10 @@ class NodeAgent:
         self.procs = ProcessRecord(cfg.state_dir / "pids.json")
         self.workers: dict[str, PodWorker] = {}
         self.taken_ports: set[int] = set()
+        self.network = PodNetwork()
+        self.pod_ips: dict[str, str] = {}  # pod uid -> address, for the pods with a worker
+        self._last_pod_ip: str | None = None
+        self._net_lock = threading.Lock()
         self._deleted: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -1396,6 +1739,7 @@ class NodeAgent:
         for w in workers:
             w.join(max(deadline - time.monotonic(), 0.1))
         self.procs.kill_all()
+        self.network.close()
         emit(logging.INFO, "agent.stopped")
 
     # ------------------------------------------------------------ node and lease
@@ -1571,7 +1915,12 @@ class NodeAgent:
     def _relist(self, path: str, selector: Mapping[str, str]) -> str:
         listed = self.kube.call("GET", path, query=selector)
         seen: set[str] = set()
-        for pod in listed.get("items") or []:
+        # Pods that have an address already first: they keep it (agent restart).
+        items = sorted(
+            listed.get("items") or [],
+            key=lambda p: not in_pod_range((p.get("status") or {}).get("podIP")),
+        )
+        for pod in items:
             seen.add(pod["metadata"]["uid"])
             self.dispatch("ADDED", pod)
         with self._lock:
@@ -1643,6 +1992,79 @@ class NodeAgent:
                 return
         self._deleted.add(uid)
         emit(logging.INFO, "pod.deleted", pod)
+
+    # ------------------------------------------------------------ pod network
+
+    def reserve_pod_ip(self, uid: str, ip: object) -> str | None:
+        """Keep the address a pod got from a previous agent, if it is ours and still free."""
+        with self._net_lock:
+            if not in_pod_range(ip) or any(v == ip for u, v in self.pod_ips.items() if u != uid):
+                return None
+            self.pod_ips[uid] = str(ip)
+            return str(ip)
+
+    def open_pod_network(self, pod: JSON, ports: Mapping[int, int]) -> str:
+        """Give the pod its address and forward `<address>:<containerPort>` to its host ports.
+
+        An address where one of the ports is already bound (another agent on the
+        machine, a program listening on a wildcard address) is skipped. Ports that
+        cannot be bound (even on a fresh address) are not forwarded.
+        """
+        uid = str(pod["metadata"]["uid"])
+        bound: dict[str, dict[int, socket.socket]] = {}
+
+        def usable(ip: str) -> bool:
+            socks: dict[int, socket.socket] = {}
+            for cp in ports:
+                try:
+                    socks[cp] = PodNetwork.bind(ip, cp)
+                except OSError as e:
+                    if e.errno == errno.EADDRINUSE:
+                        for sock in socks.values():
+                            sock.close()
+                        return False
+            bound[ip] = socks
+            return True
+
+        with self._net_lock:
+            taken = {ip for u, ip in self.pod_ips.items() if u != uid}
+            ip = allocate_pod_ip(
+                taken, preferred=self.pod_ips.get(uid), after=self._last_pod_ip, usable=usable
+            )
+            self.pod_ips[uid] = ip
+            self._last_pod_ip = ip
+        socks = bound.pop(ip, None)
+        for other in bound.values():
+            for sock in other.values():
+                sock.close()
+        if socks is None:  # no usable address: forward what can be bound on this one
+            socks = {}
+            for cp in ports:
+                with contextlib.suppress(OSError):
+                    socks[cp] = PodNetwork.bind(ip, cp)
+        self.network.attach(uid, {cp: (sock, ports[cp]) for cp, sock in socks.items()})
+        emit(
+            logging.INFO,
+            "pod.network",
+            pod,
+            ip=ip,
+            forwarded={str(cp): ports[cp] for cp in sorted(socks)},
+            unforwarded=sorted(set(ports) - set(socks)) or None,
+        )
+        if set(ports) - set(socks):
+            self.record_event(
+                pod,
+                "PortForwardFailed",
+                f"cannot listen on {ip} port(s) {sorted(set(ports) - set(socks))}",
+                "Warning",
+            )
+        return ip
+
+    def close_pod_network(self, uid: str) -> None:
+        """Stop the pod's forwarders (listeners and open connections), release its address."""
+        self.network.detach(uid)
+        with self._net_lock:
+            self.pod_ips.pop(uid, None)
 
     # ------------------------------------------------------------ helpers for workers
 

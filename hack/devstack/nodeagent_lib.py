@@ -7,10 +7,11 @@ sends them) so it can be unit-tested without a cluster.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -331,6 +332,76 @@ def resolve_port(
         return None
     n = int(port)
     return host_ports.get(n, n)
+
+
+# --------------------------------------------------------------------------- pod addresses
+
+POD_IP_FIRST = "127.1.0.1"
+POD_IP_LAST = "127.254.254.254"
+
+
+def in_pod_range(ip: object) -> bool:
+    """Whether `ip` is an address the agent gives pods: 127.1.0.1 to 127.254.254.254.
+
+    127.0.0.0/16 (127.0.0.1, 127.0.0.53, 127.0.1.1 ...) belongs to the host; no
+    octet is 255 and the last one is never 0.
+    """
+    try:
+        a, b, c, d = ipaddress.IPv4Address(str(ip)).packed
+    except ValueError:
+        return False
+    return a == 127 and 1 <= b <= 254 and c <= 254 and 1 <= d <= 254
+
+
+def next_pod_ip(ip: str) -> str:
+    """The address after `ip` in the pod range, wrapping around to the first one."""
+    first = int(ipaddress.IPv4Address(POD_IP_FIRST))
+    last = int(ipaddress.IPv4Address(POD_IP_LAST))
+    n = int(ipaddress.IPv4Address(ip)) if in_pod_range(ip) else last
+    while True:
+        n = n + 1 if n < last else first
+        candidate = str(ipaddress.IPv4Address(n))
+        if in_pod_range(candidate):
+            return candidate
+
+
+def allocate_pod_ip(
+    taken: Collection[str],
+    *,
+    preferred: str | None = None,
+    after: str | None = None,
+    usable: Callable[[str], bool] | None = None,
+    attempts: int = 64,
+) -> str:
+    """A pod address not in `taken`.
+
+    `preferred` (the address the pod already has) wins when it is in the range,
+    free and usable. Otherwise addresses are handed out round-robin: the first
+    free one after `after` (the last one allocated), from 127.1.0.1 without it,
+    so a released address is not reused at once. `usable` (can the pod's ports be
+    bound there?) is asked about at most `attempts` free candidates; when none of
+    them is usable, the first free candidate is returned anyway.
+    """
+    wanted = preferred is not None and in_pod_range(preferred) and preferred not in taken
+    if wanted and (usable is None or usable(str(preferred))):
+        return str(preferred)
+    start = next_pod_ip(after) if after is not None and in_pod_range(after) else POD_IP_FIRST
+    candidate, first_free, asked = start, None, 0
+    while True:
+        if candidate not in taken:
+            if usable is None:
+                return candidate
+            first_free = first_free or candidate
+            if usable(candidate):
+                return candidate
+            asked += 1
+            if asked >= attempts:
+                return first_free
+        candidate = next_pod_ip(candidate)
+        if candidate == start:
+            if first_free is None:
+                raise RuntimeError("no free pod address left in 127.0.0.0/8")
+            return first_free
 
 
 # --------------------------------------------------------------------------- status

@@ -8,7 +8,8 @@ server and keeps a file_sd file current with kubernetes_sd-style labels.
 
 The scrape job keeps the pods annotated `prometheus.io/scrape: "true"` (and not
 Succeeded/Failed), honours `prometheus.io/path` and `prometheus.io/scheme`,
-scrapes `127.0.0.1:<host port the node agent mapped the metrics port to>`, and
+scrapes `<pod IP>:<host port the node agent mapped the metrics port to>` (the
+process listens there; pod IPs are loopback addresses), and
 labels every series with `namespace`, `pod`, `container` and `app` (the pod's
 `app` label, when it has one). Prometheus's own metrics are a second job.
 
@@ -66,8 +67,8 @@ def _pod_relabeling() -> list[dict[str, Any]]:
             "regex": "(https?)",
             "target_label": "__scheme__",
         },
-        # devstack's network: the pod IP is 127.0.0.1 and the metrics port is
-        # reached through the host port the node agent mapped it to.
+        # devstack's network: the metrics port is reached through the host port
+        # the node agent mapped it to (pod IPs are loopback addresses).
         {
             "source_labels": [f"{meta}ip", "__meta_devstack_host_port"],
             "action": "replace",

@@ -1,15 +1,18 @@
 """The node agent runs pods as local processes on the real local control plane.
 
 Jobs complete or fail with their exit code and termination message, Deployments
-become Available through readiness probes and roll out and back, env and volumes
-come from Secrets and ConfigMaps, and deletion is graceful (SIGTERM, then SIGKILL).
+become Available through readiness probes and roll out and back, each pod answers
+at `<podIP>:<containerPort>` on the loopback pod network, env and volumes come
+from Secrets and ConfigMaps, and deletion is graceful (SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -92,6 +95,13 @@ def pod_phase(core: client.CoreV1Api, ns: str, name: str) -> str | None:
     return str(phase) if phase in ("Succeeded", "Failed") else None
 
 
+def is_pod_address(ip: str | None) -> bool:
+    """An address of the agent's pod network: in 127.0.0.0/8, not the host's 127.0.0.1."""
+    if not ip or ip == "127.0.0.1":
+        return False
+    return ipaddress.ip_address(ip) in ipaddress.ip_network("127.0.0.0/8")
+
+
 def pod_gone(core: client.CoreV1Api, ns: str, name: str) -> bool:
     try:
         core.read_namespaced_pod(name, ns)
@@ -137,7 +147,9 @@ def test_job_succeeds_and_logs_are_kept(
     assert wait_for(lambda: job_condition(batch, namespace, "hello"), "job to finish") == "Complete"
     pod = job_pod(core, namespace, "hello")
     assert pod.status.phase == "Succeeded"
-    assert pod.status.pod_ip == "127.0.0.1"
+    assert is_pod_address(pod.status.pod_ip)
+    assert [i.ip for i in pod.status.pod_ips] == [pod.status.pod_ip]
+    assert pod.status.host_ip == "127.0.0.1"
     term = pod.status.container_statuses[0].state.terminated
     assert term.exit_code == 0
     assert term.reason == "Completed"
@@ -397,6 +409,54 @@ def test_deployment_becomes_available_rolls_out_and_back(
     )
 
 
+# --------------------------------------------------------------------------- pod network
+
+
+def _refused(ip: str, port: int) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_pods_answer_on_their_own_address_and_container_port(
+    node_agent: devstack.Stack, kube_api: client.ApiClient, namespace: str
+) -> None:
+    apps, core = client.AppsV1Api(kube_api), client.CoreV1Api(kube_api)
+    deployment = web_deployment("v1")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    # The server answers with its address, from the downward API, and its name.
+    container["env"][0] = {"name": "VERSION", "value": "$(POD_IP)"}
+    container["env"].insert(
+        0, {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    )
+    apps.create_namespaced_deployment(namespace, deployment)
+    wait_for(lambda: rolled_out(apps, namespace, "web"), "the deployment to become available", 90)
+
+    pods = core.list_namespaced_pod(namespace, label_selector="app=web").items
+    assert len(pods) == 2
+    ips = {p.metadata.name: p.status.pod_ip for p in pods}
+    assert all(is_pod_address(ip) for ip in ips.values()), ips
+    assert len(set(ips.values())) == 2, ips
+    for pod in pods:
+        assert [i.ip for i in pod.status.pod_ips] == [pod.status.pod_ip]
+        assert pod.status.host_ip == "127.0.0.1"
+        # The process still listens on its mapped host port, as published.
+        port = json.loads(pod.metadata.annotations[PORTS_ANNOTATION])["server/8080"]
+        assert port != 8080
+        # Scraped like in a cluster: http://<podIP>:<containerPort>/, each pod answering itself.
+        url = f"http://{pod.status.pod_ip}:8080/"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert r.read().decode() == f"{pod.status.pod_ip} {pod.metadata.name}"
+
+    apps.delete_namespaced_deployment(namespace=namespace, name="web")
+    core.delete_collection_namespaced_pod(namespace, label_selector="app=web")
+    for name, ip in ips.items():
+        wait_for(lambda n=name: pod_gone(core, namespace, n), f"{name} to be deleted", 60)
+        wait_for(lambda i=ip: _refused(i, 8080), f"{name}'s forwarder to stop", 10)
+
+
 # --------------------------------------------------------------------------- env and volumes
 
 
@@ -589,19 +649,36 @@ def test_restarted_agent_kills_leftovers_and_restarts_pods(
     node_agent: devstack.Stack, kube_api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
     core = client.CoreV1Api(kube_api)
-    always, never = tmp_path / "always", tmp_path / "never"
+    always, never, legacy = tmp_path / "always", tmp_path / "never", tmp_path / "legacy"
     run_pod(core, namespace, trap_pod("always", always, grace=5, ignore_term=False))
     never_pod = trap_pod("never", never, grace=5, ignore_term=False)
     never_pod["spec"]["restartPolicy"] = "Never"
     run_pod(core, namespace, never_pod)
+    run_pod(core, namespace, trap_pod("legacy", legacy, grace=5, ignore_term=False))
     old_always = wait_for(lambda: _running_pid(always), "the Always pod to start")
     old_never = wait_for(lambda: _running_pid(never), "the Never pod to start")
+    wait_for(lambda: _running_pid(legacy), "the legacy pod to start")
+    always_ip = wait_for(
+        lambda: core.read_namespaced_pod_status("always", namespace).status.pod_ip,
+        "the Always pod's address",
+    )
+    assert is_pod_address(always_ip)
 
     agent_pid = procs.pid_of(devstack.AGENT, node_agent.state)
     assert agent_pid is not None
     os.kill(agent_pid, signal.SIGKILL)
     wait_for(lambda: procs.pid_of(devstack.AGENT, node_agent.state) is None, "the agent to die")
     assert _alive(old_always) and _alive(old_never)  # nobody stopped them
+    # A pod run by an older agent, which gave every pod 127.0.0.1.
+    wait_for(
+        lambda: core.read_namespaced_pod_status("legacy", namespace).status.pod_ip,
+        "the legacy pod's address",
+    )
+    core.patch_namespaced_pod_status(
+        "legacy",
+        namespace,
+        {"status": {"podIP": "127.0.0.1", "podIPs": [{"$patch": "replace"}, {"ip": "127.0.0.1"}]}},
+    )
 
     devstack.start_agent(node_agent.state, node_agent.plane)
     wait_for(lambda: not _alive(old_always) and not _alive(old_never), "leftovers to be killed")
@@ -614,6 +691,17 @@ def test_restarted_agent_kills_leftovers_and_restarts_pods(
     wait_for(restarted, "the Always pod to run again")
     new_pid = wait_for(lambda: _running_pid(always), "the restarted process")
     assert new_pid != old_always and _alive(new_pid)
+    # The re-adopted pod keeps its address; the legacy one gets one of the pod network.
+    assert core.read_namespaced_pod_status("always", namespace).status.pod_ip == always_ip
+
+    def readdressed() -> str | None:
+        st = core.read_namespaced_pod_status("legacy", namespace).status
+        return str(st.pod_ip) if st.pod_ip != "127.0.0.1" else None
+
+    legacy_ip = wait_for(readdressed, "the legacy pod to get a pod address")
+    assert is_pod_address(legacy_ip) and legacy_ip != always_ip
+    pod_ips = core.read_namespaced_pod_status("legacy", namespace).status.pod_ips
+    assert [i.ip for i in pod_ips] == [legacy_ip]
     assert wait_for(lambda: pod_phase(core, namespace, "never"), "Never pod to fail") == "Failed"
     term = core.read_namespaced_pod("never", namespace).status.container_statuses[0]
     assert term.state.terminated.reason == "ContainerStatusUnknown"

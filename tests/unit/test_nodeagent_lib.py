@@ -11,12 +11,15 @@ import pytest
 from devstack.nodeagent_lib import (
     ConfigError,
     PathRewriter,
+    allocate_pod_ip,
     compute_phase,
     condition,
     exit_code_of,
     expand,
     field_ref_value,
     free_port,
+    in_pod_range,
+    next_pod_ip,
     port_env,
     read_termination_message,
     resolve_env,
@@ -239,6 +242,81 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     assert taken == set(ports)
     with socket.socket() as s:
         s.bind(("127.0.0.1", ports[0]))
+
+
+# ----------------------------------------------------------------- pod addresses
+
+
+@pytest.mark.parametrize(
+    ("ip", "ok"),
+    [
+        ("127.1.0.1", True),
+        ("127.1.0.254", True),
+        ("127.254.254.254", True),
+        ("127.0.0.1", False),
+        ("127.0.1.1", False),
+        ("127.1.0.0", False),
+        ("127.1.0.255", False),
+        ("127.1.255.1", False),
+        ("127.255.0.1", False),
+        ("10.1.0.1", False),
+        ("", False),
+        (None, False),
+        ("not an ip", False),
+    ],
+)
+def test_pod_range(ip: object, ok: bool) -> None:
+    assert in_pod_range(ip) is ok
+
+
+def test_next_pod_ip_skips_0_and_255_and_wraps() -> None:
+    assert next_pod_ip("127.1.0.1") == "127.1.0.2"
+    assert next_pod_ip("127.1.0.254") == "127.1.1.1"
+    assert next_pod_ip("127.1.254.254") == "127.2.0.1"
+    assert next_pod_ip("127.254.254.254") == "127.1.0.1"
+    assert next_pod_ip("127.0.0.1") == "127.1.0.1"
+
+
+def test_allocation_is_unique_and_round_robin() -> None:
+    taken: set[str] = set()
+    last = None
+    for _ in range(300):
+        ip = allocate_pod_ip(taken, after=last)
+        assert in_pod_range(ip) and ip not in taken
+        taken.add(ip)
+        last = ip
+    assert "127.1.0.1" in taken and "127.1.1.1" in taken
+    assert not any(ip.endswith((".0", ".255")) for ip in taken)
+    # A released address is not reused at once: the next one after the last wins.
+    taken.discard("127.1.0.1")
+    assert allocate_pod_ip(taken, after=last) == next_pod_ip(last)
+    # Skips taken addresses and wraps around to released ones at the end of the range.
+    assert allocate_pod_ip({"127.1.0.1", "127.1.0.2"}) == "127.1.0.3"
+    assert allocate_pod_ip({"127.1.0.1"}, after="127.254.254.254") == "127.1.0.2"
+
+
+def test_allocation_keeps_the_preferred_address_when_it_can() -> None:
+    assert allocate_pod_ip(set(), preferred="127.1.3.7") == "127.1.3.7"
+    # Not ours (127.0.0.1, from an older agent), or held by another pod: a new one.
+    assert allocate_pod_ip(set(), preferred="127.0.0.1") == "127.1.0.1"
+    assert allocate_pod_ip({"127.1.3.7"}, preferred="127.1.3.7") == "127.1.0.1"
+
+
+def test_allocation_skips_unusable_addresses() -> None:
+    asked: list[str] = []
+
+    def usable(ip: str) -> bool:
+        asked.append(ip)
+        return ip not in ("127.1.0.1", "127.1.0.3", "127.1.9.9")
+
+    got = allocate_pod_ip({"127.1.0.2"}, preferred="127.1.9.9", usable=usable)
+    assert got == "127.1.0.4"
+    assert asked == ["127.1.9.9", "127.1.0.1", "127.1.0.3", "127.1.0.4"]
+    # Nothing usable (a port held on a wildcard address): the first free one, after a few tries.
+    asked.clear()
+    got = allocate_pod_ip({"127.1.0.1"}, usable=lambda ip: bool(asked.append(ip)), attempts=5)
+    assert got == "127.1.0.2"
+    assert asked == ["127.1.0.2", "127.1.0.3", "127.1.0.4", "127.1.0.5", "127.1.0.6"]
 
 
 # ----------------------------------------------------------------- termination
