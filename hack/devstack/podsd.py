@@ -14,8 +14,9 @@ prometheus.py reads like a real cluster's. What differs is devstack's network:
 the node agent maps each containerPort to a host port on 127.0.0.1
 (annotation `devstack.freshet.dev/ports`), which is where the process
 listens. Where kubernetes_sd emits one target per declared container port,
-this emits one per pod, for the port the pod asks to be scraped on (`prometheus.io/port`, a containerPort number or a
-port name; else the first declared port), with that port's host port as
+this emits one per pod, for the port the pod asks to be scraped on
+(`prometheus.io/port`, a containerPort number or a port name; else the first
+declared port), with that port's host port as
 `__meta_devstack_host_port`. Pods without a mapped port are left out: nothing
 could reach them. (Picking the port by annotation needs a comparison of two
 labels, which RE2 relabeling cannot express; here it is plain Python.)
