@@ -11,9 +11,9 @@ The labels are the ones `kubernetes_sd_configs` would attach
 `__meta_kubernetes_pod_label_<name>`, `__meta_kubernetes_pod_annotation_<name>`,
 `__meta_kubernetes_pod_container_*`, ...), so the relabeling in
 prometheus.py reads like a real cluster's. What differs is devstack's network:
-the node agent maps each containerPort to a host port on 127.0.0.1
-(annotation `devstack.freshet.dev/ports`), which is where the process
-listens. Where kubernetes_sd emits one target per declared container port,
+a pod is reachable at <podIP>:<containerPort> only once the node agent has
+mapped that port (annotation `devstack.freshet.dev/ports`) and forwards it to
+the process. Where kubernetes_sd emits one target per declared container port,
 this emits one per pod, for the port the pod asks to be scraped on
 (`prometheus.io/port`, a containerPort number or a port name; else the first
 declared port), with that port's host port as

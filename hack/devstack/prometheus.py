@@ -8,8 +8,8 @@ server and keeps a file_sd file current with kubernetes_sd-style labels.
 
 The scrape job keeps the pods annotated `prometheus.io/scrape: "true"` (and not
 Succeeded/Failed), honours `prometheus.io/path` and `prometheus.io/scheme`,
-scrapes `<pod IP>:<host port the node agent mapped the metrics port to>` (the
-process listens there; pod IPs are loopback addresses), and
+scrapes `<pod IP>:<container port>` as in a cluster (the node agent gives each
+pod a loopback address and forwards its container ports to the process), and
 labels every series with `namespace`, `pod`, `container` and `app` (the pod's
 `app` label, when it has one). Prometheus's own metrics are a second job.
 
@@ -66,15 +66,6 @@ def _pod_relabeling() -> list[dict[str, Any]]:
             "source_labels": [f"{meta}annotation_prometheus_io_scheme"],
             "regex": "(https?)",
             "target_label": "__scheme__",
-        },
-        # devstack's network: the metrics port is reached through the host port
-        # the node agent mapped it to (pod IPs are loopback addresses).
-        {
-            "source_labels": [f"{meta}ip", "__meta_devstack_host_port"],
-            "action": "replace",
-            "regex": r"(.+);(\d+)",
-            "replacement": "$1:$2",
-            "target_label": "__address__",
         },
         {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": [f"{meta}name"], "target_label": "pod"},

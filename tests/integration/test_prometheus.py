@@ -1,5 +1,5 @@
-"""The stack's Prometheus discovers annotated pods, scrapes them through the node
-agent's port mapping with namespace/pod/container/app labels, leaves
+"""The stack's Prometheus discovers annotated pods, scrapes them at podIP:containerPort
+(the node agent's pod network) with namespace/pod/container/app labels, leaves
 unannotated pods alone, and drops a pod's target when the pod goes away."""
 
 from __future__ import annotations
@@ -109,7 +109,10 @@ def test_prometheus_scrapes_annotated_pods(
     pod = wait_for(lambda: running_pod(core, namespace, "scraped"), "scraped pod running", 60)
     wait_for(lambda: running_pod(core, namespace, "ignored"), "ignored pod running", 60)
     name = pod.metadata.name
-    host_port = json.loads(pod.metadata.annotations["devstack.freshet.dev/ports"])["exporter/8080"]
+    # Scraped at the pod's own address and container port, as in a cluster (the
+    # node agent forwards it to the host port the process listens on).
+    address = f"{pod.status.pod_ip}:8080"
+    assert pod.status.pod_ip != "127.0.0.1"
 
     promql = f'freshet_devstack_probe_total{{namespace="{namespace}"}}'
     series = wait_for(lambda: query(prometheus, promql), "the probe counter in Prometheus", 20)
@@ -122,11 +125,11 @@ def test_prometheus_scrapes_annotated_pods(
     assert labels["app"] == "scraped"
     assert labels["flavour"] == "scraped"
     assert labels["job"] == "kubernetes-pods"
-    assert labels["instance"] == f"127.0.0.1:{host_port}"
+    assert labels["instance"] == address
 
     (target,) = targets_in(prometheus, namespace)
     assert target["health"] == "up", target
-    assert target["scrapeUrl"] == f"http://127.0.0.1:{host_port}/metrics"
+    assert target["scrapeUrl"] == f"http://{address}/metrics"
     assert target["labels"]["pod"] == name
 
     # The unannotated pod has been running all along and was never scraped.
