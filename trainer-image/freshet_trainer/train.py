@@ -19,8 +19,10 @@ import os
 import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator
@@ -79,7 +81,8 @@ class Split:
     train: pd.DataFrame
     """Rows with holdout unit >= the run's fraction."""
     new_train: pd.DataFrame
-    """The training rows of the run's new batches (what partial_fit continues with)."""
+    """The training rows no earlier run had (what partial_fit continues with): those of
+    the new batches, and with late labels those that matured since the previous run."""
     holdout: pd.DataFrame
     """Rows below the evaluation bound: fitted by neither candidate nor serving model."""
     holdout_sha256: str
@@ -91,6 +94,7 @@ def split_batches(
     *,
     evaluate_below: float | None = None,
     new_keys: Collection[str] = (),
+    previous_cutoff: datetime | None = None,
 ) -> Split:
     """Concatenate batches in spec order and split rows by their content hash (holdout.py).
 
@@ -111,13 +115,25 @@ def split_batches(
     unit = units(hashes)
     trained = unit >= fraction
     held = (unit < min(fraction, fraction if evaluate_below is None else evaluate_below)) & matured
-    new = np.concatenate([np.full(len(b.rows), b.ref.key in new_keys) for b in batches])
+    new = np.concatenate([_unseen(b, new_keys, previous_cutoff) for b in batches])
     return Split(
         train=rows[trained].reset_index(drop=True),
         new_train=rows[trained & new].reset_index(drop=True),
         holdout=rows[held].reset_index(drop=True),
         holdout_sha256=holdout_digest(hashes[held]),
     )
+
+
+def _unseen(
+    batch: Batch, new_keys: Collection[str], previous_cutoff: datetime | None
+) -> npt.NDArray[np.bool_]:
+    """Rows no earlier run trained on with their label: a new batch's, and, with late
+    labels, an old batch's rows that matured since the previous cutoff."""
+    fresh = np.full(len(batch.rows), batch.ref.key in new_keys)
+    if batch.maturity is None or previous_cutoff is None:
+        return fresh
+    matured = late_labels.newly_matured(batch.maturity, previous_cutoff)
+    return np.asarray(matured | (fresh & ~batch.maturity.matured), dtype=np.bool_)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -327,6 +343,7 @@ def _train_and_publish(
         fraction,
         evaluate_below=_bound(baseline, fraction) if baseline else None,
         new_keys=set(spec.data.new_batches),
+        previous_cutoff=spec.data.labels.previous_cutoff if spec.data.labels else None,
     )
     counts = RowCounts(train=len(split.train), holdout=len(split.holdout))
     if counts.train == 0 or counts.holdout == 0:

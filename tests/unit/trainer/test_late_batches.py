@@ -418,3 +418,33 @@ def test_no_malformed_file_crashes_the_join(item: Malformed) -> None:
     refused = {q.key: q.reason for q in loaded.quarantined}
     assert refused.keys() <= {"in/bad", "labels/in/b/bad"} and refused["in/bad"]
     assert all(refused.values())
+
+
+def test_warm_start_continues_with_the_rows_that_matured_since_the_previous_run() -> None:
+    """partial_fit sees each row once with its final label: an old batch's rows that
+    matured since the previous cutoff, never rows an earlier run already had."""
+    run = Run()
+    first = run.events("in/1.csv", 300, seed=1, start=EPOCH)
+    second = run.events("in/2.csv", 300, seed=2, start=EPOCH + pd.Timedelta(hours=5))
+    third = run.events("in/3.csv", 300, seed=3, start=EPOCH + pd.Timedelta(hours=10))
+    previous = EPOCH + pd.Timedelta(hours=6)
+
+    spec, loaded = run.load(new=[third], delaySeconds=3 * 3600, previousCutoff=previous.isoformat())
+
+    assert loaded.labels is not None and loaded.labels.cutoff is not None
+    cut = pd.Timestamp(loaded.labels.cutoff)
+    fraction = spec.evaluation.holdout_fraction
+    split = split_batches(
+        loaded.accepted, fraction, new_keys={third}, previous_cutoff=previous.to_pydatetime()
+    )
+    expected: set[float] = set()
+    for key in (first, second, third):
+        truth = run.truth[key]
+        times = pd.to_datetime(truth["event_time"], utc=True)
+        expected |= set(truth["x1"][(times > previous) & (times <= cut)])
+    assert len(split.new_train) > 0
+    assert set(split.new_train["x1"]) == expected & set(split.train["x1"])
+    assert set(split.new_train["x1"]) < set(split.train["x1"])
+    # A backfill (no new cutoff, no new batch) continues with nothing: it fits from scratch.
+    again = split_batches(loaded.accepted, fraction, previous_cutoff=cut.to_pydatetime())
+    assert again.new_train.empty
