@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
+from freshet.spec import PolicySpec
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -30,6 +33,20 @@ def test_the_valid_policy_is_accepted(
 ) -> None:
     created = _create(kube_api, namespace, valid_policy("accepted"))
     assert created["spec"]["training"]["seed"] == 0  # type: ignore[index]  # a CRD default
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "docs" / "examples").glob("policy-*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_the_documented_examples_are_accepted(
+    kube_api: client.ApiClient, namespace: str, operator_installed: object, path: Path
+) -> None:
+    """The API server admits each example, and the operator's typed spec reads it back."""
+    policy = yaml.safe_load(path.read_text())
+    created = _create(kube_api, namespace, policy)
+    spec = PolicySpec.model_validate(created["spec"])  # type: ignore[index]
+    assert spec.data.prefix == policy["spec"]["data"]["prefix"]
 
 
 @pytest.mark.parametrize(
