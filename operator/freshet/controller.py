@@ -314,7 +314,19 @@ class PolicyController:
                 f"{len(self.rt.active_runs)} runs in flight operator-wide",
             )
             return 5.0
-        await self._start(body, spec, store, book, decision=decision, watcher=watcher)
+        # Take the slots before the first await: every policy runs on this event
+        # loop, so checking above and taking them later, in _start, would let two
+        # policies take the last slot.
+        self.rt.active_runs.add(self.uid)
+        if decision.reason is trigger.TrainReason.BACKFILL:
+            self.rt.active_backfills.add(self.uid)
+        try:
+            await self._start(body, spec, store, book, decision=decision, watcher=watcher)
+        except BaseException:
+            if book.intent is None:  # nothing to replay: give the slots back
+                self.rt.active_runs.discard(self.uid)
+                self.rt.active_backfills.discard(self.uid)
+            raise
         return self.rt.config.resync_seconds
 
     def _window(self, spec: PolicySpec, book: Ledger, new: tuple[Batch, ...]) -> tuple[Batch, ...]:
@@ -459,10 +471,8 @@ class PolicyController:
             book.last_stale_retrain = book.intent.created_time
         if decision.reason is trigger.TrainReason.BACKFILL:
             book.last_backfill = book.intent.created_time
-            self.rt.active_backfills.add(self.uid)
             metrics.BACKFILLS.labels(self.namespace, self.name).inc()
         await self._save(store, book)
-        self.rt.active_runs.add(self.uid)
         metrics.ACTIVE_RUNS.set(len(self.rt.active_runs))
         await self._create_job(body, spec, store.config, run_spec)
         for b in decision.batches:

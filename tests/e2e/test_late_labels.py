@@ -27,8 +27,8 @@ ROWS = 300
 class Stream:
     """The impressions written so far and the conversions their label files report."""
 
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self.s3, self.bucket = s3, bucket
+    def __init__(self, s3: Any, bucket: str, root: str = "") -> None:
+        self.s3, self.bucket, self.root = s3, bucket, root
         self.days: dict[int, ConversionDay] = {}
         self.labelled: dict[int, set[str]] = {}
 
@@ -41,14 +41,14 @@ class Stream:
         return self.days[day]
 
     def features(self, day: int) -> None:
-        sc.put(self.s3, self.bucket, f"events/day-{day:02d}.csv", self.day(day).features)
+        sc.put(self.s3, self.bucket, f"{self.root}events/day-{day:02d}.csv", self.day(day).features)
 
     def labels(self, day: int, after: datetime | None, until: datetime) -> int:
         """Write the conversions of `day` observed in (after, until]; return how many."""
         source = self.day(day)
         body = source.observed(after, until)
         ids = {line.split(",")[0] for line in body.decode().splitlines()[1:]}
-        name = f"labels/day-{day:02d}/until-{until:%Y%m%dT%H%M%S}.csv"
+        name = f"{self.root}labels/day-{day:02d}/until-{until:%Y%m%dT%H%M%S}.csv"
         sc.put(self.s3, self.bucket, name, body)
         self.labelled[day] |= ids
         return len(ids)
@@ -68,13 +68,14 @@ class Stream:
         return set().union(*self.labelled.values())
 
 
-def _policy() -> dict[str, Any]:
+def _policy(name: str = "conversions", root: str = "", **overrides: Any) -> dict[str, Any]:
+    """A conversion policy; the prequential monitoring is only for the main scenario."""
     return sc.policy(
-        "conversions",
-        prefix="events/",
+        name,
+        prefix=f"{root}events/",
         data__label="converted",
         data__labels={
-            "prefix": "labels/",
+            "prefix": f"{root}labels/",
             "idColumn": "event_id",
             "eventTimeColumn": "event_time",
             "delaySeconds": int(DELAY.total_seconds()),
@@ -84,7 +85,7 @@ def _policy() -> dict[str, Any]:
         trigger__onArrival={"minBatches": 1, "quietSeconds": 2},
         trigger__backfill={"quietSeconds": 1, "minIntervalSeconds": 0},
         gate={"metric": "roc_auc", "maxRegression": "0.05"},
-        monitoring={"source": "Prequential", "minRows": 10, "maxRegression": "0.5"},
+        **overrides,
     )
 
 
@@ -99,22 +100,31 @@ def _run_doc(s3: Any, bucket: str, policy: dict[str, Any], run_id: str, doc: str
     return json.loads(s3.get_object(bucket, f"{root}runs/{run_id}/{doc}.json").read())
 
 
-def _finished_runs(api: client.ApiClient, ns: str, s3: Any, bucket: str) -> list[dict[str, Any]]:
+def _finished_runs(
+    api: client.ApiClient, ns: str, s3: Any, bucket: str, name: str = "conversions"
+) -> list[dict[str, Any]]:
     """The ledger's finished runs, oldest first (empty until the policy has a status)."""
-    p = sc.get_policy(api, ns, "conversions")
+    return list(reversed(_book_of(api, ns, s3, bucket, name).get("runs", [])))
+
+
+def _book_of(api: client.ApiClient, ns: str, s3: Any, bucket: str, name: str) -> dict[str, Any]:
+    """The policy's ledger, or {} before it has one."""
+    p = sc.get_policy(api, ns, name)
     if not (p.get("status") or {}).get("stateRoot"):
-        return []
+        return {}
     try:
-        return list(reversed(_book(s3, bucket, p)["runs"]))
+        return _book(s3, bucket, p)
     except Exception:  # no ledger yet
-        return []
+        return {}
 
 
-def _wait_runs(api: client.ApiClient, ns: str, s3: Any, bucket: str, count: int) -> list[Any]:
+def _wait_runs(
+    api: client.ApiClient, ns: str, s3: Any, bucket: str, count: int, name: str = "conversions"
+) -> list[Any]:
     return list(
         sc.wait_for(
-            f"{count} finished run(s)",
-            lambda: len(runs := _finished_runs(api, ns, s3, bucket)) >= count and runs,
+            f"{count} finished run(s) of {name}",
+            lambda: len(runs := _finished_runs(api, ns, s3, bucket, name)) >= count and runs,
             timeout=180,
         )
     )
@@ -128,7 +138,8 @@ def test_late_labels_are_matured_by_event_time_and_backfilled_once_per_change(
     kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, stack: Stack
 ) -> None:
     stream = Stream(s3, bucket)
-    sc.create_policy(kube_api, ns, _policy())
+    monitoring = {"source": "Prequential", "minRows": 10, "maxRegression": "0.5"}
+    sc.create_policy(kube_api, ns, _policy(monitoring=monitoring))
 
     # Day 0-3 impressions, with the conversions observed by the end of day 3.
     # Labels first, so the first run joins them.
@@ -228,3 +239,51 @@ def test_late_labels_are_matured_by_event_time_and_backfilled_once_per_change(
     events = client.CoreV1Api(kube_api).list_namespaced_event(ns).items
     triggered = [e.message for e in events if e.reason == "Triggered"]
     assert any("labels of 2 batch(es) changed" in m for m in triggered)
+
+
+def test_backfills_are_bounded_operator_wide_and_each_policy_is_caught_up(
+    kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, stack: Stack
+) -> None:
+    """With FRESHET_MAX_CONCURRENT_BACKFILLS=1, two policies' backfills never overlap."""
+    operatorproc.kill(stack)
+    port = operatorproc.start(stack, extra_env={"FRESHET_MAX_CONCURRENT_BACKFILLS": "1"})
+    (stack.state / "operator-metrics-port").write_text(str(port))
+    try:
+        policies = {"east": Stream(s3, bucket, "east/"), "west": Stream(s3, bucket, "west/")}
+        for name, stream in policies.items():
+            sc.create_policy(kube_api, ns, _policy(name, root=stream.root, serving=None))
+            for day in range(3):
+                stream.day(day)
+            for day in range(3):
+                stream.labels(day, None, stream.newest())
+                stream.features(day)
+        trained = {
+            name: len(
+                sc.wait_for(
+                    f"{name} to have trained on its three days",
+                    lambda n=name: (
+                        _book_of(kube_api, ns, s3, bucket, n).get("intent") is None
+                        and len(_book_of(kube_api, ns, s3, bucket, n).get("consumed", [])) == 3
+                        and _finished_runs(kube_api, ns, s3, bucket, n)
+                    ),
+                    timeout=120,
+                )
+            )
+            for name in policies
+        }
+
+        # Late conversions for a matured day of both policies, at once.
+        for stream in policies.values():
+            t1 = stream.newest()
+            assert stream.labels(0, t1, t1 + timedelta(days=1)) > 0
+        backfills = {
+            name: _wait_runs(kube_api, ns, s3, bucket, trained[name] + 1, name)[trained[name]]
+            for name in policies
+        }
+    finally:
+        operatorproc.kill(stack)  # the next test's fixture starts it with the defaults
+    for name, run in backfills.items():
+        assert run["trigger"] == "Backfill", name
+        assert run["relabelled"] == [f"{name}/events/day-00.csv"]
+    first, second = sorted(backfills.values(), key=lambda r: r["startedTime"])
+    assert _time(second["startedTime"]) >= _time(first["finishedTime"])
