@@ -390,12 +390,7 @@ class PolicyController:
     ) -> None:
         window = self._window(spec, book, decision.batches)
         version = f"v{book.next_version}"
-        nonce = ""
-        if decision.replays_inputs:
-            nonce = version
-        elif book.failures:
-            nonce = f"retry-{book.failures}"
-        run_id = runs.run_id(self.name, self.uid, window, nonce)
+        run_id = runs.run_id(self.name, self.uid, window, version)
         baseline = None
         if book.serving is not None:
             baseline = RunModelRef(
@@ -597,6 +592,9 @@ class PolicyController:
             added = book.consume([b for b in intent.batches if b.key not in quarantined])
             metrics.BATCHES_CONSUMED.labels(self.namespace, self.name).inc(len(added))
             _record_labels(book, intent, result, quarantined)
+            used = {b.key: b.etag for b in intent.batches}
+            used.update((f.key, f.etag) for f in intent.label_files)
+            book.forget_released(used, quarantined)
             book.trained_spec_hash = intent.spec_hash
             if intent.retrain_request is not None:
                 book.retrain_request = intent.retrain_request
@@ -989,6 +987,7 @@ class PolicyController:
                 pending=len(self._pending(spec, self._ledger, self._watcher)),
                 last_arrival=max((o.last_modified for o in seen), default=None),
                 labels_changed=self._labels_changed,
+                released=len(self._released & self._ledger.quarantined.keys()),
             )
         blocked = self._blocked
         observation = status.Observation(

@@ -186,6 +186,17 @@ class Ledger(_Model):
             if first_events.get(ref.key) is not None:
                 ref.first_event = first_events[ref.key]
 
+    def forget_released(self, used: dict[str, str], requarantined: set[str]) -> None:
+        """A released batch or label file a recorded run used is quarantined no more.
+
+        Runs only use quarantined content that was released, so what a run used
+        with its quarantined ETag leaves the quarantine record, unless the run
+        refused it again.
+        """
+        for key, etag in used.items():
+            if key not in requarantined and self.quarantined.get(key) == etag:
+                del self.quarantined[key]
+
     def record(self, run: RunRecord) -> None:
         self.runs = [run, *self.runs][:MAX_RUNS]
 

@@ -26,6 +26,8 @@ class DataCounts:
     pending: int
     last_arrival: datetime | None
     labels_changed: int | None = None
+    released: int = 0
+    """Quarantined batches and label files put back, not yet used by a run."""
     """Trained batches whose late labels changed; None when not checked this step."""
 
 
@@ -47,6 +49,11 @@ class Observation:
 
 def _time(t: datetime | None) -> str | None:
     return None if t is None else conditions.format_time(t)
+
+
+def _held(book: Ledger, obs: Observation) -> int:
+    """Quarantined batches and label files, released ones not counted."""
+    return len(book.quarantined) - (obs.data.released if obs.data else 0)
 
 
 def _labels(book: Ledger, data: DataCounts, current: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +87,7 @@ def build(book: Ledger, current: dict[str, Any], obs: Observation) -> dict[str, 
             "seen": obs.data.seen,
             "consumed": len(book.consumed),
             "pending": obs.data.pending,
-            "quarantined": len(book.quarantined),
+            "quarantined": _held(book, obs),
         }
         if obs.data.last_arrival is not None:
             status["data"]["lastArrivalTime"] = _time(obs.data.last_arrival)
@@ -109,7 +116,7 @@ def _conditions(book: Ledger, current: dict[str, Any], obs: Observation) -> list
         last_run_phase=phase,
         last_run_reason=None if intent else (last.reason if last else None),
         last_run_message=None if intent else (last.message if last else None),
-        quarantined=len(book.quarantined),
+        quarantined=_held(book, obs),
     )
     updates = list(conditions.derive_conditions(facts))
     if intent is None and obs.waiting is not None:

@@ -4,9 +4,14 @@ and never trained on."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import scenario as sc
+from devstack.stack import Stack
 from kubernetes import client
 
 
@@ -69,3 +74,76 @@ def test_bad_batch_is_quarantined_and_never_reaches_training(
     trained_on = sorted(b["key"] for b in spec["data"]["batches"])
     assert trained_on == ["incoming/good-0.csv", "incoming/good-1.csv", "incoming/good-2.csv"]
     assert p["status"]["data"]["quarantined"] == 1
+
+
+def _with_nulls(data: bytes, share: float) -> bytes:
+    """The batch with x1 blanked in every n-th row (`share` of the rows)."""
+    lines = data.decode().splitlines()
+    every = round(1 / share)
+    out = [lines[0]]
+    for i, line in enumerate(lines[1:]):
+        out.append("," + line.split(",", 1)[1] if i % every == 0 else line)
+    return ("\n".join(out) + "\n").encode()
+
+
+def test_a_released_batch_is_trained_on_and_leaves_the_quarantine(
+    kube_api: client.ApiClient,
+    ns: str,
+    bucket: str,
+    s3: Any,
+    stack: Stack,
+) -> None:
+    """The user loosens the rule that refused a batch and releases it with the CLI:
+    the next run trains on it, and it is no longer counted as quarantined."""
+    sc.create_policy(kube_api, ns, sc.policy("churn", validation={"maxNullFraction": "0.05"}))
+    sc.put(s3, bucket, "incoming/a.csv", sc.batch_csv(400, seed=70))
+    sc.wait_for(
+        "v1",
+        lambda: sc.serving_version(sc.get_policy(kube_api, ns, "churn")) == "v1",
+    )
+    sc.put(s3, bucket, "incoming/holes.csv", _with_nulls(sc.batch_csv(400, seed=71), 0.25))
+    p = sc.wait_for(
+        "the batch with holes to be quarantined",
+        lambda: (
+            (q := sc.get_policy(kube_api, ns, "churn"))
+            and (q.get("status") or {}).get("data", {}).get("quarantined") == 1
+            and q
+        ),
+    )
+    assert sc.condition(p, "DataHealthy")["status"] == "False"
+
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        sc.GROUP, sc.VERSION, ns, sc.PLURAL, "churn",
+        {"spec": {"validation": {"maxNullFraction": "0.5"}}},
+    )  # fmt: skip
+    env = {
+        "PATH": os.environ["PATH"],
+        "FRESHET_S3_ENDPOINT": stack.s3.endpoint,
+        "FRESHET_S3_BUCKET": bucket,
+        "FRESHET_S3_SECURE": "false",
+        "AWS_ACCESS_KEY_ID": stack.s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": stack.s3.secret_key,
+    }
+    released = subprocess.run(
+        [str(Path(sys.executable).parent / "freshet-quarantine"), "--policy", f"{ns}/churn",
+         "release", "incoming/holes.csv"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert released.returncode == 0, released.stderr
+    assert released.stdout.strip() == "released incoming/holes.csv"
+
+    p = sc.wait_for(
+        "a run to train on the released batch",
+        lambda: (
+            (q := sc.get_policy(kube_api, ns, "churn"))
+            and q["status"]["data"]["quarantined"] == 0
+            and q["status"]["data"]["pending"] == 0
+            and (q.get("status") or {}).get("lastRun", {}).get("phase") in ("Promoted", "Rejected")
+            and q
+        ),
+    )
+    assert sc.condition(p, "DataHealthy")["status"] == "True"
+    root = p["status"]["stateRoot"]
+    book = json.loads(s3.get_object(bucket, f"{root}ledger.json").read())
+    assert "incoming/holes.csv" in {b["key"] for b in book["consumed"]}
+    assert book["quarantined"] == {}

@@ -58,3 +58,26 @@ def test_a_batch_overwritten_with_new_content_is_pending_whatever_quarantine_hol
     assert pending_keys(Listing(("spam/incoming/bad.csv", "e9")), Store(HELD)) == [
         "spam/incoming/bad.csv"
     ]
+
+
+def test_a_released_batch_leaves_the_quarantine_record_once_a_run_used_it() -> None:
+    book = Ledger(
+        quarantined={
+            "spam/incoming/bad.csv": "e1",  # released, then trained on
+            "spam/incoming/again.csv": "e2",  # released, refused again by the run
+            "spam/incoming/held.csv": "e3",  # still in quarantine
+            "spam/incoming/rewritten.csv": "old",  # the run used new content
+        }
+    )
+    used = {
+        "spam/incoming/bad.csv": "e1",
+        "spam/incoming/again.csv": "e2",
+        "spam/incoming/rewritten.csv": "new",
+        "spam/incoming/good.csv": "e4",
+    }
+    book.forget_released(used, requarantined={"spam/incoming/again.csv"})
+    assert book.quarantined == {
+        "spam/incoming/again.csv": "e2",
+        "spam/incoming/held.csv": "e3",
+        "spam/incoming/rewritten.csv": "old",
+    }

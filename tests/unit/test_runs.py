@@ -23,21 +23,24 @@ A, B, C = batch("a.csv", 0), batch("b.csv", 1), batch("c.csv", 2)
 
 
 def test_run_id_follows_the_contract_formula() -> None:
-    digest = hashlib.sha256(f"{UID}\na.csv:etag-a.csv\nb.csv:etag-b.csv".encode()).hexdigest()
-    assert run_id("spam-filter", UID, [B, A]) == f"spam-filter-{digest[:10]}"
+    digest = hashlib.sha256(f"{UID}\na.csv:etag-a.csv\nb.csv:etag-b.csv\nv3".encode()).hexdigest()
+    assert run_id("spam-filter", UID, [B, A], "v3") == f"spam-filter-{digest[:10]}"
 
 
 @pytest.mark.parametrize(
     ("left", "right", "same"),
     [
-        pytest.param(("p", UID, [A, B], ""), ("p", UID, [B, A], ""), True, id="order-independent"),
-        pytest.param(("p", UID, [A, B], ""), ("p", "other-uid", [A, B], ""), False,
+        pytest.param(("p", UID, [A, B], "v1"), ("p", UID, [B, A], "v1"), True,
+                     id="order-independent"),
+        pytest.param(("p", UID, [A, B], "v1"), ("p", "other-uid", [A, B], "v1"), False,
                      id="uid matters"),
-        pytest.param(("p", UID, [A], ""), ("p", UID, [batch("a.csv", 0, "new")], ""), False,
+        pytest.param(("p", UID, [A], "v1"), ("p", UID, [batch("a.csv", 0, "new")], "v1"), False,
                      id="etag matters"),
-        pytest.param(("p", UID, [A], ""), ("p", UID, [A, B], ""), False, id="set matters"),
-        pytest.param(("p", UID, [A], ""), ("p", UID, [A], "v2"), False, id="nonce matters"),
-        pytest.param(("p", UID, [A], ""), ("p", UID, [Batch("a.csv", '"etag-a.csv"', 1, T0)], ""),
+        pytest.param(("p", UID, [A], "v1"), ("p", UID, [A, B], "v1"), False, id="set matters"),
+        pytest.param(("p", UID, [A], "v1"), ("p", UID, [A], "v2"), False,
+                     id="a later run over the same batches is another run"),
+        pytest.param(("p", UID, [A], "v1"),
+                     ("p", UID, [Batch("a.csv", '"etag-a.csv"', 1, T0)], "v1"),
                      True, id="quoted etag is the same content"),
     ],
 )  # fmt: skip
@@ -58,7 +61,7 @@ def test_run_id_identity(
     ],
 )
 def test_run_id_is_a_dns_label_and_job_name(name: str, prefix: str) -> None:
-    rid = run_id(name, UID, [A])
+    rid = run_id(name, UID, [A], "v1")
     assert rid.startswith(prefix + "-")
     assert DNS_LABEL.fullmatch(rid)
     assert len(rid) <= 51

@@ -162,3 +162,13 @@ def test_late_labels_report_watermark_cutoff_and_what_awaits_a_backfill() -> Non
     again = build(book, status, observe(with_labels, data=unplanned))
     assert again["data"]["labels"]["awaitingBackfill"] == 2
     assert "labels" not in build(book, {}, observe(data=unplanned))["data"]
+
+
+def test_released_batches_are_not_counted_as_quarantined() -> None:
+    book = Ledger(quarantined={"in/a.csv": "1", "in/b.csv": "2"})
+    data = DataCounts(arrivals="Polling", seen=2, pending=1, last_arrival=None, released=1)
+    status = build(book, {}, observe(data=data))
+    assert status["data"]["quarantined"] == 1
+    assert conditions_of(status)["DataHealthy"] == ("False", "BatchesQuarantined")
+    both = DataCounts(arrivals="Polling", seen=2, pending=2, last_arrival=None, released=2)
+    assert conditions_of(build(book, {}, observe(data=both)))["DataHealthy"][0] == "True"

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freshet.batches import Batch
 from freshet.decisions.trigger import (
-    Decision,
     Train,
     TrainReason,
     TriggerFacts,
@@ -188,21 +187,6 @@ def test_missed_cron_times_collapse_into_one_run() -> None:
     assert first.schedule_time == datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
     after = decide(trigger(schedule="@hourly"), facts(schedule_anchor=first.schedule_time))
     assert after.reason == WaitReason.UP_TO_DATE
-
-
-@pytest.mark.parametrize(
-    ("decision", "replays"),
-    [
-        (Train(TrainReason.NEW_DATA, "", ()), False),
-        (Train(TrainReason.CREATED, "", ()), False),
-        (Train(TrainReason.RETRAIN_REQUESTED, "", ()), True),
-        (Train(TrainReason.SPEC_CHANGED, "", ()), True),
-        (Train(TrainReason.SCHEDULE_DUE, "", ()), True),
-    ],
-)
-def test_runs_that_may_repeat_a_batch_set_say_so(decision: Decision, replays: bool) -> None:
-    assert isinstance(decision, Train)
-    assert decision.replays_inputs is replays
 
 
 @pytest.mark.parametrize(

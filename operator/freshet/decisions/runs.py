@@ -22,20 +22,21 @@ HASH_HEX = 10
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
 
-def run_id(policy_name: str, policy_uid: str, batches: Iterable[Batch], nonce: str = "") -> str:
+def run_id(policy_name: str, policy_uid: str, batches: Iterable[Batch], version: str) -> str:
     """``<policy-name ≤40>-<10 hex>``, a valid DNS-1123 label and Job name.
 
     The hash is sha256 over ``uid``, then each ``key:etag`` of the batches in
-    sorted order, then the nonce if any, joined by newlines. The uid keeps
+    sorted order, then the output version, joined by newlines. The uid keeps
     policies recreated under the same name apart; sorting makes the id
     independent of listing order; the ETag makes an overwritten key new input.
-    A run that may repeat an earlier run's batch set (a retrain, a spec change,
-    a schedule with no new data) passes a nonce, such as its output version,
-    so it is not mistaken for that earlier, finished run.
+    The version is what keeps a run apart from an earlier one over the same
+    batch set (a retrain, a spec change, a schedule, a backfill, a retry, a
+    batch released from quarantine after a run refused it), which would
+    otherwise find that run's finished Job and result. It is allocated in the
+    same ledger write as the intent, so a step repeated after a crash before
+    that write computes the same id, and one after it reads the id back.
     """
-    lines = [policy_uid, *sorted(f"{batch.key}:{batch.etag}" for batch in batches)]
-    if nonce:
-        lines.append(nonce)
+    lines = [policy_uid, *sorted(f"{batch.key}:{batch.etag}" for batch in batches), version]
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:HASH_HEX]
     return f"{_dns_label_part(policy_name)}-{digest}"
 

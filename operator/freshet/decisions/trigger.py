@@ -73,15 +73,6 @@ class Train:
     relabelled: tuple[str, ...] = ()
     """Backfill: the trained batches whose late labels changed."""
 
-    @property
-    def replays_inputs(self) -> bool:
-        """Whether this run may train on exactly the batch set of an earlier run.
-
-        Run ids hash the batch set, so such a run needs a nonce in its id (see
-        ``decisions.runs.run_id``) or it would be mistaken for the earlier run.
-        """
-        return self.reason not in {TrainReason.NEW_DATA, TrainReason.CREATED}
-
 
 Decision = Wait | Train
 
