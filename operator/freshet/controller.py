@@ -292,8 +292,10 @@ class PolicyController:
                     trigger.TrainReason.BACKFILL, planned.message, (), relabelled=planned.changed
                 )
             elif isinstance(planned, backfill.Wait):
+                # Both answers may change by the clock: wake for the sooner one.
                 self._waiting = (str(planned.reason), planned.message)
-                return max(0.05, min(planned.retry_after.total_seconds(), 3600.0))
+                soonest = min(planned.retry_after, decision.retry_after or planned.retry_after)
+                return max(0.05, min(soonest.total_seconds(), 3600.0))
         if isinstance(decision, trigger.Wait):
             self._waiting = (str(decision.reason), decision.message)
             if decision.retry_after is not None:
