@@ -132,6 +132,7 @@ class RunTraining(_ContractModel):
     estimator: RunEstimator
     seed: int
     warm_start: bool
+    max_ensemble_size: int | None = None
 
 
 class Evaluation(_ContractModel):
@@ -427,6 +428,7 @@ def build_run_spec(
             ),
             seed=training.seed,
             warm_start=training.warm_start,
+            max_ensemble_size=training.max_ensemble_size,
         ),
         evaluation=Evaluation(
             metric=spec.gate.metric, holdout_fraction=float(training.holdout_fraction)

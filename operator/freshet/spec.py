@@ -379,6 +379,8 @@ class TrainingSpec(_SpecModel):
     estimator: Estimator
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     warm_start: bool = False
+    max_ensemble_size: int | None = Field(default=None, ge=1, le=100_000)
+    """With warm start: the most trees (forests) or stages (boosting) a model may have."""
     resources: Resources = Resources()
     active_deadline_seconds: int = Field(default=3600, ge=60, le=86_400)
     backoff_limit: int = Field(default=1, ge=0, le=10)
@@ -393,6 +395,8 @@ class TrainingSpec(_SpecModel):
             raise ValueError("training.holdoutFraction must be greater than 0 and at most 0.5")
         if self.warm_start and not self.estimator.class_.supports_warm_start:
             raise ValueError(f"training.warmStart is not supported by {self.estimator.class_}")
+        if self.max_ensemble_size is not None and not self.warm_start:
+            raise ValueError("training.maxEnsembleSize only applies with training.warmStart")
         return self
 
 
@@ -569,13 +573,15 @@ class PolicySpec(_SpecModel):
         runs (resources, deadlines, service account), the gate (which only
         decides what to do with a candidate), the trigger and serving.
         """
+        training = self.training.model_dump(
+            mode="json", include={"image", "estimator", "seed", "warm_start", "holdout_fraction"}
+        )
+        if self.training.max_ensemble_size is not None:  # absent: the hash of earlier releases
+            training["maxEnsembleSize"] = self.training.max_ensemble_size
         relevant = {
             "data": self.data.model_dump(mode="json"),
             "validation": self.validation.model_dump(mode="json"),
-            "training": self.training.model_dump(
-                mode="json",
-                include={"image", "estimator", "seed", "warm_start", "holdout_fraction"},
-            ),
+            "training": training,
         }
         canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

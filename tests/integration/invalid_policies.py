@@ -175,6 +175,14 @@ INVALID_POLICIES: list[tuple[str, Policy, str]] = [
         "should be greater than or equal to 1",
     ),
     _case(
+        "max-ensemble-size-without-warm-start",
+        _both(_set("training.warmStart", False), _set("training.maxEnsembleSize", 500)),
+        "training.maxEnsembleSize bounds what warm starts add to an ensemble",
+    ),
+    _case(
+        "max-ensemble-size-zero", _set("training.maxEnsembleSize", 0), "greater than or equal to 1"
+    ),
+    _case(
         "holdout-fraction-too-large",
         _set("training.holdoutFraction", "0.9"),
         "training.holdoutFraction must be greater than 0 and at most 0.5",

@@ -134,6 +134,8 @@ class TrainingSpec(_Document):
     estimator: EstimatorSpec
     seed: int
     warm_start: bool = False
+    max_ensemble_size: Annotated[int, Field(ge=1)] | None = None
+    """With warm start: the most trees (forests) or stages (boosting) a model may have."""
 
 
 class EvaluationSpec(_Document):

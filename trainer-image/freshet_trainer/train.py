@@ -186,6 +186,7 @@ def fit_candidate(
                 train=split.train,
                 new_train=split.new_train,
                 label=label,
+                max_size=spec.training.max_ensemble_size,
             )
             if isinstance(outcome, Continued):
                 bound = min(fraction, _bound(baseline, fraction))

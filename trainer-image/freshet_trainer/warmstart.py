@@ -9,12 +9,17 @@ What each allowed estimator does when a run warm-starts from the serving model:
 - `RandomForestClassifier`, `RandomForestRegressor` (*grow*): `warm_start=True`
   and `n_estimators` raised by the spec's `n_estimators` (default 100): that
   many new trees are fitted on the window's training rows and the old trees are
-  kept unchanged, so the forest, and its prediction cost, grows every run.
+  kept unchanged, so the forest, and its prediction cost, grows every run,
+  unless `training.maxEnsembleSize` caps it: then the oldest trees (fitted on
+  the oldest data) are dropped. The trees of a forest are independent, so what
+  remains is a forest over more recent windows.
 - `GradientBoostingClassifier` (*grow*): `warm_start=True` and `n_estimators`
   raised by the spec's `n_estimators`: the new stages fit the residual of the
   current ensemble on the window; the prior (the first model's `init`) stays.
 - `HistGradientBoostingClassifier`, `HistGradientBoostingRegressor` (*grow*):
   `warm_start=True` and `max_iter` raised by the spec's `max_iter`, as above.
+  Boosting stages fit each other's residuals and cannot be dropped: one that
+  would outgrow `training.maxEnsembleSize` is fitted from scratch instead.
   scikit-learn re-bins the features on the new rows and scores the existing
   trees through their bin thresholds, so when feature quantiles have moved the
   new iterations fit a slightly stale residual; predictions use the real-valued
@@ -78,6 +83,7 @@ _GROWTH_PARAM: dict[type[BaseEstimator], str] = {
     HistGradientBoostingRegressor: "max_iter",
 }
 _IGNORED_PARAMS = frozenset({"random_state", "warm_start"})
+_FORESTS = (RandomForestClassifier, RandomForestRegressor)
 
 
 def method_for(estimator: BaseEstimator) -> Method:
@@ -140,12 +146,14 @@ def continue_fit(
     train: pd.DataFrame,
     new_train: pd.DataFrame,
     label: str,
+    max_size: int | None = None,
 ) -> Continued | WarmStart:
     """Continue `baseline` with `estimator`'s settings; a WarmStart record says why not.
 
     `train` holds the window's training rows, `new_train` those of the new
     batches (both with the label column). `estimator` is the spec's, unfitted,
     with the run's seed as random_state; `baseline` is never modified.
+    `max_size` is `training.maxEnsembleSize`.
     """
     method = method_for(estimator)
 
@@ -178,6 +186,15 @@ def continue_fit(
         if not fits:
             return declined(f"classes {sorted(seen, key=str)} vs serving {sorted(known, key=str)}")
 
+    growth = _GROWTH_PARAM.get(type(estimator))
+    if growth is not None and max_size is not None and not isinstance(estimator, _FORESTS):
+        grown = _size(fitted) + int(estimator.get_params()[growth])
+        if grown > max_size:
+            return declined(
+                f"{grown} stages would exceed training.maxEnsembleSize {max_size}; boosting"
+                " stages cannot be dropped"
+            )
+
     pipeline = _copy(baseline.pipeline)
     features = pipeline.named_steps[PREPROCESS_STEP].transform(baseline.features(rows))
     continued = pipeline.named_steps[ESTIMATOR_STEP]
@@ -187,7 +204,6 @@ def continue_fit(
         continued.partial_fit(features, target)
     else:
         params: dict[str, Any] = {"warm_start": True}
-        growth = _GROWTH_PARAM.get(type(estimator))
         if growth is not None:
             size_before = _size(continued)
             size_after = size_before + int(estimator.get_params()[growth])
@@ -195,6 +211,8 @@ def continue_fit(
             params["random_state"] = estimator.get_params()["random_state"]
         continued.set_params(**params)
         continued.fit(features, target)
+        if max_size is not None and isinstance(continued, _FORESTS):
+            _keep_newest_trees(continued, max_size)
         if growth is not None:
             size_after = _size(continued)
     model = ModelArtifact(
@@ -241,6 +259,13 @@ def _changed_params(fitted: BaseEstimator, wanted: BaseEstimator, growth: str | 
 
 def _target(values: pd.Series, classification: bool) -> Any:
     return values if classification else pd.to_numeric(values, errors="raise")
+
+
+def _keep_newest_trees(forest: RandomForestClassifier | RandomForestRegressor, most: int) -> None:
+    """Drop the oldest trees beyond `most`; `n_estimators` follows so the next growth adds."""
+    if len(forest.estimators_) > most:
+        forest.estimators_ = forest.estimators_[-most:]
+        forest.set_params(n_estimators=most)
 
 
 def _size(estimator: BaseEstimator) -> int:

@@ -30,10 +30,20 @@ def baseline(class_name: str, frame: pd.DataFrame = OLD, **params: Any) -> Model
 
 
 def go(
-    base: ModelArtifact, wanted: BaseEstimator, train: pd.DataFrame, new: pd.DataFrame | None = None
+    base: ModelArtifact,
+    wanted: BaseEstimator,
+    train: pd.DataFrame,
+    new: pd.DataFrame | None = None,
+    max_size: int | None = None,
 ) -> Continued | WarmStart:
     return continue_fit(
-        base, "v1", wanted, train=train, new_train=train if new is None else new, label="y"
+        base,
+        "v1",
+        wanted,
+        train=train,
+        new_train=train if new is None else new,
+        label="y",
+        max_size=max_size,
     )
 
 
@@ -164,3 +174,45 @@ def test_grow_needs_exactly_the_baselines_classes() -> None:
     outcome = go(baseline(name, n_estimators=5), estimator(name, n_estimators=5), one_class)
 
     assert isinstance(outcome, WarmStart) and "classes" in outcome.reason
+
+
+def test_a_capped_forest_drops_its_oldest_trees() -> None:
+    name = "sklearn.ensemble.RandomForestClassifier"
+    base = baseline(name, n_estimators=10)
+
+    result = applied(go(base, estimator(name, n_estimators=10), train=NEW, max_size=15))
+
+    assert (result.record.size_before, result.record.size_after) == (10, 15)
+    old, capped = (m.pipeline.named_steps[ESTIMATOR_STEP] for m in (base, result.model))
+    assert capped.n_estimators == 15
+    probe = base.pipeline.named_steps[PREPROCESS_STEP].transform(base.features(NEW))
+    # The five oldest trees are gone; the next five of the baseline come first.
+    assert all(
+        np.array_equal(a.predict(probe), b.predict(probe))
+        for a, b in zip(old.estimators_[5:], capped.estimators_[:5], strict=True)
+    )
+    # Grown again, it stays at the cap.
+    again = applied(go(result.model, estimator(name, n_estimators=10), train=OLD, max_size=15))
+    assert (again.record.size_before, again.record.size_after) == (15, 15)
+
+
+@pytest.mark.parametrize(
+    ("class_name", "param"),
+    [
+        ("sklearn.ensemble.GradientBoostingClassifier", "n_estimators"),
+        ("sklearn.ensemble.HistGradientBoostingClassifier", "max_iter"),
+    ],
+)
+def test_a_boosted_ensemble_that_would_outgrow_the_cap_is_fitted_from_scratch(
+    class_name: str, param: str
+) -> None:
+    base = baseline(class_name, **{param: 10})
+
+    declined = go(base, estimator(class_name, **{param: 10}), train=NEW, max_size=15)
+    within = go(base, estimator(class_name, **{param: 10}), train=NEW, max_size=20)
+
+    assert isinstance(declined, WarmStart) and not declined.applied
+    assert declined.reason == (
+        "20 stages would exceed training.maxEnsembleSize 15; boosting stages cannot be dropped"
+    )
+    assert applied(within).record.size_after == 20
