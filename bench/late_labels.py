@@ -33,13 +33,13 @@ import argparse
 import io
 import platform
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 from devstack.synthetic import ConversionDay, conversion_day
+from false_quarantine import MemorySource  # bench/ is the script's directory
 from freshet_trainer.batches import load_batches
 from freshet_trainer.contract import RunSpec
-from freshet_trainer.store import ObjectNotFound
 from freshet_trainer.train import fit_model, split_batches
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
@@ -49,21 +49,8 @@ MAX_DELAY = timedelta(days=4)
 FRACTION = 0.25
 
 
-class Memory:
-    """The store's `download`, from a dict."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def download(self, key: str, target: IO[bytes], expected_etag: str, max_bytes: int) -> int:
-        if key not in self.objects:
-            raise ObjectNotFound(key)
-        target.write(self.objects[key])
-        return len(self.objects[key])
-
-
 def run_spec(
-    store: Memory,
+    store: MemorySource,
     days: list[ConversionDay],
     delay: timedelta,
     fake_negative: bool,
@@ -126,7 +113,7 @@ def measure(
     fake: bool,
     labels_later: timedelta = timedelta(0),
 ) -> dict[str, Any]:
-    store = Memory()
+    store = MemorySource()
     spec = run_spec(store, days, delay, fake, labels_later)
     loaded = load_batches(store, spec, classification=True)
     assert not loaded.quarantined, loaded.quarantined

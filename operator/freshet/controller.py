@@ -354,8 +354,8 @@ class PolicyController:
         self, spec: PolicySpec, book: Ledger, watcher: BucketWatcher, now: datetime
     ) -> backfill.Backfill | backfill.Wait | None:
         """Whether late labels of trained batches changed, and whether to retrain now."""
-        settings = spec.backfill
-        if settings is None:
+        settings, labels = spec.backfill, spec.data.labels
+        if settings is None or labels is None:
             return None
         window = self._window(spec, book, ())
         files = self._label_files(spec, book, watcher, [b.key for b in window])
@@ -368,10 +368,7 @@ class PolicyController:
                 trained={b.key: b.labels for b in book.consumed},
                 first_event={b.key: b.first_event for b in book.consumed},
                 cutoff=book.label_cutoff,
-                immature_rows_train=(
-                    spec.data.labels is not None
-                    and spec.data.labels.delayed_feedback is DelayedFeedback.FAKE_NEGATIVE
-                ),
+                immature_rows_train=labels.delayed_feedback is DelayedFeedback.FAKE_NEGATIVE,
                 last_backfill=book.last_backfill,
                 in_flight=len(self.rt.active_backfills - {self.uid}),
                 limit=self.rt.config.max_concurrent_backfills,

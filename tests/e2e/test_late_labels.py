@@ -81,11 +81,13 @@ def _policy(name: str = "conversions", root: str = "", **overrides: Any) -> dict
             "delaySeconds": int(DELAY.total_seconds()),
             "negativeValue": "0",
         },
-        validation__labelValues=["0", "1"],
-        trigger__onArrival={"minBatches": 1, "quietSeconds": 2},
-        trigger__backfill={"quietSeconds": 1, "minIntervalSeconds": 0},
-        gate={"metric": "roc_auc", "maxRegression": "0.05"},
-        **overrides,
+        **{
+            "validation__labelValues": ["0", "1"],
+            "trigger__onArrival": {"minBatches": 1, "quietSeconds": 2},
+            "trigger__backfill": {"quietSeconds": 1, "minIntervalSeconds": 0},
+            "gate": {"metric": "roc_auc", "maxRegression": "0.05"},
+        }
+        | overrides,
     )
 
 
@@ -287,3 +289,60 @@ def test_backfills_are_bounded_operator_wide_and_each_policy_is_caught_up(
         assert run["relabelled"] == [f"{name}/events/day-00.csv"]
     first, second = sorted(backfills.values(), key=lambda r: r["startedTime"])
     assert _time(second["startedTime"]) >= _time(first["finishedTime"])
+
+
+def test_a_backfill_held_back_by_its_interval_does_not_hold_back_new_data(
+    kube_api: client.ApiClient, ns: str, bucket: str, s3: Any
+) -> None:
+    """A pending label change waits out minIntervalSeconds; a new batch meanwhile
+    still trains as soon as it settles, not at the next resync (30 s)."""
+    stream = Stream(s3, bucket)
+    sc.create_policy(
+        kube_api,
+        ns,
+        _policy(
+            serving=None,
+            trigger__onArrival={"minBatches": 1, "quietSeconds": 3},
+            trigger__backfill={"quietSeconds": 0, "minIntervalSeconds": 3600},
+        ),
+    )
+    for day in range(3):
+        stream.day(day)
+    t1 = stream.newest()
+    for day in range(3):
+        stream.labels(day, None, t1)
+        stream.features(day)
+    _wait_runs(kube_api, ns, s3, bucket, 1)
+    sc.wait_for(
+        "all three days consumed",
+        lambda: len(_book_of(kube_api, ns, s3, bucket, "conversions").get("consumed", [])) == 3,
+    )
+    done = len(_finished_runs(kube_api, ns, s3, bucket))
+    assert stream.labels(0, t1, t1 + timedelta(days=1)) > 0
+    backfill = _wait_runs(kube_api, ns, s3, bucket, done + 1)[done]
+    assert backfill["trigger"] == "Backfill"
+
+    # Another change to day 0 must now wait an hour for the next backfill.
+    assert stream.labels(0, t1 + timedelta(days=1), t1 + timedelta(days=2)) > 0
+    sc.wait_for(
+        "the next backfill to wait for its interval",
+        lambda: (
+            sc.condition(sc.get_policy(kube_api, ns, "conversions"), "Training").get("reason")
+            == "BackfillInterval"
+        ),
+        timeout=30,
+    )
+    stream.day(3)
+    stream.labels(3, None, stream.newest())
+    stream.features(3)
+    # It settles after 3 s; without a wake-up then it would start at the next resync.
+    sc.wait_for(
+        "the new day's run to start",
+        lambda: (
+            (sc.get_policy(kube_api, ns, "conversions").get("status") or {})
+            .get("lastRun", {})
+            .get("trigger")
+            == "NewData"
+        ),
+        timeout=20,
+    )

@@ -29,7 +29,7 @@ Everything here is a pure function of frames; `batches.py` does the I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -328,23 +328,6 @@ def negative_label(value: str, observed: pd.Series) -> Label:
 
 
 @dataclass(frozen=True)
-class LabelCounts:
-    """Rows by maturity and label source; see `LabelRowCounts` in the contract."""
-
-    matured: int = 0
-    immature: int = 0
-    labeled: int = 0
-    defaulted: int = 0
-    fake_negatives: int = 0
-    unmatched_labels: int = 0
-
-    def __add__(self, other: LabelCounts) -> LabelCounts:
-        return LabelCounts(
-            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
-        )
-
-
-@dataclass(frozen=True)
 class Maturity:
     """For each row a batch trains on: did it mature, and when did its event happen."""
 
@@ -361,7 +344,7 @@ class Joined:
     """The rows that may be trained on (features and label), index 0..n-1."""
     maturity: Maturity
     """Aligned with `rows`."""
-    counts: LabelCounts
+    counts: LabelRowCounts
     first: pd.Timestamp | None
     last: pd.Timestamp | None
 
@@ -399,7 +382,7 @@ def join(
     labeled = values.notna().to_numpy(dtype=bool)
     trainable = (matured & labeled) | (~matured & fake_negative & labeled)
     defaulted = ~found & labeled
-    counts = LabelCounts(
+    counts = LabelRowCounts(
         matured=int(matured.sum()),
         immature=int((~matured).sum()),
         labeled=int((matured & found).sum()),
@@ -444,15 +427,12 @@ def summary(
     batches: Sequence[tuple[str, Joined]],
 ) -> LabelsSummary:
     """The result's `labels` block from the accepted batches' joins, in spec order."""
-    total = LabelCounts()
-    for _, joined in batches:
-        total += joined.counts
+    names = LabelRowCounts.model_fields
+    total = {name: sum(getattr(j.counts, name) for _, j in batches) for name in names}
     return LabelsSummary(
         watermark=_time(mark),
         cutoff=_time(cut),
-        rows=LabelRowCounts(
-            **{f.name: getattr(total, f.name) for f in fields(total)},
-        ),
+        rows=LabelRowCounts(**total),
         batches=[
             BatchLabels(
                 key=key,

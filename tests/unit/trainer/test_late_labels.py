@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from freshet_trainer import late_labels
-from freshet_trainer.late_labels import EventRows, LabelCounts, LabelTable
+from freshet_trainer.contract import LabelRowCounts
+from freshet_trainer.late_labels import EventRows, LabelTable
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
 EPOCH_T0 = 1767225600  # T0 in epoch seconds
@@ -62,12 +63,20 @@ class JoinCase:
     """Feature x of each trainable row -> its label."""
     matured: list[bool]
     """Of the trainable rows, in order."""
-    counts: LabelCounts
+    counts: LabelRowCounts
     validation: list[Any]
     """The label validation sees, per row (NaN: none)."""
 
 
 NAN = np.nan
+
+
+def row_counts(*values: int) -> LabelRowCounts:
+    """The contract's counts in field order: matured, immature, labeled, defaulted,
+    fakeNegatives, unmatchedLabels."""
+    return LabelRowCounts(**dict(zip(LabelRowCounts.model_fields, values, strict=True)))
+
+
 JOIN_CASES = {
     "matured-labeled-and-defaulted": JoinCase(
         1.5,
@@ -75,11 +84,11 @@ JOIN_CASES = {
         False,
         {1.0: 1, 2.0: 0},
         [True, True],
-        LabelCounts(2, 2, 1, 1, 0, 1),
+        row_counts(2, 2, 1, 1, 0, 1),
         [1, 0, NAN, NAN],
     ),
     "no-negative-value-drops-unlabeled-matured-rows": JoinCase(
-        1.5, None, False, {1.0: 1}, [True], LabelCounts(2, 2, 1, 0, 0, 1), [1, NAN, NAN, NAN]
+        1.5, None, False, {1.0: 1}, [True], row_counts(2, 2, 1, 0, 0, 1), [1, NAN, NAN, NAN]
     ),
     "fake-negative-trains-immature-rows": JoinCase(
         1.5,
@@ -87,7 +96,7 @@ JOIN_CASES = {
         True,
         {1.0: 1, 2.0: 0, 3.0: 1, 4.0: 0},
         [True, True, False, False],
-        LabelCounts(2, 2, 1, 1, 1, 1),
+        row_counts(2, 2, 1, 1, 1, 1),
         [1, 0, NAN, NAN],
     ),
     "delay-zero-matures-everything": JoinCase(
@@ -96,14 +105,14 @@ JOIN_CASES = {
         False,
         {1.0: 1, 2.0: 0, 3.0: 1, 4.0: 0},
         [True] * 4,
-        LabelCounts(4, 0, 2, 2, 0, 1),
+        row_counts(4, 0, 2, 2, 0, 1),
         [1, 0, 1, 0],
     ),
     "cutoff-is-inclusive": JoinCase(
-        2, 0, False, {1.0: 1, 2.0: 0}, [True, True], LabelCounts(2, 2, 1, 1, 0, 1), [1, 0, NAN, NAN]
+        2, 0, False, {1.0: 1, 2.0: 0}, [True, True], row_counts(2, 2, 1, 1, 0, 1), [1, 0, NAN, NAN]
     ),
     "no-watermark-nothing-matured": JoinCase(
-        None, 0, False, {}, [], LabelCounts(0, 4, 0, 0, 0, 1), [NAN] * 4
+        None, 0, False, {}, [], row_counts(0, 4, 0, 0, 0, 1), [NAN] * 4
     ),
 }
 

@@ -218,3 +218,36 @@ def test_writes_nothing_outside_tmpdir(
 
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "termination").read_text().startswith("Succeeded v1")
+
+
+def test_a_warm_started_forest_is_capped_by_max_ensemble_size(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the entrypoint on real S3: each run adds 10 trees, the cap keeps 15."""
+    forest = {"class": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 10}}
+    batches = [
+        put_batch(store, f"in/f{i}.csv", encode(classification_frame(300, seed=i), "csv"))
+        for i in range(3)
+    ]
+    baseline: dict[str, Any] | None = None
+    sizes = []
+    for version, window in (("v1", batches[:1]), ("v2", batches[:2]), ("v3", batches)):
+        spec = run_spec(window, version=version, estimator=forest, baseline=baseline)
+        spec["data"]["newBatches"] = [window[-1]["key"]]
+        spec["training"] |= {"warmStart": True, "maxEnsembleSize": 15}
+        code, result, _ = train(store, spec, tmp_path, monkeypatch)
+        assert code == 0 and result is not None and result.model is not None, result
+        warm = json.loads(store.get_bytes(result.model.manifest_key))["warmStart"]
+        sizes.append((warm["applied"], warm.get("sizeBefore"), warm.get("sizeAfter")))
+        model = ModelArtifact.loads_verified(
+            store.get_bytes(result.model.model_key), result.model.sha256
+        )
+        assert len(model.pipeline.named_steps["estimator"].estimators_) == min(
+            10 * (len(sizes)), 15
+        )
+        baseline = {
+            "version": version,
+            "modelKey": result.model.model_key,
+            "sha256": result.model.sha256,
+        }
+    assert sizes[1:] == [(True, 10, 15), (True, 15, 15)]
