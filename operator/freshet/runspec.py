@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,9 +23,11 @@ from pydantic.alias_generators import to_camel
 from freshet.batches import Batch
 from freshet.spec import (
     ColumnType,
+    ContradictionAction,
     Correction,
     DataFormat,
     DelayedFeedback,
+    DriftAction,
     DriftMethod,
     EstimatorClass,
     LabelsSpec,
@@ -32,6 +35,7 @@ from freshet.spec import (
     PolicySpec,
     SchemaMode,
     ValidationSpec,
+    WindowSelection,
 )
 from freshet.store_layout import StateLayout
 
@@ -121,6 +125,23 @@ class RunData(_ContractModel):
     """Keys of the batches no earlier run used."""
     labels: RunLabels | None = None
     """None: the label is a column of every batch."""
+    exclude: list[str] = Field(default_factory=list)
+    """Columns that are not features: dropped before validation, hashing and fitting."""
+    max_batches: int | None = None
+    """The most batches the model trains on. `batches` may hold more (the newest
+    consumed ones beyond it), so that a refused new batch leaves no gap: the
+    trainer keeps the newest `maxBatches` that pass validation."""
+    selection: WindowSelection = WindowSelection.FULL
+    """Adaptive: train on the suffix of the window that best predicts the new batches."""
+    reference_from: str | None = None
+    """The oldest batch of the current regime (after an accepted change): the
+    reference for the distribution checks starts there."""
+    released: list[str] = Field(default_factory=list)
+    """Batches the user released from quarantine: a distribution change or a label
+    contradiction no longer holds them (faults still do)."""
+    new_data_required: bool = False
+    """The run exists for its new batches: when every one is refused, the trainer
+    stops with status Skipped instead of training on unchanged data."""
 
 
 class RunEstimator(_ContractModel):
@@ -148,10 +169,20 @@ class RunColumn(_ContractModel):
 
 class RunDrift(_ContractModel):
     method: DriftMethod = DriftMethod.AUTO
+    action: DriftAction = DriftAction.HOLD
+    """What a drifted batch gets; the operator always sends the policy's effective action."""
     threshold: float | None = None
     """None: the method's own default, chosen by the trainer."""
     p_value: float = 0.01
     correction: Correction = Correction.BENJAMINI_HOCHBERG
+
+
+class RunLabelContradiction(_ContractModel):
+    """Hold a batch whose labels the serving model contradicts far worse than a
+    constant guess would, while its features look as usual (a label fault)."""
+
+    action: ContradictionAction = ContradictionAction.HOLD
+    margin: float = 0.1
 
 
 class RunValidation(_ContractModel):
@@ -163,40 +194,52 @@ class RunValidation(_ContractModel):
 
     schema_mode: SchemaMode = Field(default=SchemaMode.INFERRED, alias="schema")
     columns: list[RunColumn] = Field(default_factory=list)
-    max_null_fraction: float = 0.05
+    max_null_fraction: float | None = None
+    """None: learned from the reference (its own fraction plus referenceTolerance)."""
     reference_tolerance: float = 0.05
     allow_extra_columns: bool = False
-    max_duplicate_fraction: float = 0.05
-    max_conflicting_label_fraction: float = 0.05
+    max_duplicate_fraction: float | None = None
+    max_conflicting_label_fraction: float | None = None
     label_values: list[str] | None = None
     max_label_rate_shift: float = 0.1
     max_out_of_range_fraction: float = 0.01
     drift: RunDrift = RunDrift()
+    label_contradiction: RunLabelContradiction = RunLabelContradiction()
     max_batch_bytes: int = 256 * 1024 * 1024
     max_columns: int = 1000
 
     @classmethod
-    def from_policy(cls, rules: ValidationSpec) -> RunValidation:
-        """Every knob of ``spec.validation``, as the trainer reads it."""
+    def from_policy(cls, rules: ValidationSpec, drift_action: DriftAction) -> RunValidation:
+        """Every knob of ``spec.validation``, as the trainer reads it, with the
+        policy's effective drift action (which depends on its mode)."""
         drift = rules.drift
+
+        def fraction(value: Decimal | None) -> float | None:
+            return None if value is None else float(value)
+
         return cls(
             schema_mode=rules.schema_mode,
             columns=[
                 RunColumn(name=c.name, type=c.type, nullable=c.nullable) for c in rules.columns
             ],
-            max_null_fraction=float(rules.max_null_fraction),
+            max_null_fraction=fraction(rules.max_null_fraction),
             reference_tolerance=float(rules.reference_tolerance),
             allow_extra_columns=rules.allow_extra_columns,
-            max_duplicate_fraction=float(rules.max_duplicate_fraction),
-            max_conflicting_label_fraction=float(rules.max_conflicting_label_fraction),
+            max_duplicate_fraction=fraction(rules.max_duplicate_fraction),
+            max_conflicting_label_fraction=fraction(rules.max_conflicting_label_fraction),
             label_values=rules.label_values,
             max_label_rate_shift=float(rules.max_label_rate_shift),
             max_out_of_range_fraction=float(rules.max_out_of_range_fraction),
             drift=RunDrift(
                 method=drift.method,
+                action=drift_action,
                 threshold=None if drift.threshold is None else float(drift.threshold),
                 p_value=float(drift.p_value),
                 correction=drift.correction,
+            ),
+            label_contradiction=RunLabelContradiction(
+                action=rules.label_contradiction.action,
+                margin=float(rules.label_contradiction.margin),
             ),
             max_batch_bytes=rules.max_batch_size,
             max_columns=rules.max_columns,
@@ -358,11 +401,42 @@ class LabelReport(_ContractModel):
     batches: list[BatchLabels] = Field(default_factory=list)
 
 
+class DriftedBatch(_ContractModel):
+    """A new batch whose distribution differs from the reference's."""
+
+    key: str
+    etag: str
+    action: DriftAction
+    """What it got: trained on (Retrain, Ignore) or quarantined (Hold)."""
+    checks: list[str] = Field(default_factory=list)
+    """The distribution checks it failed: featureDrift, outOfRange, labelRateShift."""
+    columns: list[str] = Field(default_factory=list)
+    message: str = ""
+
+
+class WindowCandidate(_ContractModel):
+    batches: int
+    """How many of the newest earlier batches this candidate was fitted on."""
+    score: float | None = None
+    """Its metric on the new batches' rows (None: it could not be scored)."""
+
+
+class WindowReport(_ContractModel):
+    selection: WindowSelection
+    batches: list[str] = Field(default_factory=list)
+    """The keys the model was trained on, oldest first."""
+    candidates: list[WindowCandidate] = Field(default_factory=list)
+    """Adaptive: each window length tried, scored on `rows` rows of the new batches."""
+    rows: int = 0
+    message: str = ""
+
+
 class RunResult(_ContractModel):
     api_version: Literal["freshet.dev/run/v1"] = "freshet.dev/run/v1"
     kind: Literal["RunResult"] = "RunResult"
     run_id: str
-    status: Literal["Succeeded", "Failed"]
+    status: Literal["Succeeded", "Failed", "Skipped"]
+    """Skipped: `newDataRequired` and every new batch was refused; no model."""
     reason: str = ""
     message: str = ""
     model: ResultModel | None = None
@@ -376,6 +450,10 @@ class RunResult(_ContractModel):
     """Present when the run had new labelled rows and a serving model to score."""
     labels: LabelReport | None = None
     """Present when the run spec had late labels."""
+    drift: list[DriftedBatch] = Field(default_factory=list)
+    """New batches whose distribution changed, and what they got."""
+    window: WindowReport | None = None
+    """The batches the model was trained on, and how they were chosen."""
 
     @model_validator(mode="after")
     def _outcome_is_complete(self) -> Self:
@@ -383,8 +461,8 @@ class RunResult(_ContractModel):
         # reason to show on failure; a result without them is a trainer bug.
         if self.status == "Succeeded" and self.model is None:
             raise ValueError("a Succeeded result must name its model")
-        if self.status == "Failed" and not self.reason:
-            raise ValueError("a Failed result must give a reason")
+        if self.status in ("Failed", "Skipped") and not self.reason:
+            raise ValueError(f"a {self.status} result must give a reason")
         return self
 
 
@@ -400,6 +478,9 @@ def build_run_spec(
     baseline: ModelRef | None,
     previous: ModelRef | None = None,
     labels: RunLabels | None = None,
+    reference_from: str | None = None,
+    released: Collection[str] = (),
+    new_data_required: bool = False,
 ) -> RunSpec:
     """The run intent for training ``window`` (from ``decisions.runs.select_window``).
 
@@ -420,6 +501,12 @@ def build_run_spec(
             batches=[BatchRef(key=b.key, etag=b.etag, size=b.size) for b in window],
             new_batches=[b.key for b in window if b.key in new_keys],
             labels=labels,
+            exclude=list(spec.data.exclude),
+            max_batches=spec.data.window.max_batches if spec.data.window else None,
+            selection=spec.window_selection,
+            reference_from=reference_from,
+            released=sorted(key for key in released if any(b.key == key for b in window)),
+            new_data_required=new_data_required,
         ),
         training=RunTraining(
             # By alias: `class` is a keyword in Python, so the field is `class_`.
@@ -433,7 +520,7 @@ def build_run_spec(
         evaluation=Evaluation(
             metric=spec.gate.metric, holdout_fraction=float(training.holdout_fraction)
         ),
-        validation=RunValidation.from_policy(spec.validation),
+        validation=RunValidation.from_policy(spec.validation, spec.drift_action),
         baseline=baseline,
         previous=previous,
         output=RunOutput(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from croniter import croniter
 from kubernetes.utils.quantity import parse_quantity
@@ -147,8 +147,16 @@ class ObjectRef(_SpecModel):
     name: str = Field(min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN)
 
 
+class WindowSelection(StrEnum):
+    ADAPTIVE = "Adaptive"
+    FULL = "Full"
+
+
 class Window(_SpecModel):
-    max_batches: int = Field(ge=1, le=100_000)
+    max_batches: int | None = Field(default=None, ge=1, le=100_000)
+    """None: every batch ever accepted."""
+    selection: WindowSelection | None = None
+    """None: Adaptive for Dynamic policies, Full for Static ones (`PolicySpec.window_selection`)."""
 
 
 def _check_folder(field: str, prefix: str) -> None:
@@ -200,6 +208,11 @@ class DataSpec(_SpecModel):
     """None trains on all history."""
     labels: LabelsSpec | None = None
     """None: the label is a column of every batch."""
+    exclude: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=1000
+    )
+    """Columns that are not features (ids, timestamps): dropped before validation,
+    hashing and fitting."""
 
     @model_validator(mode="after")
     def _prefixes_are_folders_outside_the_state_root(self) -> Self:
@@ -212,6 +225,10 @@ class DataSpec(_SpecModel):
                 raise ValueError(
                     "data.label must differ from data.labels.idColumn and eventTimeColumn"
                 )
+        if self.label in self.exclude:
+            raise ValueError("data.exclude must not list data.label")
+        if len(set(self.exclude)) != len(self.exclude):
+            raise ValueError("data.exclude must not list a column twice")
         return self
 
 
@@ -289,30 +306,64 @@ class ColumnSchema(_SpecModel):
     nullable: bool = True
 
 
+class DriftAction(StrEnum):
+    """What a batch whose distribution changed (feature drift, label-rate shift) gets."""
+
+    RETRAIN = "Retrain"
+    """Accepted and trained on; reported; what counts as normal moves to it."""
+    HOLD = "Hold"
+    """Quarantined until released, as a data fault would be."""
+    IGNORE = "Ignore"
+    """Accepted and trained on; only recorded in the run's result."""
+
+
 class DriftSpec(_SpecModel):
     method: DriftMethod = DriftMethod.AUTO
+    action: DriftAction | None = None
+    """None: Retrain for Dynamic policies, Ignore for Static ones (`PolicySpec.drift_action`)."""
     threshold: NonNegativeDecimal | None = None
     """None: the method's own default (PSI 0.2, KS 0.1, JS 0.1)."""
     p_value: Fraction = Decimal("0.01")
     correction: Correction = Correction.BENJAMINI_HOCHBERG
 
 
+class ContradictionAction(StrEnum):
+    HOLD = "Hold"
+    ALLOW = "Allow"
+
+
+class LabelContradictionSpec(_SpecModel):
+    """Labels on which the serving model does far worse than a constant guess."""
+
+    action: ContradictionAction = ContradictionAction.HOLD
+    margin: Fraction = Decimal("0.1")
+    """How far below the constant guess's accuracy the serving model must fall."""
+
+
 class ValidationSpec(_SpecModel):
-    """The quarantine rules; the trainer applies them (freshet_trainer.validation)."""
+    """The quarantine rules; the trainer applies them (freshet_trainer.validation).
+
+    The null, duplicate and conflicting-label limits are learned when unset:
+    a batch may be as null, duplicated or conflicting as the reference (the
+    earlier accepted batches, or on a policy's first run the first batches
+    themselves) plus `referenceTolerance`. Set, they also allow at least that
+    absolute fraction.
+    """
 
     schema_mode: SchemaMode = Field(default=SchemaMode.INFERRED, alias="schema")
     columns: list[ColumnSchema] = Field(default_factory=list, max_length=10_000)
-    max_null_fraction: Fraction = Decimal("0.05")
+    max_null_fraction: Fraction | None = None
     reference_tolerance: Fraction = Decimal("0.05")
     allow_extra_columns: bool = False
-    max_duplicate_fraction: Fraction = Decimal("0.05")
-    max_conflicting_label_fraction: Fraction = Decimal("0.05")
+    max_duplicate_fraction: Fraction | None = None
+    max_conflicting_label_fraction: Fraction | None = None
     label_values: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
         default=None, min_length=1, max_length=1000
     )
     max_label_rate_shift: Fraction = Decimal("0.1")
     max_out_of_range_fraction: Fraction = Decimal("0.01")
     drift: DriftSpec = DriftSpec()
+    label_contradiction: LabelContradictionSpec = LabelContradictionSpec()
     max_batch_bytes: Quantity = "256Mi"
     max_columns: int = Field(default=1000, ge=1, le=100_000)
 
@@ -559,6 +610,22 @@ class PolicySpec(_SpecModel):
         return trigger.backfill
 
     @property
+    def window_selection(self) -> WindowSelection:
+        """How much of the window a run trains on: Dynamic policies follow change."""
+        chosen = self.data.window.selection if self.data.window else None
+        if chosen is not None:
+            return chosen
+        return WindowSelection.ADAPTIVE if self.mode is Mode.DYNAMIC else WindowSelection.FULL
+
+    @property
+    def drift_action(self) -> DriftAction:
+        """What a drifted batch gets: Dynamic policies train on it, Static ones note it."""
+        chosen = self.validation.drift.action
+        if chosen is not None:
+            return chosen
+        return DriftAction.RETRAIN if self.mode is Mode.DYNAMIC else DriftAction.IGNORE
+
+    @property
     def max_model_age(self) -> timedelta | None:
         """monitoring.maxModelAgeSeconds as a duration; None when age is not checked."""
         seconds = self.monitoring.max_model_age_seconds if self.monitoring else None
@@ -579,12 +646,34 @@ class PolicySpec(_SpecModel):
         if self.training.max_ensemble_size is not None:  # absent: the hash of earlier releases
             training["maxEnsembleSize"] = self.training.max_ensemble_size
         relevant = {
-            "data": self.data.model_dump(mode="json"),
-            "validation": self.validation.model_dump(mode="json"),
+            "data": _without_unset(self.data.model_dump(mode="json"), _NEW_DATA_FIELDS),
+            "validation": _without_unset(
+                self.validation.model_dump(mode="json"), _NEW_VALIDATION_FIELDS
+            ),
             "training": training,
         }
         canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+_NEW_DATA_FIELDS: Final[dict[str, Any]] = {"exclude": [], "window.selection": None}
+_NEW_VALIDATION_FIELDS: Final[dict[str, Any]] = {
+    "drift.action": None,
+    "labelContradiction": LabelContradictionSpec().model_dump(mode="json"),
+}
+"""Fields added after the first release, with their unset values: left out of the
+training hash when unset, so that upgrading the operator retrains no Static policy."""
+
+
+def _without_unset(dumped: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    for path, unset in fields.items():
+        *parents, leaf = path.split(".")
+        node: Any = dumped
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(leaf, unset) == unset:
+            node.pop(leaf, None)
+    return dumped
 
 
 def parse_policy_spec(body: Mapping[str, Any]) -> PolicySpec:

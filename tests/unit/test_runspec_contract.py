@@ -44,6 +44,7 @@ def test_build_run_spec_writes_the_example() -> None:
     body["data"]["label"] = "is_spam"
     body["training"]["estimator"]["params"] = {"C": 1.0, "max_iter": 200}
     body["gate"] = {"metric": "roc_auc"}
+    body["data"]["window"] = {"maxBatches": 20}
     labels = document["data"]["labels"]
     body["data"]["labels"] = {
         "prefix": "spam/reports/",
@@ -71,6 +72,7 @@ def test_build_run_spec_writes_the_example() -> None:
             watermark_floor=_time(labels["watermarkFloor"]),
             previous_cutoff=_time(labels["previousCutoff"]),
         ),
+        new_data_required=True,
     )
     assert built.model_dump(mode="json") == document
 

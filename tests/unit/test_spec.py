@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from freshet.spec import (
+    ContradictionAction,
     DataFormat,
+    DriftAction,
     DriftMethod,
     EstimatorClass,
     Metric,
@@ -16,6 +18,8 @@ from freshet.spec import (
     PolicySpec,
     SchemaMode,
     TriggerSpec,
+    Window,
+    WindowSelection,
     parse_policy_spec,
 )
 from policies import INVALID_POLICIES, minimal_spec, valid_policy
@@ -46,10 +50,15 @@ def test_defaults_match_the_crd_defaults() -> None:
         [],
         False,
     )
-    assert (rules.max_null_fraction, rules.reference_tolerance) == (Decimal("0.05"),) * 2
-    assert (rules.max_duplicate_fraction, rules.max_conflicting_label_fraction) == (
-        Decimal("0.05"),
-    ) * 2
+    # Unset fault limits are learned from the reference (validation/quality.py).
+    assert (rules.max_null_fraction, rules.reference_tolerance) == (None, Decimal("0.05"))
+    assert (rules.max_duplicate_fraction, rules.max_conflicting_label_fraction) == (None, None)
+    assert (rules.drift.action, spec.drift_action) == (None, DriftAction.IGNORE)  # Static
+    assert spec.window_selection is WindowSelection.FULL
+    assert (rules.label_contradiction.action, rules.label_contradiction.margin) == (
+        ContradictionAction.HOLD,
+        Decimal("0.1"),
+    )
     assert (rules.label_values, rules.max_label_rate_shift) == (None, Decimal("0.1"))
     assert rules.max_out_of_range_fraction == Decimal("0.01")
     assert (rules.drift.method, rules.drift.threshold, rules.drift.p_value) == (
@@ -155,6 +164,10 @@ BASE_HASH = PolicySpec.model_validate(valid_policy()["spec"]).training_hash()
         ("monitoring", {"source": "Prequential"}, False),
         ("data.prefix", "spam/v2/", True),
         ("data.window.maxBatches", 10, True),
+        ("data.window.selection", "Full", True),
+        ("data.exclude", ["user_id"], True),
+        ("validation.drift", {"action": "Hold"}, True),
+        ("validation.labelContradiction", {"action": "Allow"}, True),
         ("validation.maxNullFraction", "0.1", True),
         ("validation.drift", {"method": "PSI"}, True),
         ("validation.labelValues", ["0", "1"], True),
@@ -172,10 +185,38 @@ def test_training_hash_covers_what_changes_the_model(path: str, value: Any, chan
     assert (changed != BASE_HASH) is changes
 
 
-def test_the_training_hash_of_a_policy_without_new_fields_is_unchanged() -> None:
+def test_the_training_hash_of_a_stored_policy_is_unchanged_by_an_upgrade() -> None:
     """Upgrading the operator must not retrain every Static policy: the hash of the
-    valid policy is pinned, so a new optional field left unset must not move it."""
-    assert BASE_HASH == "0a3aca5ceef3c865"
+    valid policy, as an earlier release stored it, is pinned, so a new optional field
+    left unset must not move it. That release's CRD wrote its defaults into every
+    object, the fault limits among them ("0.05" before they were learned)."""
+    body = copy.deepcopy(valid_policy()["spec"])
+    body["validation"].update(maxDuplicateFraction="0.05", maxConflictingLabelFraction="0.05")
+    assert PolicySpec.model_validate(body).training_hash() == "0a3aca5ceef3c865"
+
+
+def test_the_dynamic_defaults_follow_change() -> None:
+    spec = PolicySpec.model_validate(minimal_spec("Dynamic"))
+    assert (spec.drift_action, spec.window_selection) == (
+        DriftAction.RETRAIN,
+        WindowSelection.ADAPTIVE,
+    )
+    body = minimal_spec("Dynamic")
+    body["data"]["window"] = {"selection": "Full"}
+    body["validation"] = {"drift": {"action": "Hold"}}
+    spec = PolicySpec.model_validate(body)
+    assert (spec.drift_action, spec.window_selection, spec.data.window) == (
+        DriftAction.HOLD,
+        WindowSelection.FULL,
+        Window(selection=WindowSelection.FULL),
+    )
+
+
+def test_exclude_must_not_list_the_label() -> None:
+    body = minimal_spec("Dynamic")
+    body["data"]["exclude"] = ["id", "y"]
+    with pytest.raises(ValidationError, match="data.exclude"):
+        PolicySpec.model_validate(body)
 
 
 @pytest.mark.parametrize(("value", "size"), [("256Mi", 268_435_456), ("1G", 10**9), (4096, 4096)])

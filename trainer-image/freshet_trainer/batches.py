@@ -4,8 +4,17 @@ The reference for the distribution checks is the part of the window earlier
 runs already accepted (`data.batches` minus `data.newBatches`). Those batches
 are judged first, on the checks that need no reference (a policy tightened
 since they were accepted can still refuse them); the ones that pass become
-the reference the new batches are compared with. A run with no such batch
-(a policy's first run) records the reference-relative checks as skipped.
+the reference the new batches are compared with. After an accepted change
+the operator names where the new regime starts (`data.referenceFrom`), and
+only the batches from there on are the reference: normal moves with the
+change. A run with no such batch (a policy's first run) learns what is normal
+from its new batches themselves: the null, duplicate and conflicting-label
+checks compare each batch with all of them, the distribution checks are
+skipped (there is nothing earlier to compare with).
+
+A new batch refused only because its distribution changed (drift.action
+Hold) is still labelled data the serving model can be scored on: it is kept
+aside for monitoring (`LoadedBatches.changed`), never for training.
 
 With late labels (`data.labels`, see late_labels.py) a feature batch first
 passes its id and event-time checks; its label files are read and checked
@@ -31,6 +40,7 @@ from freshet_trainer.contract import (
     BatchRef,
     BatchValidation,
     Check,
+    DriftedBatch,
     LabelFileRef,
     LabelsSpec,
     LabelsSummary,
@@ -47,6 +57,7 @@ from freshet_trainer.store import ETagMismatch, ObjectNotFound, ObjectTooLarge
 from freshet_trainer.validation import (
     Accepted,
     Reference,
+    Refused,
     build_reference,
     not_evaluated,
     validate,
@@ -86,6 +97,10 @@ class LoadedBatches:
     accepted: list[Batch]
     quarantined: list[QuarantinedBatch]
     report: ValidationReport
+    drift: list[DriftedBatch] = field(default_factory=list)
+    """New batches whose distribution changed, accepted or held."""
+    changed: list[Batch] = field(default_factory=list)
+    """New batches held only for their change of distribution: scored, not trained on."""
     labels: LabelsSummary | None = None
     """Late labels only: watermark, cutoff and row counts (the result's `labels`)."""
     label_files: list[LabelFileRef] = field(default_factory=list)
@@ -109,11 +124,17 @@ class _Judged:
     accepted: pd.DataFrame | None = None
     reason: str = ""
     message: str = ""
+    changes: list[Check] = field(default_factory=list)
+    """Failed change checks (feature drift, label-rate shift)."""
+    only_changed: bool = False
+    """Refused for its change of distribution alone."""
 
 
 def load_batches(source: BatchSource, spec: RunSpec, *, classification: bool) -> LoadedBatches:
     """Read and judge every batch of the spec; refused ones come back as quarantined."""
-    read = {ref.key: _read(source, ref, spec) for ref in spec.data.batches}
+    read = {
+        ref.key: _without(spec.data.exclude, _read(source, ref, spec)) for ref in spec.data.batches
+    }
     if spec.data.labels is not None:
         return _load_late(source, spec, spec.data.labels, read, classification)
     inputs: dict[str, _Input | Check] = {}
@@ -126,7 +147,9 @@ def load_batches(source: BatchSource, spec: RunSpec, *, classification: bool) ->
     def batch(outcome: _Judged, rows: pd.DataFrame) -> Batch:
         return Batch(outcome.ref, rows, row_hashes(rows, label))
 
-    return _collect([judged[ref.key] for ref in spec.data.batches], reference, batch)
+    return _collect(
+        [judged[ref.key] for ref in spec.data.batches], reference, batch, spec, monitor_held=True
+    )
 
 
 def _judge_window(
@@ -139,24 +162,56 @@ def _judge_window(
     """Judge the batches of `inputs`: the reference window first, then the new ones."""
     new_keys = set(spec.data.new_batches)
     refs = [ref for ref in spec.data.batches if ref.key in inputs]
-    judged: dict[str, _Judged] = {}
-    for ref in refs:
-        if ref.key not in new_keys:
-            judged[ref.key] = _judge(
-                ref, inputs[ref.key], spec, classification, None, new=False, pending=pending
+    label = spec.data.label
+
+    def judge_all(batches: list[BatchRef], reference: Reference | None) -> dict[str, _Judged]:
+        return {
+            ref.key: _judge(
+                ref,
+                inputs[ref.key],
+                spec,
+                classification,
+                reference,
+                new=ref.key in new_keys,
+                pending=pending,
             )
-    reference_batches = [
-        (key, outcome.frame)
-        for key, outcome in judged.items()
-        if outcome.accepted is not None and outcome.frame is not None
-    ]
-    reference = build_reference(reference_batches, spec.data.label, classification)
-    for ref in refs:
-        if ref.key in new_keys:
-            judged[ref.key] = _judge(
-                ref, inputs[ref.key], spec, classification, reference, new=True, pending=pending
-            )
+            for ref in batches
+        }
+
+    def sound(judged: dict[str, _Judged]) -> list[tuple[str, pd.DataFrame]]:
+        return [
+            (key, outcome.frame)
+            for key, outcome in judged.items()
+            if outcome.accepted is not None and outcome.frame is not None
+        ]
+
+    old = [ref for ref in refs if ref.key not in new_keys]
+    new = [ref for ref in refs if ref.key in new_keys]
+    judged = judge_all(old, None)
+    regime = _regime(old, spec.data.reference_from)
+    reference = build_reference(
+        [(key, frame) for key, frame in sound(judged) if key in regime], label, classification
+    )
+    if reference is None:  # nothing earlier: the new batches say what is normal
+        first = sound(judge_all(new, None))
+        reference = build_reference(first, label, classification, learned_from_new=True)
+    judged.update(judge_all(new, reference))
     return judged, reference
+
+
+def _regime(old: list[BatchRef], start: str | None) -> set[str]:
+    """The earlier batches of the current regime: from `start` on, or all of them."""
+    keys = [ref.key for ref in old]
+    if start is None or start not in keys:
+        return set(keys)
+    return set(keys[keys.index(start) :])
+
+
+def _without(columns: list[str], raw: pd.DataFrame | Check) -> pd.DataFrame | Check:
+    """The batch without its non-feature columns (`data.exclude`)."""
+    if isinstance(raw, Check) or not columns:
+        return raw
+    return raw.drop(columns=[name for name in columns if name in raw.columns])
 
 
 def _load_late(
@@ -214,7 +269,13 @@ def _load_late(
         late = joined[outcome.ref.key]
         return Batch(outcome.ref, late.rows, row_hashes(late.rows, label), late.maturity)
 
-    collected = _collect([settled[ref.key] for ref in spec.data.batches], reference, batch)
+    collected = _collect(
+        [settled[ref.key] for ref in spec.data.batches],
+        reference,
+        batch,
+        spec,
+        monitor_held=False,
+    )
     trained = set(accepted)
     return replace(
         collected,
@@ -374,11 +435,24 @@ def _judge(
         settings=spec.validation,
         reference=reference,
         labels_pending=pending,
+        released=ref.key in spec.data.released,
     )
     checks, frame = [*item.before, *verdict.checks], item.frame
     if isinstance(verdict, Accepted):
-        return _Judged(ref, new, checks, frame=frame, accepted=verdict.rows)
-    return _Judged(ref, new, checks, frame=frame, reason=verdict.reason, message=verdict.message)
+        return _Judged(
+            ref, new, checks, frame=frame, accepted=verdict.rows, changes=verdict.changes
+        )
+    assert isinstance(verdict, Refused)
+    return _Judged(
+        ref,
+        new,
+        checks,
+        frame=frame,
+        reason=verdict.reason,
+        message=verdict.message,
+        changes=verdict.changes,
+        only_changed=verdict.only_changed,
+    )
 
 
 def _quarantined(ref: BatchRef, outcome: _Judged) -> QuarantinedBatch:
@@ -395,11 +469,27 @@ def _collect(
     judged: list[_Judged],
     reference: Reference | None,
     batch: Callable[[_Judged, pd.DataFrame], Batch],
+    spec: RunSpec,
+    *,
+    monitor_held: bool,
 ) -> LoadedBatches:
+    """Sort the verdicts into what trains, what is quarantined, and the report.
+
+    `monitor_held`: keep the labelled rows of batches held for their change of
+    distribution, for monitoring (not with late labels, whose rows need maturing).
+    """
     accepted: list[Batch] = []
     quarantined: list[QuarantinedBatch] = []
     report: list[BatchValidation] = []
+    drift: list[DriftedBatch] = []
+    changed: list[Batch] = []
+    label = spec.data.label
     for outcome in judged:
+        if outcome.new and outcome.changes:
+            drift.append(_drifted(outcome, spec))
+        if outcome.only_changed and outcome.new and monitor_held and outcome.frame is not None:
+            frame = outcome.frame
+            changed.append(batch(outcome, frame[frame[label].notna()].reset_index(drop=True)))
         ref = outcome.ref
         report.append(
             BatchValidation(
@@ -425,5 +515,30 @@ def _collect(
         rows=reference.rows if reference else 0,
     )
     return LoadedBatches(
-        accepted, quarantined, ValidationReport(reference=described, batches=report)
+        accepted,
+        quarantined,
+        ValidationReport(reference=described, batches=report),
+        drift=drift,
+        changed=changed,
+    )
+
+
+def _drifted(outcome: _Judged, spec: RunSpec) -> DriftedBatch:
+    """What changed in a new batch, and what it got: held, or accepted by the policy's
+    action (a released batch's change is accepted as Retrain would)."""
+    action = spec.validation.drift.action
+    if outcome.accepted is not None and action == "Hold":
+        action = "Retrain"
+    if outcome.accepted is None and not outcome.only_changed:
+        action = "Hold"  # refused for a fault as well; the change is only recorded
+    columns = [
+        figure.column for check in outcome.changes for figure in check.columns if not figure.passed
+    ] or [check.column for check in outcome.changes if check.column]
+    return DriftedBatch(
+        key=outcome.ref.key,
+        etag=outcome.ref.etag,
+        action=action,
+        checks=[check.name for check in outcome.changes],
+        columns=list(dict.fromkeys(columns)),
+        message=summary(outcome.changes),
     )

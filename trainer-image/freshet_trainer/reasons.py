@@ -37,6 +37,7 @@ class BatchReason(StrEnum):
     UNKNOWN_LABELS = "UnknownLabels"
     CONFLICTING_LABELS = "ConflictingLabels"
     LABEL_RATE_SHIFT = "LabelRateShift"
+    LABELS_CONTRADICT_MODEL = "LabelsContradictModel"
     # Distribution against the reference window
     FEATURE_DRIFT = "FeatureDrift"
     # Late labels (data.labels): feature batches and label files
@@ -61,6 +62,8 @@ class RunReason(StrEnum):
     NOT_ENOUGH_ROWS = "NotEnoughRows"
     TRAINING_FAILED = "TrainingFailed"
     WARM_START_UNSUPPORTED = "WarmStartUnsupported"
+    NO_NEW_DATA = "NoNewData"
+    """Skipped, not failed: every new batch was refused, nothing new to learn."""
 
 
 class RunFailed(Exception):

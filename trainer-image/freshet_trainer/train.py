@@ -25,9 +25,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from pydantic import ValidationError
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 
-from freshet_trainer import late_labels, logs
+from freshet_trainer import late_labels, logs, window
 from freshet_trainer.artifact import (
     ArtifactUnreadable,
     ChecksumMismatch,
@@ -40,6 +40,7 @@ from freshet_trainer.artifact import (
 from freshet_trainer.batches import Batch, load_batches
 from freshet_trainer.contract import (
     BaselineRef,
+    DriftedBatch,
     HoldoutSummary,
     LabelFileRef,
     LabelsSummary,
@@ -52,6 +53,7 @@ from freshet_trainer.contract import (
     RunSpec,
     ValidationReport,
 )
+from freshet_trainer.contradiction import hold_contradicted
 from freshet_trainer.estimators import (
     build_estimator,
     build_pipeline,
@@ -232,14 +234,31 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
     validation: ValidationReport | None = None
     live: LiveEvaluation | None = None
     labels: LabelsSummary | None = None
+    drift: list[DriftedBatch] = []
     try:
         estimator = build_estimator(spec.training.estimator, spec.training.seed)
         if spec.training.warm_start:
             method_for(estimator)  # refuses an estimator that cannot continue, before any download
         baseline = load_baseline(store, spec.baseline) if spec.baseline else None
         loaded = load_batches(store, spec, classification=is_classification(estimator))
+        loaded = hold_contradicted(loaded, baseline, spec)
         quarantined, validation, labels = loaded.quarantined, loaded.report, loaded.labels
-        live = score_live(store, spec, baseline, loaded.accepted)
+        drift = loaded.drift
+        live = score_live(store, spec, baseline, [*loaded.accepted, *loaded.changed])
+        new_keys = set(spec.data.new_batches)
+        if spec.data.new_data_required and not any(b.ref.key in new_keys for b in loaded.accepted):
+            log.info("every new batch was refused: no model", extra={"new": len(new_keys)})
+            return RunResult(
+                run_id=spec.run_id,
+                status="Skipped",
+                reason=RunReason.NO_NEW_DATA,
+                message=f"all {len(new_keys)} new batch(es) were refused; nothing new to train on",
+                quarantined=quarantined,
+                validation=validation,
+                monitoring=live,
+                labels=labels,
+                drift=drift,
+            )
         result = _train_and_publish(
             spec,
             store=store,
@@ -251,7 +270,7 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
             labels=labels,
             label_files=loaded.label_files,
         )
-        return result.model_copy(update={"monitoring": live, "labels": labels})
+        return result.model_copy(update={"monitoring": live, "labels": labels, "drift": drift})
     except RunFailed as failure:
         log.warning("run failed", extra={"reason": str(failure.reason), "detail": str(failure)})
         return RunResult(
@@ -263,6 +282,7 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
             validation=validation,
             monitoring=live,
             labels=labels,
+            drift=drift,
         )
 
 
@@ -338,6 +358,8 @@ def _train_and_publish(
             RunReason.NO_TRAINING_DATA,
             f"none of the {len(spec.data.batches)} batches passed validation",
         )
+    chosen = choose_window(spec, estimator, baseline, window.newest(batches, spec.data.max_batches))
+    batches = chosen.batches
     fraction = spec.evaluation.holdout_fraction
     split = split_batches(
         batches,
@@ -385,7 +407,29 @@ def _train_and_publish(
         rows=counts,
         quarantined=quarantined,
         validation=validation,
+        window=chosen.report,
     )
+
+
+def choose_window(
+    spec: RunSpec, estimator: BaseEstimator, baseline: ModelArtifact | None, batches: list[Batch]
+) -> window.Choice:
+    """The batches to train on (window.py): adaptive unless the policy says Full, or a
+    warm start continues the serving model (whose history is already in it)."""
+    if spec.data.selection == "Full":
+        return window.full(batches)
+    if spec.training.warm_start and baseline is not None:
+        return window.full(batches, "warm start continues the serving model: whole window")
+    label, metric = spec.data.label, spec.evaluation.metric
+    choice = window.choose(
+        batches,
+        set(spec.data.new_batches),
+        metric,
+        fit=lambda rows: fit_model(clone(estimator), rows, label),
+        measure=lambda model, rows: evaluate(model, rows).get(metric),
+    )
+    log.info("window chosen", extra={"window": choice.report.model_dump(mode="json")})
+    return choice
 
 
 def _evaluate_baseline(baseline: ModelArtifact, holdout: pd.DataFrame) -> dict[str, float]:
@@ -458,7 +502,7 @@ def termination_message(result: RunResult, version: str, gate_metric: str) -> st
         shown = "n/a" if value is None else f"{value:.4f}"
         line = f"Succeeded {version} {gate_metric}={shown}"
     else:
-        line = f"Failed {result.reason}: {result.message}"
+        line = f"{result.status} {result.reason}: {result.message}"
     return _one_line(line)
 
 

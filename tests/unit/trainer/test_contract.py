@@ -22,7 +22,8 @@ def test_example_run_spec_parses() -> None:
     assert spec.data.batches[0].etag == "9b2cf535f27731c974343645a3985328"
     assert spec.baseline is not None and spec.baseline.model_key.endswith("v2/model.joblib")
     assert spec.output.model_prefix == "freshet/ml/spam-filter/models/v3/"
-    assert spec.validation.max_null_fraction == 0.05  # absent in the example: the default
+    assert spec.validation.max_null_fraction is None  # null in the example: learned
+    assert spec.data.selection == "Adaptive" and spec.data.max_batches == 20
     labels = spec.data.labels
     assert labels is not None and labels.id_column == "message_id"
     assert (labels.delay_seconds, labels.negative_value, labels.delayed_feedback) == (

@@ -12,6 +12,7 @@ from freshet_trainer.validation.columns import Kind, as_column_type, conforms, k
 from freshet_trainer.validation.reference import Reference
 
 NO_REFERENCE = "no reference window yet (first run): nothing to compare with"
+FIRST_BATCHES = "the reference is the first batches themselves: no distribution to compare with"
 
 
 @dataclass(frozen=True)

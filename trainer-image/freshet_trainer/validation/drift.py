@@ -22,7 +22,7 @@ import pandas as pd
 from freshet_trainer.contract import Check, ColumnFigures
 from freshet_trainer.reasons import BatchReason
 from freshet_trainer.validation.columns import tokens
-from freshet_trainer.validation.context import NO_REFERENCE, BatchUnderTest
+from freshet_trainer.validation.context import FIRST_BATCHES, NO_REFERENCE, BatchUnderTest
 from freshet_trainer.validation.reference import ColumnProfile
 from freshet_trainer.validation.report import Rule, figures, worst_column
 from freshet_trainer.validation.statistics import (
@@ -59,6 +59,8 @@ def feature_drift(batch: BatchUnderTest) -> Check:
         return FEATURE_DRIFT.skipped("drift.method is Disabled")
     if batch.reference is None:
         return FEATURE_DRIFT.skipped(NO_REFERENCE)
+    if batch.reference.learned_from_new:
+        return FEATURE_DRIFT.skipped(FIRST_BATCHES)
     columns = batch.features if batch.classification else list(batch.frame.columns)
     comparisons = [
         comparison

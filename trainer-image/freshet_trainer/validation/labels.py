@@ -14,9 +14,9 @@ import numpy as np
 from freshet_trainer.contract import Check
 from freshet_trainer.reasons import BatchReason
 from freshet_trainer.validation.columns import tokens
-from freshet_trainer.validation.context import NO_REFERENCE, BatchUnderTest
+from freshet_trainer.validation.context import FIRST_BATCHES, NO_REFERENCE, BatchUnderTest
 from freshet_trainer.validation.measures import conflict_fraction
-from freshet_trainer.validation.quality import relative_limit
+from freshet_trainer.validation.quality import LEARNED, relative_limit
 from freshet_trainer.validation.report import Rule
 from freshet_trainer.validation.statistics import homogeneity_p
 
@@ -68,9 +68,11 @@ def conflicting_labels(batch: BatchUnderTest) -> Check:
         return CONFLICTING_LABELS.skipped(REGRESSION)
     if not batch.all_scalar:
         return CONFLICTING_LABELS.skipped("not evaluated: some columns hold non-scalar values")
-    value = conflict_fraction(batch.frame, batch.label)
     reference = batch.reference.conflict_fraction if batch.reference else None
     limit = relative_limit(batch, batch.settings.max_conflicting_label_fraction, reference)
+    if limit is None:
+        return CONFLICTING_LABELS.skipped(LEARNED)
+    value = conflict_fraction(batch.frame, batch.label)
     return CONFLICTING_LABELS.outcome(
         value <= limit,
         value=value,
@@ -87,6 +89,8 @@ def label_rate_shift(batch: BatchUnderTest) -> Check:
         return LABEL_RATE_SHIFT.skipped(REGRESSION + "; its distribution is in featureDrift")
     if batch.reference is None or batch.reference.labels is None:
         return LABEL_RATE_SHIFT.skipped(NO_REFERENCE)
+    if batch.reference.learned_from_new:
+        return LABEL_RATE_SHIFT.skipped(FIRST_BATCHES)
     if not batch.well_typed(batch.label):
         return LABEL_RATE_SHIFT.skipped("not evaluated: the label column has the wrong type")
     counts = tokens(batch.frame[batch.label]).value_counts()

@@ -1,9 +1,11 @@
 """Value checks: nulls, non-finite numbers, values outside the reference, duplicates.
 
-Fraction limits are relative where the data allows it (Evidently's default):
-a column that is normally 30% null is not refused for being 31% null, so the
-allowed fraction is the larger of the policy's absolute limit and the
-reference's own fraction plus `referenceTolerance`.
+Fraction limits are learned from the data (Evidently's default): a column
+that is normally 30% null is not refused for being 31% null, so the allowed
+fraction is the reference's own fraction plus `referenceTolerance`, or the
+policy's absolute limit when one is set and it is larger. On a policy's first
+run the reference is the first batches themselves (see `batches.py`), so what
+real data normally looks like is never refused for want of history.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pandas as pd
 from freshet_trainer.contract import Check, ColumnFigures
 from freshet_trainer.reasons import BatchReason
 from freshet_trainer.validation.columns import NUMERIC, tokens
-from freshet_trainer.validation.context import NO_REFERENCE, BatchUnderTest
+from freshet_trainer.validation.context import FIRST_BATCHES, NO_REFERENCE, BatchUnderTest
 from freshet_trainer.validation.measures import duplicate_fraction
 from freshet_trainer.validation.report import Rule, figures, worst_column
 from freshet_trainer.validation.statistics import adjust, outside_range_p, unseen_p
@@ -25,10 +27,18 @@ OUT_OF_RANGE = Rule("outOfRange", BatchReason.OUT_OF_RANGE)
 DUPLICATE_ROWS = Rule("duplicateRows", BatchReason.DUPLICATE_ROWS)
 
 
-def relative_limit(batch: BatchUnderTest, absolute: float, reference: float | None) -> float:
-    if reference is None:
-        return absolute
-    return max(absolute, reference + batch.settings.reference_tolerance)
+LEARNED = "no limit set and no reference to learn one from"
+
+
+def relative_limit(
+    batch: BatchUnderTest, absolute: float | None, reference: float | None
+) -> float | None:
+    """The allowed fraction: learned (reference + tolerance), at least `absolute` when set;
+    None when neither exists (the check is then skipped)."""
+    learned = None if reference is None else reference + batch.settings.reference_tolerance
+    if absolute is None or learned is None:
+        return learned if absolute is None else absolute
+    return max(absolute, learned)
 
 
 def null_fraction(batch: BatchUnderTest) -> Check:
@@ -47,9 +57,12 @@ def null_fraction(batch: BatchUnderTest) -> Check:
             if name in non_nullable
             else relative_limit(batch, batch.settings.max_null_fraction, reference)
         )
+        if limit is None:
+            continue
         value = float(fractions[name])
         per_column.append(figures(name, value <= limit, value, limit, reference=reference))
-    return worst_column(NULL_FRACTION, per_column, "too often null", "no feature columns")
+    empty = LEARNED if batch.features else "no feature columns"
+    return worst_column(NULL_FRACTION, per_column, "too often null", empty)
 
 
 def non_finite(batch: BatchUnderTest) -> Check:
@@ -78,6 +91,8 @@ def out_of_range(batch: BatchUnderTest) -> Check:
     """
     if batch.reference is None:
         return OUT_OF_RANGE.skipped(NO_REFERENCE)
+    if batch.reference.learned_from_new:
+        return OUT_OF_RANGE.skipped(FIRST_BATCHES)
     measured: list[tuple[str, float, float]] = []  # column, share outside, p-value
     for name in batch.comparable(batch.features):
         profile = batch.reference.columns[name]
@@ -112,9 +127,11 @@ def out_of_range(batch: BatchUnderTest) -> Check:
 def duplicate_rows(batch: BatchUnderTest) -> Check:
     if not batch.all_scalar:
         return DUPLICATE_ROWS.skipped("not evaluated: some columns hold non-scalar values")
-    value = duplicate_fraction(batch.frame)
     reference = batch.reference.duplicate_fraction if batch.reference else None
     limit = relative_limit(batch, batch.settings.max_duplicate_fraction, reference)
+    if limit is None:
+        return DUPLICATE_ROWS.skipped(LEARNED)
+    value = duplicate_fraction(batch.frame)
     return DUPLICATE_ROWS.outcome(
         value <= limit,
         value=value,

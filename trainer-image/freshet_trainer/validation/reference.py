@@ -55,10 +55,17 @@ class Reference:
     conflict_fraction: float
     labels: dict[str, int] | None
     """Classification: how often each label occurred (as tokens)."""
+    learned_from_new: bool = False
+    """Built from the batches under test (a policy's first run): it says what is
+    normal for the value checks, but no change can be measured against it."""
 
 
 def build_reference(
-    batches: Sequence[tuple[str, pd.DataFrame]], label: str, classification: bool
+    batches: Sequence[tuple[str, pd.DataFrame]],
+    label: str,
+    classification: bool,
+    *,
+    learned_from_new: bool = False,
 ) -> Reference | None:
     """Summarise the reference batches `(key, frame)`; None when there are none."""
     frames = [frame for _, frame in batches if len(frame)]
@@ -81,6 +88,7 @@ def build_reference(
             else 0.0
         ),
         labels={str(k): int(v) for k, v in labels.items()} if labels is not None else None,
+        learned_from_new=learned_from_new,
     )
 
 

@@ -42,7 +42,7 @@ def missing_columns(batch: BatchUnderTest) -> Check:
     """Every declared column (Strict), or every column of every reference batch."""
     if batch.strict:
         required = [column.name for column in batch.settings.columns]
-    elif batch.reference is not None:
+    elif batch.reference is not None and not batch.reference.learned_from_new:
         required = [n for n, p in batch.reference.columns.items() if p.in_every_batch]
     else:
         return MISSING_COLUMNS.skipped(NO_REFERENCE)
@@ -59,7 +59,7 @@ def unexpected_columns(batch: BatchUnderTest) -> Check:
     """Columns neither declared nor seen in the reference, unless allowExtraColumns."""
     if batch.strict:
         known = {column.name for column in batch.settings.columns} | {batch.label}
-    elif batch.reference is not None:
+    elif batch.reference is not None and not batch.reference.learned_from_new:
         known = set(batch.reference.columns)
     else:
         return UNEXPECTED_COLUMNS.skipped(NO_REFERENCE)
