@@ -79,3 +79,46 @@ def conversion_day(
             conversions[event_id] = at + timedelta(seconds=float(delays[i]))
         out.write(f"{event_id},{at.isoformat()},{x1[i]:.5f},{x2[i]:.5f},{cat[i]}\n")
     return ConversionDay(day, out.getvalue().encode(), times, conversions)
+
+
+def shifted_csv(rows: int, seed: int, shifted: bool) -> bytes:
+    """A lasting covariate shift: x1 moves from around -1.5 to around +1.5.
+
+    The concept is fixed and non-linear (sin(1.5 x1) + 0.5 x2), so a linear
+    model only fits it locally: one trained before the shift is wrong for most
+    rows after it, and only a model retrained on post-shift data follows.
+    """
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(1.5 if shifted else -1.5, 1.0, rows)
+    x2 = rng.normal(size=rows)
+    y = (np.sin(1.5 * x1) + 0.5 * x2 + rng.normal(scale=0.3, size=rows) > 0).astype(int)
+    out = io.StringIO()
+    out.write("x1,x2,label\n")
+    for a, b, label in zip(x1, x2, y, strict=True):
+        out.write(f"{a:.5f},{b:.5f},{label}\n")
+    return out.getvalue().encode()
+
+
+def census_csv(rows: int, seed: int, null_share: float = 0.10) -> bytes:
+    """Census-like rows as real extracts come: `null_share` of `occupation` missing,
+    about a quarter of the rows (at 1,200 rows) repeating another one exactly,
+    since the fields are coarse bands and codes, and about 14% of the labelled
+    rows sharing their features with a differently labelled one."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(2, 9, rows) * 10  # age band
+    hours = rng.choice([10, 20, 30], rows)
+    education = rng.integers(1, 17, rows)
+    occupation = rng.choice(["sales", "craft", "admin", "exec"], rows).astype(object)
+    occupation[rng.random(rows) < null_share] = None
+    logit = (
+        0.06 * (age - 45)
+        + 0.05 * (hours - 40)
+        + 0.2 * (education - 8)
+        + np.where(occupation == "exec", 1.0, -0.3)
+    )
+    y = (logit + rng.normal(scale=1.0, size=rows) > 0).astype(int)
+    out = io.StringIO()
+    out.write("age,hours,education,occupation,label\n")
+    for a, h, e, o, label in zip(age, hours, education, occupation, y, strict=True):
+        out.write(f"{a},{h},{e},{o if o is not None else ''},{label}\n")
+    return out.getvalue().encode()

@@ -189,6 +189,11 @@ class Manifest(_Lenient):
         update: dict[str, Any] = {
             "batches": [BatchRef(key=b.key, etag=b.etag, size=b.size) for b in batches],
             "new_batches": [key for key in spec.data.new_batches if key in trained],
+            # The batches are the window the original run chose, and it accepted them:
+            # no second choice, and no change of distribution refuses them again.
+            "selection": "Full",
+            "max_batches": None,
+            "new_data_required": False,
         }
         if spec.data.labels is not None and self.data.label_files is not None:
             files = [
@@ -197,7 +202,15 @@ class Manifest(_Lenient):
             ]
             update["labels"] = spec.data.labels.model_copy(update={"files": files})
         data = spec.data.model_copy(update=update)
+        validation = spec.validation.model_copy(
+            update={
+                "drift": spec.validation.drift.model_copy(update={"action": "Ignore"}),
+                "label_contradiction": spec.validation.label_contradiction.model_copy(
+                    update={"action": "Allow"}
+                ),
+            }
+        )
         output = spec.output.model_copy(
             update={"model_prefix": output_prefix, "result_key": f"{output_prefix}result.json"}
         )
-        return spec.model_copy(update={"data": data, "output": output})
+        return spec.model_copy(update={"data": data, "validation": validation, "output": output})
