@@ -178,8 +178,8 @@ class RunDrift(_ContractModel):
 
 
 class RunLabelContradiction(_ContractModel):
-    """Hold a batch whose labels the serving model contradicts far worse than a
-    constant guess would, while its features look as usual (a label fault)."""
+    """Hold a batch on which the serving model does far worse than chance while its
+    features look as usual: its labels contradict everything known (a label fault)."""
 
     action: ContradictionAction = ContradictionAction.HOLD
     margin: float = 0.1

@@ -333,11 +333,11 @@ class ContradictionAction(StrEnum):
 
 
 class LabelContradictionSpec(_SpecModel):
-    """Labels on which the serving model does far worse than a constant guess."""
+    """Labels on which the serving model does far worse than chance (a label fault)."""
 
     action: ContradictionAction = ContradictionAction.HOLD
     margin: Fraction = Decimal("0.1")
-    """How far below the constant guess's accuracy the serving model must fall."""
+    """How far below chance the serving model's accuracy must fall."""
 
 
 class ValidationSpec(_SpecModel):

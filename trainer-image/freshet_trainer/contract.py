@@ -188,9 +188,9 @@ class DriftSpec(_Document):
 
 
 class LabelContradictionSpec(_Document):
-    """Hold a batch on which the serving model is far worse than a constant guess
-    (by more than `margin` in accuracy, significantly) while its features look
-    as usual: its labels contradict everything known, a label fault."""
+    """Hold a batch on which the serving model's accuracy is more than `margin` below
+    chance (significantly) while its features look as usual: its labels
+    contradict everything known, a label fault (contradiction.py)."""
 
     action: ContradictionAction = "Hold"
     margin: Fraction = 0.1

@@ -1,19 +1,22 @@
 """Labels that contradict the serving model: a label fault that looks like ordinary data.
 
-A new batch whose features look as usual, but on which the serving model
-does far worse than a constant guess (the reference's most common class),
+A new batch whose features look as usual, but whose labels the serving model
+gets far less often right than chance would (anti-correlated predictions),
 carries labels that contradict everything known: flipped or shifted labels
-from a join or export bug. A change of concept degrades a model towards the
-constant guess, rarely far below it, and a change of the features is caught
-by the drift check (a batch that drifted is not judged here: the serving
-model may simply not know that region). Such a batch is held as a fault
-with its figures; a real reversal the user wants to follow is released from
-quarantine, or allowed by `validation.labelContradiction.action: Allow`.
+from a join or export bug. A change of concept degrades a model towards
+chance, rarely far below it; a change of the features is caught by the drift
+checks, and a batch whose features changed is not judged here (the serving
+model may simply not know that region, and a wrong model and wrong labels
+then look alike). Such a batch is held as a fault with its figures; a real
+reversal the user wants to follow is released from quarantine, or allowed
+with `validation.labelContradiction.action: Allow`.
 
-The test is paired, per row: the share of rows the constant guess gets right
-and the serving model gets wrong, minus the reverse, must exceed `margin`,
-one-sided at `drift.pValue`. Classification only: a regression target has no
-constant guess that errors can be compared with this way.
+Chance is the accuracy the model's predictions would have if they were
+independent of the labels, given how often it predicts each class and how
+often each label occurs in the batch (Cohen's expected agreement), so a
+shifted class balance alone never looks like a contradiction. The batch is
+held when chance exceeds the model's accuracy by more than `margin`,
+one-sided at `drift.pValue`. Classification only.
 """
 
 from __future__ import annotations
@@ -40,28 +43,26 @@ MIN_ROWS: Final = 30
 """Fewer labelled rows than this and the batch is not judged: too little evidence."""
 
 
-def judge(
-    serving_right: np.ndarray, constant_right: np.ndarray, *, margin: float, p: float
-) -> Check:
-    """The check for one batch from per-row correctness of the two predictors."""
-    rows = int(serving_right.size)
+def judge(predicted: np.ndarray, truth: np.ndarray, *, margin: float, p: float) -> Check:
+    """The check for one batch from the serving model's predictions and the labels."""
+    rows = int(truth.size)
     if rows < MIN_ROWS:
         return RULE.skipped(f"{rows} labelled row(s); at least {MIN_ROWS} are needed")
-    difference = constant_right.astype(float) - serving_right.astype(float)
-    gap = float(difference.mean())
-    spread = float(difference.std(ddof=1))
-    if spread == 0.0:
-        p_value = 0.0 if gap > margin else 1.0
-    else:
-        p_value = float(norm.sf((gap - margin) / (spread / math.sqrt(rows))))
+    accuracy = float((predicted == truth).mean())
+    predicted_share = pd.Series(predicted).value_counts(normalize=True)
+    truth_share = pd.Series(truth).value_counts(normalize=True)
+    chance = float(sum(share * truth_share.get(c, 0.0) for c, share in predicted_share.items()))
+    gap = chance - accuracy
+    spread = math.sqrt(max(chance * (1.0 - chance), 1e-12) / rows)
+    p_value = float(norm.sf((gap - margin) / spread))
     contradicted = gap > margin and p_value < p
     return RULE.outcome(
         not contradicted,
         value=gap,
         limit=margin,
         message=(
-            f"serving model accuracy {serving_right.mean():.4f}, constant guess"
-            f" {constant_right.mean():.4f} on {rows} rows (p={p_value:.3g})"
+            f"serving model accuracy {accuracy:.4f} vs {chance:.4f} by chance on {rows} rows"
+            f" (p={p_value:.3g})"
         ),
     )
 
@@ -72,10 +73,8 @@ def hold_contradicted(
     """`loaded` with the new batches whose labels contradict the serving model quarantined."""
     settings = spec.validation.label_contradiction
     new_keys = set(spec.data.new_batches)
-    old = [b for b in loaded.accepted if b.ref.key not in new_keys]
-    if serving is None or not serving.classification or settings.action == "Allow" or not old:
+    if serving is None or not serving.classification or settings.action == "Allow":
         return loaded
-    constant = _most_common(pd.concat([b.rows[serving.label] for b in old]))
     judged: dict[str, Check] = {}
     for batch in loaded.accepted:
         if batch.ref.key not in new_keys or batch.ref.key in spec.data.released:
@@ -86,10 +85,7 @@ def hold_contradicted(
         truth = tokens(rows[serving.label]).to_numpy()
         predicted = tokens(pd.Series(serving.pipeline.predict(serving.features(rows)))).to_numpy()
         judged[batch.ref.key] = judge(
-            predicted == truth,
-            truth == constant,
-            margin=settings.margin,
-            p=spec.validation.drift.p_value,
+            predicted, truth, margin=settings.margin, p=spec.validation.drift.p_value
         )
     held = {key for key, check in judged.items() if not check.passed}
     return replace(
@@ -107,10 +103,6 @@ def hold_contradicted(
             update={"batches": [_with_check(v, judged.get(v.key)) for v in loaded.report.batches]}
         ),
     )
-
-
-def _most_common(labels: pd.Series) -> str:
-    return str(tokens(labels).value_counts().index[0])
 
 
 def _labelled(batch: Batch) -> pd.DataFrame:

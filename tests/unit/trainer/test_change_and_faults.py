@@ -223,27 +223,45 @@ def test_excluded_columns_never_reach_validation_or_the_rows() -> None:
     assert batch.hashes.tolist() == row_hashes(frame.drop(columns=["user_id", "ts"]), "y").tolist()
 
 
-# (case id, serving right, constant guess right, expected passed, expected skipped)
+def _labels(ones: int, zeros: int) -> np.ndarray:
+    return np.array(["1"] * ones + ["0"] * zeros)
+
+
+# (case id, predictions, labels, expected passed, expected skipped)
 CONTRADICTIONS = [
-    ("labels-flipped", [0] * 94 + [1] * 6, [1] * 50 + [0] * 50, False, False),
-    ("concept-drifted", [1] * 60 + [0] * 40, [1] * 50 + [0] * 50, True, False),
-    ("as-usual", [1] * 90 + [0] * 10, [1] * 50 + [0] * 50, True, False),
-    ("barely-below-the-margin", [1] * 45 + [0] * 55, [1] * 50 + [0] * 50, True, False),
-    ("too-few-rows", [0] * 10, [1] * 10, True, True),
+    # 94% wrong on balanced labels: far below the 50% chance would give
+    ("labels-flipped", _labels(47, 53), np.array(["0"] * 47 + ["1"] * 53), False, False),
+    # flipped labels of an imbalanced class: chance is 0.8*0.2 + 0.2*0.8 = 0.32
+    ("imbalanced-flipped", _labels(20, 80), np.array(["0"] * 20 + ["1"] * 80), False, False),
+    # degraded by a change of concept: right 60% of the time, above chance
+    (
+        "concept-drifted",
+        _labels(50, 50),
+        _labels(30, 20).tolist() + _labels(20, 30).tolist(),
+        True,
+        False,
+    ),
+    # the class balance moved (80% ones now) and the model still predicts mostly zeros
+    (
+        "label-rate-shift",
+        _labels(20, 80),
+        _labels(20, 0).tolist() + _labels(60, 20).tolist(),
+        True,
+        False,
+    ),
+    ("too-few-rows", _labels(0, 10), _labels(10, 0), True, True),
 ]
 
 
 @pytest.mark.parametrize(
-    ("serving", "constant", "passed", "skipped"),
+    ("predicted", "truth", "passed", "skipped"),
     [case[1:] for case in CONTRADICTIONS],
     ids=[case[0] for case in CONTRADICTIONS],
 )
 def test_labels_contradicting_the_model(
-    serving: list[int], constant: list[int], passed: bool, skipped: bool
+    predicted: np.ndarray, truth: Any, passed: bool, skipped: bool
 ) -> None:
-    check = contradiction.judge(
-        np.array(serving, dtype=bool), np.array(constant, dtype=bool), margin=0.1, p=0.01
-    )
+    check = contradiction.judge(np.asarray(predicted), np.asarray(truth), margin=0.1, p=0.01)
     assert (check.passed, check.skipped) == (passed, skipped), check.message
 
 
