@@ -171,7 +171,7 @@ def replay(
             )
             if len(window_rows) and window_rows[label].nunique() > 1:
                 serving = fit_model(LogisticRegression(max_iter=500), window_rows, label)
-                loaded = hold_contradicted(loaded, serving, run)
+                loaded = hold_contradicted(loaded, run, serving)
         for drifted in loaded.drift:
             changes.update(drifted.checks)
         held = [q for q in loaded.quarantined if q.key == key]

@@ -163,6 +163,8 @@ def trial(s: stack.Stack, api: client.ApiClient, i: int, replicas: int) -> dict[
         sc.policy(
             "ads",
             data__window={"maxBatches": 1},
+            # The inverted batch must reach production for monitoring to catch it.
+            validation={"labelContradiction": {"action": "Allow"}},
             monitoring={
                 "source": "Prometheus",
                 "intervalSeconds": 1,

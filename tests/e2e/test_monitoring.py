@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import scenario as sc
+from devstack import operatorproc
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def _deployment_version(api: client.ApiClient, ns: str) -> str | None:
@@ -42,6 +44,8 @@ def test_prequential_monitoring_rolls_back_a_regressed_model(
         sc.policy(
             "ctr",
             data__window={"maxBatches": 1},
+            # The inverted batch must reach production for monitoring to catch it.
+            validation={"labelContradiction": {"action": "Allow"}},
             monitoring={
                 "source": "Prequential",
                 "failureLimit": 1,
@@ -112,6 +116,58 @@ def test_prequential_monitoring_rolls_back_a_regressed_model(
     assert sc.serving_version(p) == "v1"
 
 
+def _measured(text: str, ns: str, name: str) -> dict[str, float]:
+    """freshet_monitoring_measurements_total of one policy, by verdict."""
+    return {
+        sample.labels["verdict"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "freshet_monitoring_measurements_total"
+        and sample.labels.get("namespace") == ns
+        and sample.labels.get("policy") == name
+    }
+
+
+def test_prequential_measurements_stay_visible_after_each_promotion(
+    kube_api: client.ApiClient,
+    ns: str,
+    bucket: str,
+    s3: Any,
+    freshet_operator: int,
+) -> None:
+    """Each run measures the serving model, then its promotion replaces it: status keeps
+    that measurement (the replaced version's analysis) and totals agree with the counter."""
+    sc.create_policy(
+        kube_api,
+        ns,
+        sc.policy(
+            "steady",
+            gate={"metric": "accuracy", "maxRegression": "0.1"},
+            monitoring={"source": "Prequential", "maxRegression": "0.2", "minRows": 50},
+        ),
+    )
+    for i in range(3):
+        sc.put(s3, bucket, f"incoming/p{i}.csv", sc.batch_csv(600, seed=110 + i))
+        p = _serving(kube_api, ns, "steady", f"v{i + 1}")
+
+    monitoring = p["status"]["monitoring"]
+    # v3 has not been measured yet: no run has scored it on new rows.
+    assert (monitoring["version"], monitoring["measurements"]) == ("v3", 0)
+    assert "lastMeasurement" not in monitoring
+    # v2 was measured by the run that trained v3, just before v3 replaced it.
+    previous = monitoring["previous"]
+    assert (previous["version"], previous["measurements"], previous["phase"]) == (
+        "v2",
+        1,
+        "Healthy",
+    )
+    assert previous["lastMeasurement"]["verdict"] == "Pass"
+    assert "on 600 new rows" in previous["lastMeasurement"]["message"]
+    # Two runs measured the serving model (v1, then v2): status and the counter agree.
+    assert monitoring["totals"] == {"Pass": 2}
+    assert _measured(operatorproc.metrics(freshet_operator), ns, "steady") == {"Pass": 2.0}
+
+
 def test_prometheus_analysis_holds_steady_then_rolls_back(
     kube_api: client.ApiClient,
     ns: str,
@@ -125,6 +181,8 @@ def test_prometheus_analysis_holds_steady_then_rolls_back(
         sc.policy(
             "ads",
             data__window={"maxBatches": 1},
+            # The inverted batch must reach production for monitoring to catch it.
+            validation={"labelContradiction": {"action": "Allow"}},
             monitoring={
                 "source": "Prometheus",
                 "intervalSeconds": 1,
@@ -211,6 +269,8 @@ def test_model_server_metrics_scraped_by_the_operator_roll_back_a_regression(
         sc.policy(
             "scraped",
             data__window={"maxBatches": 1},
+            # The inverted batch must reach production for monitoring to catch it.
+            validation={"labelContradiction": {"action": "Allow"}},
             monitoring={
                 "source": "ModelServer",
                 "intervalSeconds": 1,

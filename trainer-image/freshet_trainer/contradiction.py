@@ -68,9 +68,16 @@ def judge(predicted: np.ndarray, truth: np.ndarray, *, margin: float, p: float) 
 
 
 def hold_contradicted(
-    loaded: LoadedBatches, serving: ModelArtifact | None, spec: RunSpec
+    loaded: LoadedBatches,
+    spec: RunSpec,
+    serving: ModelArtifact | None,
+    previous: ModelArtifact | None = None,
 ) -> LoadedBatches:
-    """`loaded` with the new batches whose labels contradict the serving model quarantined."""
+    """`loaded` with the new batches whose labels contradict what is known quarantined.
+
+    What is known is the serving model and, when there is one, the previous good
+    model: a batch the previous model agrees with does not contradict everything
+    known, only a serving model that went wrong (which monitoring then sees)."""
     settings = spec.validation.label_contradiction
     new_keys = set(spec.data.new_batches)
     if serving is None or not serving.classification or settings.action == "Allow":
@@ -83,10 +90,17 @@ def hold_contradicted(
             continue
         rows = _labelled(batch)
         truth = tokens(rows[serving.label]).to_numpy()
-        predicted = tokens(pd.Series(serving.pipeline.predict(serving.features(rows)))).to_numpy()
-        judged[batch.ref.key] = judge(
-            predicted, truth, margin=settings.margin, p=spec.validation.drift.p_value
-        )
+        checks = [
+            judge(
+                _predict(model, rows),
+                truth,
+                margin=settings.margin,
+                p=spec.validation.drift.p_value,
+            )
+            for model in (serving, previous)
+            if model is not None
+        ]
+        judged[batch.ref.key] = next((c for c in checks if c.passed), checks[0])
     held = {key for key, check in judged.items() if not check.passed}
     return replace(
         loaded,
@@ -103,6 +117,11 @@ def hold_contradicted(
             update={"batches": [_with_check(v, judged.get(v.key)) for v in loaded.report.batches]}
         ),
     )
+
+
+def _predict(model: ModelArtifact, rows: pd.DataFrame) -> np.ndarray:
+    predicted = model.pipeline.predict(model.features(rows))
+    return np.asarray(tokens(pd.Series(predicted)).to_numpy())
 
 
 def _labelled(batch: Batch) -> pd.DataFrame:

@@ -241,10 +241,11 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
             method_for(estimator)  # refuses an estimator that cannot continue, before any download
         baseline = load_baseline(store, spec.baseline) if spec.baseline else None
         loaded = load_batches(store, spec, classification=is_classification(estimator))
-        loaded = hold_contradicted(loaded, baseline, spec)
+        previous = load_previous(store, spec)
+        loaded = hold_contradicted(loaded, spec, baseline, previous)
         quarantined, validation, labels = loaded.quarantined, loaded.report, loaded.labels
         drift = loaded.drift
-        live = score_live(store, spec, baseline, [*loaded.accepted, *loaded.changed])
+        live = score_live(spec, baseline, previous, [*loaded.accepted, *loaded.changed])
         new_keys = set(spec.data.new_batches)
         if spec.data.new_data_required and not any(b.ref.key in new_keys for b in loaded.accepted):
             log.info("every new batch was refused: no model", extra={"new": len(new_keys)})
@@ -286,8 +287,23 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
         )
 
 
+def load_previous(store: ObjectStore, spec: RunSpec) -> ModelArtifact | None:
+    """The previous good model (verified like the baseline), None when there is none
+    or it cannot be used: it only informs monitoring and the label-contradiction check."""
+    if spec.previous is None:
+        return None
+    try:
+        return load_baseline(store, spec.previous)
+    except RunFailed as error:
+        log.warning("previous model unusable", extra={"error": str(error)})
+        return None
+
+
 def score_live(
-    store: ObjectStore, spec: RunSpec, serving: ModelArtifact | None, batches: list[Batch]
+    spec: RunSpec,
+    serving: ModelArtifact | None,
+    previous_model: ModelArtifact | None,
+    batches: list[Batch],
 ) -> LiveEvaluation | None:
     """Test, then train: score the serving and the previous good model on the new rows.
 
@@ -302,10 +318,10 @@ def score_live(
     if serving is None or rows is None:
         return None
     previous = None
-    if spec.previous is not None:
+    if previous_model is not None:
         try:
-            previous = evaluate(load_baseline(store, spec.previous), rows)
-        except (RunFailed, ValueError, KeyError, TypeError) as error:
+            previous = evaluate(previous_model, rows)
+        except (ValueError, KeyError, TypeError) as error:
             log.warning("previous model cannot score the new rows", extra={"error": str(error)})
     try:
         scored = evaluate(serving, rows)
