@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from freshet import jobs, ledger, metrics, monitoring, names, serverscrape, serving, status
 from freshet.batches import Batch
 from freshet.config import OperatorConfig
-from freshet.decisions import analysis, backfill, rollback, runs, staleness, trigger
+from freshet.decisions import analysis, backfill, retry, rollback, runs, staleness, trigger
 from freshet.decisions.outcome import Outcome, judge_run
 from freshet.kube import Kube
 from freshet.ledger import (
@@ -53,7 +53,6 @@ from freshet.store_layout import StateLayout
 from freshet.watcher import BucketWatcher, WatcherRegistry
 
 STATIC_RESCAN_SECONDS = 10.0
-MAX_BACKOFF = timedelta(hours=1)
 KEEP_FINISHED_JOBS = 3
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -256,21 +255,7 @@ class PolicyController:
         now = _now()
         self._released = await asyncio.to_thread(self._find_released, spec, book, watcher, store)
         pending = self._pending(spec, book, watcher)
-        created = _parse_time(body.get("metadata", {}).get("creationTimestamp")) or now
-        annotations = body.get("metadata", {}).get("annotations") or {}
-        facts = trigger.TriggerFacts(
-            now=now,
-            pending=pending,
-            consumed_count=len(book.consumed),
-            run_active=False,
-            has_run=book.trained_spec_hash is not None,
-            has_serving_model=book.serving is not None,
-            training_hash=spec.training_hash(),
-            last_run_training_hash=book.trained_spec_hash,
-            retrain_request=annotations.get(names.RETRAIN_ANNOTATION),
-            honoured_retrain_request=book.retrain_request,
-            schedule_anchor=book.last_schedule_time or created,
-        )
+        facts = _trigger_facts(body, spec, book, pending, now)
         if spec.serving is not None and spec.serving.pinned_version is not None:
             self._waiting = (
                 "Pinned",
@@ -301,11 +286,25 @@ class PolicyController:
             if decision.retry_after is not None:
                 return max(0.05, min(decision.retry_after.total_seconds(), 3600.0))
             return self.rt.config.resync_seconds
-        if book.retry_not_before is not None and book.retry_not_before > now:
-            wait = (book.retry_not_before - now).total_seconds()
+        window = self._window(spec, book, decision.batches)
+        label_files = self._window_label_files(spec, book, watcher, window)
+        held = retry.hold(
+            retry.RetryFacts(
+                now=now,
+                failures=book.failures,
+                retry_not_before=book.retry_not_before,
+                failed_inputs=book.failed_inputs,
+                inputs=retry.fingerprint(
+                    window, [(f.key, f.etag) for f in label_files], spec.training_hash()
+                ),
+            )
+        )
+        if held is not None:
+            wait = held.total_seconds()
             self._waiting = (
                 "Backoff",
-                f"{book.failures} failed run(s) in a row; next attempt in {wait:.0f}s",
+                f"{book.failures} failed run(s) in a row over these inputs; next attempt in"
+                f" {wait:.0f}s, or at once when new data or a spec change arrives",
             )
             return wait
         if self.uid not in self.rt.active_runs and (
@@ -323,7 +322,16 @@ class PolicyController:
         if decision.reason is trigger.TrainReason.BACKFILL:
             self.rt.active_backfills.add(self.uid)
         try:
-            await self._start(body, spec, store, book, decision=decision, watcher=watcher)
+            await self._start(
+                body,
+                spec,
+                store,
+                book,
+                decision=decision,
+                watcher=watcher,
+                window=window,
+                label_files=label_files,
+            )
         except BaseException:
             if book.intent is None:  # nothing to replay: give the slots back
                 self.rt.active_runs.discard(self.uid)
@@ -334,6 +342,13 @@ class PolicyController:
     def _window(self, spec: PolicySpec, book: Ledger, new: tuple[Batch, ...]) -> tuple[Batch, ...]:
         window_size = spec.data.window.max_batches if spec.data.window else None
         return runs.select_window([b.batch() for b in book.consumed], new, window_size)
+
+    def _window_label_files(
+        self, spec: PolicySpec, book: Ledger, watcher: BucketWatcher, window: tuple[Batch, ...]
+    ) -> list[backfill.LabelFile]:
+        """The late-label files a run over `window` joins, as the watcher lists them now."""
+        files = self._label_files(spec, book, watcher, [b.key for b in window])
+        return [f for batch_files in files.values() for f in batch_files]
 
     def _label_files(
         self, spec: PolicySpec, book: Ledger, watcher: BucketWatcher, batch_keys: list[str]
@@ -386,10 +401,14 @@ class PolicyController:
         *,
         decision: trigger.Train,
         watcher: BucketWatcher,
+        window: tuple[Batch, ...],
+        label_files: list[backfill.LabelFile],
     ) -> None:
-        window = self._window(spec, book, decision.batches)
         version = f"v{book.next_version}"
-        run_id = runs.run_id(self.name, self.uid, window, version)
+        # A failed run gave its version back: the failures in a row before this
+        # run keep its id (and Job) apart from theirs.
+        attempt = book.failures
+        run_id = runs.run_id(self.name, self.uid, window, version, attempt)
         baseline = None
         if book.serving is not None:
             baseline = RunModelRef(
@@ -409,11 +428,6 @@ class PolicyController:
             uid=self.uid,
             generation=int(body["metadata"].get("generation", 0)),
         )
-        label_files = [
-            f
-            for files in self._label_files(spec, book, watcher, [b.key for b in window]).values()
-            for f in files
-        ]
         labels = None
         if spec.data.labels is not None:
             labels = RunLabels.from_policy(
@@ -446,6 +460,7 @@ class PolicyController:
         book.intent = RunIntent(
             run_id=run_id,
             version=version,
+            attempt=attempt,
             reason=str(decision.reason),
             trigger=str(decision.reason),
             message=decision.message,
@@ -461,6 +476,7 @@ class PolicyController:
             relabelled=list(decision.relabelled),
         )
         book.next_version += 1
+        book.note_arrivals(book.intent.batches)
         if decision.reason is trigger.TrainReason.STALE:
             book.last_stale_retrain = book.intent.created_time
         if decision.reason is trigger.TrainReason.BACKFILL:
@@ -599,12 +615,22 @@ class PolicyController:
                 book.retrain_request = intent.retrain_request
             if intent.schedule_time is not None:
                 book.last_schedule_time = intent.schedule_time
-            book.failures, book.retry_not_before = 0, None
+            book.failures, book.retry_not_before, book.failed_inputs = 0, None, None
         else:
             book.failures += 1
-            backoff = min(timedelta(seconds=30 * 2 ** (book.failures - 1)), MAX_BACKOFF)
+            backoff = retry.backoff(book.failures)
             book.retry_not_before = now + backoff
-            message = f"{message} (attempt {book.failures}; next in {backoff.total_seconds():.0f}s)"
+            book.failed_inputs = retry.fingerprint(
+                (b.batch() for b in intent.batches),
+                [(f.key, f.etag) for f in intent.label_files],
+                intent.spec_hash,
+            )
+            # It produced no model: the next attempt trains the same version.
+            book.give_back(intent.version)
+            message = (
+                f"{message} (attempt {book.failures}; the same inputs again in"
+                f" {backoff.total_seconds():.0f}s, new data or a spec change at once)"
+            )
         candidate = dict(result.metrics.candidate) if result else {}
         baseline_metrics = result.metrics.baseline if result else None
         book.record(
@@ -634,7 +660,7 @@ class PolicyController:
                     promoted_time=now,
                 )
             )
-            book.analysis = monitoring.fresh(result.model.version, now)
+            book.begin_analysis(result.model.version, now)
         book.intent = None
         await self._save(store, book)
         self.rt.active_runs.discard(self.uid)
@@ -891,12 +917,18 @@ class PolicyController:
         assert spec.monitoring is not None and book.serving is not None
         record = book.analysis
         if record is None or record.version != book.serving.version:
-            since = book.serving.promoted_time or measurement.time
-            record = monitoring.fresh(book.serving.version, since)
+            book.begin_analysis(
+                book.serving.version, book.serving.promoted_time or measurement.time
+            )
+            record = book.analysis
+            assert record is not None
         outcome = analysis.observe(
             monitoring.settings(spec.monitoring), monitoring.to_state(record), measurement
         )
         book.analysis = monitoring.to_record(outcome.state)
+        # The ledger counts what the counter counts, in the same step, so that
+        # status.monitoring.totals and the metric tell the same story.
+        book.count_measurement(measurement.verdict.value)
         metrics.MEASUREMENTS.labels(self.namespace, self.name, measurement.verdict.value).inc()
         self.log.info(
             "measured %s: %s: %s", book.serving.version, measurement.verdict, outcome.message
@@ -937,7 +969,7 @@ class PolicyController:
         restored = next(m for m in book.previous if m.version == target.version)
         now = _now()
         book.roll_back(restored)
-        book.analysis = monitoring.fresh(restored.version, now)
+        book.begin_analysis(restored.version, now)
         book.last_rollback = RollbackRecord(
             from_version=failing,
             to_version=restored.version,
@@ -978,21 +1010,29 @@ class PolicyController:
     ) -> None:
         """Compute the status in memory; write only what changed."""
         data = None
+        now = _now()
         if spec is not None and self._watcher is not None and self._ledger is not None:
+            book = self._ledger
             seen = self._watcher.objects(spec.data.prefix)
+            pending = self._pending(spec, book, self._watcher)
+            running = {(b.key, b.etag) for b in book.intent.batches} if book.intent else set()
+            queue = trigger.backlog(
+                spec.effective_trigger, _trigger_facts(body, spec, book, pending, now), running
+            )
             data = status.DataCounts(
                 arrivals="Notifications" if self._watcher.streaming else "Polling",
                 seen=len(seen),
-                pending=len(self._pending(spec, self._ledger, self._watcher)),
+                pending=queue.pending,
+                untrained=queue.untrained if spec.effective_trigger is None else None,
                 last_arrival=max((o.last_modified for o in seen), default=None),
                 labels_changed=self._labels_changed,
-                released=len(self._released & self._ledger.quarantined.keys()),
+                released=len(self._released & book.quarantined.keys()),
             )
         blocked = self._blocked
         observation = status.Observation(
             generation=generation,
             state_root=self.layout.root,
-            now=_now(),
+            now=now,
             spec=spec,
             spec_error=spec_error,
             blocked=(blocked.reason, blocked.message) if blocked else None,
@@ -1004,6 +1044,27 @@ class PolicyController:
         patch = status.merge_patch(current, desired)
         if patch:
             await asyncio.to_thread(self.rt.kube.patch_status, self.namespace, self.name, patch)
+
+
+def _trigger_facts(
+    body: kopf.Body, spec: PolicySpec, book: Ledger, pending: list[Batch], now: datetime
+) -> trigger.TriggerFacts:
+    """What `trigger.decide` (and `trigger.backlog`) need, from the resource and the ledger."""
+    created = _parse_time(body.get("metadata", {}).get("creationTimestamp")) or now
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    return trigger.TriggerFacts(
+        now=now,
+        pending=pending,
+        consumed_count=len(book.consumed),
+        run_active=book.intent is not None,
+        has_run=book.trained_spec_hash is not None,
+        has_serving_model=book.serving is not None,
+        training_hash=spec.training_hash(),
+        last_run_training_hash=book.trained_spec_hash,
+        retrain_request=annotations.get(names.RETRAIN_ANNOTATION),
+        honoured_retrain_request=book.retrain_request,
+        schedule_anchor=book.last_schedule_time or created,
+    )
 
 
 def _record_labels(

@@ -74,6 +74,7 @@ class RunIntent(_Model):
     run_id: str = Field(alias="runId")
     version: str
     attempt: int = 0
+    """Failed runs in a row before this one (a retry reuses their version); in the run id if > 0."""
     reason: str
     batches: list[BatchRef]
     new_batches: list[str] = Field(alias="newBatches")
@@ -148,12 +149,21 @@ class Ledger(_Model):
     failures: int = 0
     """Consecutive failed runs: the backoff before the next attempt grows with it."""
     retry_not_before: datetime | None = Field(default=None, alias="retryNotBefore")
+    failed_inputs: str | None = Field(default=None, alias="failedInputs")
+    """Fingerprint of the last failed run's inputs (decisions.retry): the backoff holds
+    back only a run over the same inputs. None before a failure, and in older ledgers."""
     last_schedule_time: datetime | None = Field(default=None, alias="lastScheduleTime")
     models: dict[str, ModelRef] = {}
     """Every model that passed the gate, by version: what a pin or a rollback can point at."""
     rejected: list[str] = []
     """Versions rolled back by monitoring: never promoted again."""
     analysis: AnalysisRecord | None = None
+    previous_analysis: AnalysisRecord | None = Field(default=None, alias="previousAnalysis")
+    """The analysis of the version the serving one replaced, as it stood then: a
+    promotion right after a run's prequential measurement must not erase it."""
+    measurement_totals: dict[str, int] = Field(default_factory=dict, alias="measurementTotals")
+    """Every measurement taken, by verdict, whatever version it measured (what
+    freshet_monitoring_measurements_total counts, but surviving restarts)."""
     last_rollback: RollbackRecord | None = Field(default=None, alias="lastRollback")
     rollback_request: str | None = Field(default=None, alias="rollbackRequest")
     last_stale_retrain: datetime | None = Field(default=None, alias="lastStaleRetrain")
@@ -164,6 +174,9 @@ class Ledger(_Model):
     label_cutoff: datetime | None = Field(default=None, alias="labelCutoff")
     """Rows with event times up to this had matured at the last run."""
     last_backfill: datetime | None = Field(default=None, alias="lastBackfill")
+    last_arrival: datetime | None = Field(default=None, alias="lastArrival")
+    """The newest Last-Modified of a batch a run was given, quarantined ones included:
+    a batch moved out of the prefix must not take status.data.lastArrivalTime back."""
 
     def consumed_etags(self) -> dict[str, str]:
         return {b.key: b.etag for b in self.consumed}
@@ -205,6 +218,38 @@ class Ledger(_Model):
             self.previous = [self.serving, *self.previous][:MAX_PREVIOUS]
         self.serving = model
         self.models[model.version] = model
+
+    def give_back(self, version: str) -> None:
+        """A failed run produced no model: its version goes to the next attempt.
+
+        Only the newest version can go back (runs are serial, so a failed run's
+        is always the newest), so an allocated version is never handed out twice
+        while anything uses it.
+        """
+        if version == f"v{self.next_version - 1}" and self.next_version > 1:
+            self.next_version -= 1
+
+    def note_arrivals(self, batches: list[BatchRef]) -> None:
+        """Remember the newest Last-Modified among batches a run was given."""
+        times = [b.last_modified for b in batches]
+        if self.last_arrival is not None:
+            times.append(self.last_arrival)
+        self.last_arrival = max(times, default=None)
+
+    def begin_analysis(self, version: str, since: datetime) -> None:
+        """Start the analysis of a newly serving version from zero.
+
+        The analysis it replaces is kept as `previous_analysis`, so the
+        measurements of a version that was promoted over or rolled back stay
+        visible instead of vanishing with the version.
+        """
+        current = self.analysis
+        if current is not None and current.version != version:
+            self.previous_analysis = current
+        self.analysis = AnalysisRecord(version=version, since=since)
+
+    def count_measurement(self, verdict: str) -> None:
+        self.measurement_totals[verdict] = self.measurement_totals.get(verdict, 0) + 1
 
     def roll_back(self, to: ModelRef) -> None:
         """Serve `to` again and reject the failing version for good."""

@@ -28,7 +28,9 @@ TRIGGER_LATENCY = Histogram(
 ACTIVE_RUNS = Gauge("freshet_active_runs", "Training Jobs in flight, operator-wide.")
 MEASUREMENTS = Counter(
     "freshet_monitoring_measurements_total",
-    "Measurements of the serving model, by verdict (Pass, Fail, Inconclusive, Error).",
+    "Measurements of the serving model, by verdict (Pass, Fail, Inconclusive, Error), whatever"
+    " version they measured and including those in the bake period: status.monitoring.totals"
+    " counts the same measurements, kept in the ledger across operator restarts.",
     [*_POLICY, "verdict"],
 )
 ROLLBACKS = Counter("freshet_rollbacks_total", "Serving models rolled back.", _POLICY)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from freshet.decisions import analysis, conditions, runs, staleness
-from freshet.ledger import Ledger
+from freshet.ledger import AnalysisRecord, Ledger
 from freshet.spec import PolicySpec
 
 HISTORY = 10
@@ -24,11 +24,15 @@ class DataCounts:
     """Notifications or Polling."""
     seen: int
     pending: int
+    """Batches a run is training on or will train on (see decisions.trigger.backlog)."""
     last_arrival: datetime | None
+    """The newest Last-Modified under the prefix now (a quarantined batch is gone from it)."""
     labels_changed: int | None = None
+    """Trained batches whose late labels changed; None when not checked this step."""
     released: int = 0
     """Quarantined batches and label files put back, not yet used by a run."""
-    """Trained batches whose late labels changed; None when not checked this step."""
+    untrained: int | None = None
+    """Static policies: batches seen after the model that no run will take; None for Dynamic."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +58,30 @@ def _time(t: datetime | None) -> str | None:
 def _held(book: Ledger, obs: Observation) -> int:
     """Quarantined batches and label files, released ones not counted."""
     return len(book.quarantined) - (obs.data.released if obs.data else 0)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def last_arrival(
+    listed: datetime | None, recorded: datetime | None, reported: Any
+) -> datetime | None:
+    """status.data.lastArrivalTime, which never goes back.
+
+    The listing alone would take it back when the newest batch is quarantined
+    (moved out of the prefix) or deleted, although it did arrive. So it is the
+    newest of the listing (``listed``), what the ledger recorded of batches
+    given to runs (``recorded``) and what status already said (``reported``).
+    """
+    known = [t for t in (listed, recorded, _parse_time(reported)) if t is not None]
+    return max(known, default=None)
 
 
 def _labels(book: Ledger, data: DataCounts, current: dict[str, Any]) -> dict[str, Any]:
@@ -89,8 +117,12 @@ def build(book: Ledger, current: dict[str, Any], obs: Observation) -> dict[str, 
             "pending": obs.data.pending,
             "quarantined": _held(book, obs),
         }
-        if obs.data.last_arrival is not None:
-            status["data"]["lastArrivalTime"] = _time(obs.data.last_arrival)
+        if obs.data.untrained is not None:
+            status["data"]["untrained"] = obs.data.untrained
+        reported = (current.get("data") or {}).get("lastArrivalTime")
+        arrived = last_arrival(obs.data.last_arrival, book.last_arrival, reported)
+        if arrived is not None:
+            status["data"]["lastArrivalTime"] = _time(arrived)
         if obs.spec is not None and obs.spec.data.labels is not None:
             status["data"]["labels"] = _labels(book, obs.data, current)
     if book.retrain_request is not None:
@@ -198,24 +230,12 @@ def _live(book: Ledger, spec: PolicySpec | None) -> dict[str, Any]:
             "metrics": s.metrics,
         }
     if book.analysis is not None and spec is not None and spec.monitoring is not None:
-        a = book.analysis
-        out["monitoring"] = {
-            "source": spec.monitoring.source.value,
-            "version": a.version,
-            "phase": a.phase,
-            "since": _time(a.since),
-            "measurements": a.measurements,
-            "consecutiveFailures": a.consecutive_failures,
-            "consecutiveErrors": a.consecutive_errors,
-        }
-        if a.last is not None:
-            out["monitoring"]["lastMeasurement"] = {
-                "time": _time(a.last.time),
-                "verdict": a.last.verdict,
-                "message": a.last.message,
-                **({"value": a.last.value} if a.last.value is not None else {}),
-                **({"reference": a.last.reference} if a.last.reference is not None else {}),
-            }
+        out["monitoring"] = {"source": spec.monitoring.source.value, **_analysis(book.analysis)}
+        previous = book.previous_analysis
+        if previous is not None and previous.version != book.analysis.version:
+            out["monitoring"]["previous"] = _analysis(previous)
+        if book.measurement_totals:
+            out["monitoring"]["totals"] = dict(sorted(book.measurement_totals.items()))
     if book.rejected:
         out["rejectedVersions"] = list(book.rejected)
     if book.last_rollback is not None:
@@ -226,6 +246,33 @@ def _live(book: Ledger, spec: PolicySpec | None) -> dict[str, Any]:
             "time": _time(r.time),
             "reason": r.reason,
             "message": r.message,
+        }
+    return out
+
+
+def _analysis(a: AnalysisRecord) -> dict[str, Any]:
+    """One version's analysis: its phase, its counts and its last measurement.
+
+    Used for the serving version and for the one it replaced: a prequential
+    measurement scores the model serving when a run starts, and the run's
+    promotion replaces that model right after, so the replaced version's
+    analysis is where that measurement shows.
+    """
+    out: dict[str, Any] = {
+        "version": a.version,
+        "phase": a.phase,
+        "since": _time(a.since),
+        "measurements": a.measurements,
+        "consecutiveFailures": a.consecutive_failures,
+        "consecutiveErrors": a.consecutive_errors,
+    }
+    if a.last is not None:
+        out["lastMeasurement"] = {
+            "time": _time(a.last.time),
+            "verdict": a.last.verdict,
+            "message": a.last.message,
+            **({"value": a.last.value} if a.last.value is not None else {}),
+            **({"reference": a.last.reference} if a.last.reference is not None else {}),
         }
     return out
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 
 import scenario as sc
@@ -131,6 +133,77 @@ def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
     assert scraped["freshet_batches_consumed_total"] == 8
     assert scraped["freshet_trainings_total/started"] == 3
     assert scraped["freshet_trainings_total/succeeded"] == 3
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    """Between two status timestamps (RFC 3339, UTC)."""
+
+    def parse(t: str) -> datetime:
+        return datetime.fromisoformat(t.replace("Z", "+00:00"))
+
+    return (parse(later) - parse(earlier)).total_seconds()
+
+
+def test_failed_runs_give_their_version_back_and_new_inputs_skip_the_backoff(
+    kube_api: client.ApiClient,
+    ns: str,
+    bucket: str,
+    s3: Any,
+) -> None:
+    """A refused estimator fails every run: the same inputs wait out the backoff, a
+    new batch or the fixed spec start at once, and the first model is still v1."""
+    refused = {"class": "sklearn.linear_model.LogisticRegression", "params": {"C": -1.0}}
+    sc.create_policy(kube_api, ns, sc.policy("flaky", training__estimator=refused))
+    sc.put(s3, bucket, "incoming/f0.csv", sc.batch_csv(400, seed=80))
+
+    def history(n: int) -> dict[str, Any] | None:
+        """The policy once `n` runs have finished."""
+        q = sc.get_policy(kube_api, ns, "flaky")
+        return q if len((q.get("status") or {}).get("history") or []) >= n else None
+
+    p = sc.wait_for("the first run to fail", lambda: history(1))
+    first = p["status"]["history"][0]
+    assert (first["version"], first["phase"]) == ("v1", "Failed")
+    assert p["status"]["lastRun"]["reason"] == "InvalidEstimatorParams"
+    # The same inputs again would fail again: they wait out the 30 s backoff.
+    p = sc.wait_for(
+        "the backoff",
+        lambda: (
+            (q := sc.get_policy(kube_api, ns, "flaky"))
+            and sc.condition(q, "Training").get("reason") == "Backoff"
+            and q
+        ),
+        timeout=20,
+    )
+    assert "over these inputs" in sc.condition(p, "Training")["message"]
+    assert len(sc.jobs_of(kube_api, ns, "flaky")) == 1
+
+    # A new batch is another input set: it does not wait for that backoff.
+    sc.put(s3, bucket, "incoming/f1.csv", sc.batch_csv(400, seed=81))
+    p = sc.wait_for("the second run to fail", lambda: history(2))
+    second = p["status"]["history"][0]
+    assert (second["version"], second["phase"]) == ("v1", "Failed")
+    assert _seconds_between(first["finishedTime"], second["startedTime"]) < 25
+
+    # Fixing the spec changes the inputs too: v1 is trained at once, not v3.
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        sc.GROUP, sc.VERSION, ns, sc.PLURAL, "flaky",
+        {"spec": {"training": {"estimator": {"params": {"C": 1.0}}}}},
+    )  # fmt: skip
+    p = sc.wait_for(
+        "v1 to serve",
+        lambda: (q := sc.get_policy(kube_api, ns, "flaky")) and sc.serving_version(q) == "v1" and q,
+    )
+    done = p["status"]["history"]
+    assert [h["version"] for h in done] == ["v1", "v1", "v1"]
+    assert [h["phase"] for h in done] == ["Promoted", "Failed", "Failed"]
+    assert _seconds_between(second["finishedTime"], done[0]["startedTime"]) < 25
+    run_ids = [h["runId"] for h in done]
+    assert len(set(run_ids)) == 3
+    assert {j.metadata.name for j in sc.jobs_of(kube_api, ns, "flaky")} == set(run_ids)
+    root = p["status"]["stateRoot"]
+    book = json.loads(s3.get_object(bucket, f"{root}ledger.json").read())
+    assert (book["nextVersion"], book["failures"], book["failedInputs"]) == (2, 0, None)
 
 
 def _samples(text: str, **labels: str) -> dict[str, float]:

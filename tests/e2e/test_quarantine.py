@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,39 @@ def test_bad_batch_is_quarantined_and_never_reaches_training(
     trained_on = sorted(b["key"] for b in spec["data"]["batches"])
     assert trained_on == ["incoming/good-0.csv", "incoming/good-1.csv", "incoming/good-2.csv"]
     assert p["status"]["data"]["quarantined"] == 1
+
+
+def test_last_arrival_time_does_not_go_back_when_the_newest_batch_is_quarantined(
+    kube_api: client.ApiClient,
+    ns: str,
+    bucket: str,
+    s3: Any,
+) -> None:
+    sc.create_policy(kube_api, ns, sc.policy("fresh"))
+    sc.put(s3, bucket, "incoming/ok.csv", sc.batch_csv(400, seed=90))
+    sc.wait_for("v1", lambda: sc.serving_version(sc.get_policy(kube_api, ns, "fresh")) == "v1")
+    time.sleep(1.5)  # a later Last-Modified at the store's one-second precision
+    sc.put(s3, bucket, "incoming/broken.csv", bytes(range(256)) * 40)
+    arrived = s3.stat_object(bucket, "incoming/broken.csv").last_modified
+    expected = arrived.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # Quarantined, and gone from the listing: the listing alone would say ok.csv.
+    p = sc.wait_for(
+        "the newest batch to be quarantined and no longer listed",
+        lambda: (
+            (q := sc.get_policy(kube_api, ns, "fresh"))
+            and (d := (q.get("status") or {}).get("data", {})).get("quarantined") == 1
+            and d.get("seen") == 1
+            and q
+        ),
+    )
+    assert p["status"]["data"]["lastArrivalTime"] == expected
+    time.sleep(3)  # a few more listings and steps
+    p = sc.get_policy(kube_api, ns, "fresh")
+    assert p["status"]["data"]["lastArrivalTime"] == expected
+    root = p["status"]["stateRoot"]
+    book = json.loads(s3.get_object(bucket, f"{root}ledger.json").read())
+    assert book["lastArrival"].startswith(expected.removesuffix("Z"))
 
 
 def _with_nulls(data: bytes, share: float) -> bytes:

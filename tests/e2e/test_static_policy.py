@@ -25,19 +25,25 @@ def test_static_policy_trains_once_and_on_request(
     assert p["status"]["lastRun"]["trigger"] == "Created"
     assert len(sc.jobs_of(kube_api, ns, "fraud")) == 1
 
-    # New data is seen (status counts it) but does not retrain a Static policy.
+    # New data is seen (status counts it) but does not retrain a Static policy:
+    # it is untrained, not pending, since no run will take it by itself.
     for i in range(2, 4):
         sc.put(s3, bucket, f"incoming/s{i}.csv", sc.batch_csv(400, seed=10 + i))
     p = sc.wait_for(
         "the new batches to be seen",
         lambda: (
             (q := sc.get_policy(kube_api, ns, "fraud"))
-            and q["status"].get("data", {}).get("pending") == 2
+            and q["status"].get("data", {}).get("untrained") == 2
             and q
         ),
         timeout=60,
     )
-    assert sc.condition(p, "Training")["reason"] == "UpToDate"
+    assert p["status"]["data"]["pending"] == 0
+    assert p["status"]["data"]["seen"] == 4
+    training = sc.condition(p, "Training")
+    assert training["reason"] == "UpToDate"
+    assert "2 newer batch(es) stay untrained" in training["message"]
+    assert "spec change or a retrain request" in training["message"]
     assert len(sc.jobs_of(kube_api, ns, "fraud")) == 1
     assert sc.serving_version(p) == "v1"
 
@@ -57,6 +63,7 @@ def test_static_policy_trains_once_and_on_request(
     assert p["status"]["history"][0]["trigger"] == "RetrainRequested"
     assert p["status"]["retrainRequest"] == "2026-11-27T10:00"
     assert p["status"]["data"]["consumed"] == 4
+    assert (p["status"]["data"]["pending"], p["status"]["data"]["untrained"]) == (0, 0)
     assert len(sc.jobs_of(kube_api, ns, "fraud")) == 2
     dep = client.AppsV1Api(kube_api).read_namespaced_deployment("model-server", ns)
     assert dep.spec.template.metadata.annotations["freshet.dev/model-version"] == "v2"

@@ -175,7 +175,8 @@ def test_status_shapes() -> None:
         "runId", "jobName", "phase", "startedTime", "finishedTime", "version", "reason"
     }  # fmt: skip
     assert set(props["data"]["properties"]) == {
-        "seen", "consumed", "pending", "quarantined", "lastArrivalTime", "arrivals", "labels"
+        "seen", "consumed", "pending", "untrained", "quarantined", "lastArrivalTime", "arrivals",
+        "labels",
     }  # fmt: skip
     assert set(props["data"]["properties"]["labels"]["properties"]) == {
         "watermark", "cutoff", "awaitingBackfill", "lastBackfillTime"

@@ -27,6 +27,34 @@ def test_run_id_follows_the_contract_formula() -> None:
     assert run_id("spam-filter", UID, [B, A], "v3") == f"spam-filter-{digest[:10]}"
 
 
+def test_a_retry_adds_its_attempt_to_the_hash() -> None:
+    """A failed run gives its version back: the attempt keeps the retry's Job apart."""
+    lines = f"{UID}\na.csv:etag-a.csv\nb.csv:etag-b.csv\nv3\n2"
+    digest = hashlib.sha256(lines.encode()).hexdigest()
+    assert run_id("spam-filter", UID, [B, A], "v3", 2) == f"spam-filter-{digest[:10]}"
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "same"),
+    [
+        pytest.param(("p", UID, [A], "v1", 0), ("p", UID, [A], "v1"), True,
+                     id="attempt 0 is the formula without it"),
+        pytest.param(("p", UID, [A], "v1", 1), ("p", UID, [A], "v1", 0), False,
+                     id="a retry over the same batches and version is another run"),
+        pytest.param(("p", UID, [A], "v1", 1), ("p", UID, [A], "v1", 2), False,
+                     id="every retry is another run"),
+        pytest.param(("p", UID, [A], "v1", 1), ("p", UID, [A], "v2"), False,
+                     id="a retry is not a later version"),
+    ],
+)  # fmt: skip
+def test_run_id_of_retries(
+    left: tuple[str, str, list[Batch], str, int],
+    right: tuple[str, str, list[Batch], str] | tuple[str, str, list[Batch], str, int],
+    same: bool,
+) -> None:
+    assert (run_id(*left) == run_id(*right)) is same
+
+
 @pytest.mark.parametrize(
     ("left", "right", "same"),
     [

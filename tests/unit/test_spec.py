@@ -215,7 +215,7 @@ def test_the_dynamic_defaults_follow_change() -> None:
 def test_exclude_must_not_list_the_label() -> None:
     body = minimal_spec("Dynamic")
     body["data"]["exclude"] = ["id", "y"]
-    with pytest.raises(ValidationError, match="data.exclude"):
+    with pytest.raises(ValidationError, match=r"data\.exclude"):
         PolicySpec.model_validate(body)
 
 

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from freshet.ledger import AnalysisRecord, Ledger, MeasurementRecord, ModelRef, RollbackRecord
+import pytest
+import yaml
+from freshet.ledger import (
+    AnalysisRecord,
+    BatchRef,
+    Ledger,
+    MeasurementRecord,
+    ModelRef,
+    RollbackRecord,
+    RunIntent,
+    RunRecord,
+)
 from freshet.spec import PolicySpec
-from freshet.status import DataCounts, Observation, build
+from freshet.status import DataCounts, Observation, build, last_arrival
+from policies import CRD_PATH
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -172,3 +185,176 @@ def test_released_batches_are_not_counted_as_quarantined() -> None:
     assert conditions_of(status)["DataHealthy"] == ("False", "BatchesQuarantined")
     both = DataCounts(arrivals="Polling", seen=2, pending=2, last_arrival=None, released=2)
     assert conditions_of(build(book, {}, observe(data=both)))["DataHealthy"][0] == "True"
+
+
+def pass_on(version: str, at: datetime, count: int = 1) -> AnalysisRecord:
+    return AnalysisRecord(
+        version=version,
+        since=at - timedelta(minutes=1),
+        measurements=count,
+        phase="Healthy",
+        last=MeasurementRecord(time=at, verdict="Pass", message="live accuracy 0.9", value=0.9),
+    )
+
+
+def test_a_promotion_keeps_the_measurements_of_the_version_it_replaced() -> None:
+    """Prequential: a run measures the serving model, then its promotion replaces it.
+
+    Status said ``Baking, measurements: 0`` after every run while the counter
+    counted every measurement: the replaced version's analysis must stay
+    visible, and the totals count what freshet_monitoring_measurements_total counts.
+    """
+    book = Ledger(analysis=pass_on("v1", NOW), measurement_totals={"Pass": 5})
+    book.promote(model("v1"))
+    book.promote(model("v2"))
+    book.begin_analysis("v2", NOW + timedelta(seconds=3))
+    monitoring = build(book, {}, observe(spec(source="Prequential")))["monitoring"]
+    assert monitoring == {
+        "source": "Prequential",
+        "version": "v2",
+        "phase": "Baking",
+        "since": "2026-11-27T12:00:03Z",
+        "measurements": 0,
+        "consecutiveFailures": 0,
+        "consecutiveErrors": 0,
+        "previous": {
+            "version": "v1",
+            "phase": "Healthy",
+            "since": "2026-11-27T11:59:00Z",
+            "measurements": 1,
+            "consecutiveFailures": 0,
+            "consecutiveErrors": 0,
+            "lastMeasurement": {
+                "time": "2026-11-27T12:00:00Z",
+                "verdict": "Pass",
+                "message": "live accuracy 0.9",
+                "value": 0.9,
+            },
+        },
+        "totals": {"Pass": 5},
+    }
+
+
+def test_a_static_policy_reports_new_data_as_untrained_not_pending() -> None:
+    static = PolicySpec.model_validate(
+        spec().model_dump(by_alias=True, mode="json", exclude_none=True)
+        | {"mode": "Static", "trigger": None}
+    )
+    data = DataCounts(arrivals="Polling", seen=4, pending=0, last_arrival=NOW, untrained=2)
+    reported = build(Ledger(), {}, observe(static, data=data))["data"]
+    assert (reported["pending"], reported["untrained"]) == (0, 2)
+    dynamic = DataCounts(arrivals="Polling", seen=4, pending=2, last_arrival=NOW)
+    assert "untrained" not in build(Ledger(), {}, observe(data=dynamic))["data"]
+
+
+EARLY, LATE = NOW - timedelta(minutes=5), NOW
+
+
+@pytest.mark.parametrize(
+    ("listed", "recorded", "reported", "expected"),
+    [
+        pytest.param(LATE, None, None, LATE, id="the listing"),
+        pytest.param(None, None, None, None, id="nothing arrived"),
+        pytest.param(EARLY, None, "2026-11-27T12:00:00Z", LATE,
+                     id="the newest batch was quarantined: status does not go back"),
+        pytest.param(None, None, "2026-11-27T12:00:00Z", LATE,
+                     id="every batch was moved out"),
+        pytest.param(EARLY, LATE, None, LATE, id="the ledger remembers what status lost"),
+        pytest.param(LATE, EARLY, "2026-11-27T11:55:00Z", LATE, id="a newer arrival"),
+        pytest.param(EARLY, None, "not a time", EARLY, id="an unreadable status is ignored"),
+    ],
+)  # fmt: skip
+def test_last_arrival_never_goes_back(
+    listed: datetime | None, recorded: datetime | None, reported: Any, expected: datetime | None
+) -> None:
+    assert last_arrival(listed, recorded, reported) == expected
+
+
+def test_last_arrival_time_survives_a_quarantine() -> None:
+    before = DataCounts(arrivals="Polling", seen=2, pending=1, last_arrival=LATE)
+    first = build(Ledger(), {}, observe(data=before))
+    moved = DataCounts(arrivals="Polling", seen=1, pending=0, last_arrival=EARLY)
+    assert build(Ledger(), first, observe(data=moved))["data"]["lastArrivalTime"] == (
+        "2026-11-27T12:00:00Z"
+    )
+
+
+def _paths(doc: Any, path: str = "") -> Iterator[str]:
+    """Every field path in a status document; list items as ``[]``."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield f"{path}.{key}"
+            yield from _paths(value, f"{path}.{key}")
+    elif isinstance(doc, list):
+        for item in doc:
+            yield from _paths(item, f"{path}[]")
+
+
+def _declared(schema: dict[str, Any], path: str) -> bool:
+    node = schema
+    for part in path.strip(".").replace("[]", ".[]").split("."):
+        if part == "[]":
+            node = node["items"]
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return False
+    return True
+
+
+def test_every_field_the_operator_writes_is_declared_in_the_crd() -> None:
+    """The API server prunes undeclared status fields: they would vanish silently
+    (and the operator would patch them again at every step)."""
+    crd = yaml.safe_load(CRD_PATH.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    book = Ledger(
+        analysis=pass_on("v3", NOW),
+        previous_analysis=pass_on("v2", EARLY),
+        measurement_totals={"Pass": 3, "Fail": 1},
+        last_arrival=NOW,
+        retrain_request="r1",
+        last_schedule_time=NOW,
+        label_watermark=NOW,
+        label_cutoff=NOW,
+        last_backfill=NOW,
+        quarantined={"in/x.csv": "e"},
+    )
+    book.promote(model("v2"))
+    book.promote(model("v3"))
+    book.roll_back(book.previous[0])
+    book.last_rollback = RollbackRecord(
+        from_version="v3", to_version="v2", time=NOW, reason="AnalysisFailed", message="worse"
+    )
+    book.record(
+        RunRecord(
+            run_id="p-1", version="v3", outcome="Promoted", reason="Improved", message="ok",
+            trigger="NewData", started_time=EARLY, finished_time=NOW, metrics={"accuracy": 0.9},
+            baseline_metrics={"accuracy": 0.8}, batches=2,
+        )
+    )  # fmt: skip
+    body = spec(source="Prequential").model_dump(by_alias=True, mode="json", exclude_none=True)
+    body["mode"], body["trigger"] = "Static", None
+    body["data"]["labels"] = {
+        "prefix": "labels/",
+        "idColumn": "id",
+        "eventTimeColumn": "t",
+        "delaySeconds": 60,
+    }
+    static = PolicySpec.model_validate(body)
+    data = DataCounts(
+        arrivals="Polling", seen=3, pending=0, last_arrival=NOW, labels_changed=1, untrained=1
+    )
+    finished = build(book, {}, observe(static, data=data))
+    book.intent = RunIntent(
+        run_id="p-2", version="v4", reason="NewData", batches=[BatchRef(key="in/a.csv", etag="e",
+        last_modified=NOW)], new_batches=["in/a.csv"], spec_key="s", result_key="r",
+        spec_hash="h", trigger="NewData", created_time=NOW,
+    )  # fmt: skip
+    running = build(book, {}, observe(static, data=data))
+    written = set(_paths(finished)) | set(_paths(running))
+    assert {".monitoring.previous.lastMeasurement.value", ".monitoring.totals.Pass"} <= written
+    assert {".data.untrained", ".candidate.baselineMetrics.accuracy"} <= written
+    undeclared = sorted(p for p in written if not _declared(schema, p))
+    assert undeclared == []

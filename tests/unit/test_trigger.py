@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freshet.batches import Batch
 from freshet.decisions.trigger import (
+    Backlog,
     Train,
     TrainReason,
     TriggerFacts,
     Wait,
     WaitReason,
+    backlog,
     decide,
     last_schedule_time,
     next_schedule_time,
@@ -201,3 +203,49 @@ def test_missed_cron_times_collapse_into_one_run() -> None:
 def test_schedule_times(now: datetime, last: datetime, following: datetime) -> None:
     assert last_schedule_time("0 */6 * * *", now) == last
     assert next_schedule_time("0 */6 * * *", now) == following
+
+
+RUNNING = {("a", "etag-a")}
+
+BACKLOG_CASES = [
+    pytest.param(trigger(), facts(pending=SETTLED), (), Backlog(2, 0),
+                 id="dynamic: every pending batch waits for a run"),
+    pytest.param(trigger(), facts(pending=SETTLED, run_active=True), RUNNING, Backlog(2, 0),
+                 id="dynamic: arrivals during a run wait for the next"),
+    pytest.param(STATIC, facts(pending=SETTLED), (), Backlog(0, 2),
+                 id="static: batches after the model are untrained, not pending"),
+    pytest.param(STATIC, facts(pending=SETTLED, consumed_count=0, has_run=False,
+                               has_serving_model=False, last_run_training_hash=None),
+                 (), Backlog(2, 0), id="static: the first run takes them"),
+    pytest.param(STATIC, facts(pending=SETTLED, retrain_request="again"), (), Backlog(2, 0),
+                 id="static: a retrain request takes them"),
+    pytest.param(STATIC, facts(pending=SETTLED, training_hash="h2"), (), Backlog(2, 0),
+                 id="static: a spec change takes them"),
+    pytest.param(STATIC, facts(pending=SETTLED, run_active=True), RUNNING, Backlog(1, 1),
+                 id="static: the active run drains what it trains on, not later arrivals"),
+    pytest.param(STATIC, facts(pending=(Batch("a", "new", 1, NOW),), run_active=True), RUNNING,
+                 Backlog(0, 1), id="static: an overwrite during the run is not what it trains"),
+    pytest.param(STATIC, facts(), (), Backlog(0, 0), id="static: nothing new"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("trigger_spec", "state", "running", "expected"), BACKLOG_CASES)
+def test_backlog(
+    trigger_spec: TriggerSpec | None,
+    state: TriggerFacts,
+    running: set[tuple[str, str]],
+    expected: Backlog,
+) -> None:
+    assert backlog(trigger_spec, state, running) == expected
+
+
+def test_a_trained_static_policy_says_what_trains_it_again() -> None:
+    decision = decide(STATIC, facts(pending=SETTLED))
+    assert isinstance(decision, Wait)
+    assert decision.message == (
+        "Static policy trained on this spec; 2 newer batch(es) stay untrained: Static policies"
+        " train only on a spec change or a retrain request (a new value of the"
+        " freshet.dev/retrain annotation)"
+    )
+    idle = decide(STATIC, facts())
+    assert idle.message.startswith("Static policy trained on this spec: Static policies train")

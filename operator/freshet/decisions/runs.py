@@ -1,8 +1,9 @@
 """Identity and inputs of a training run: run id, model version, window.
 
 Run ids are deterministic so that a reconcile repeated after a crash finds the
-Job it already created instead of creating a second one: the same policy and
-the same input batches always give the same id, and the id is the Job's name.
+Job it already created instead of creating a second one: the same policy, input
+batches, version and attempt always give the same id, and the id is the Job's
+name.
 """
 
 from __future__ import annotations
@@ -22,21 +23,34 @@ HASH_HEX = 10
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")
 
 
-def run_id(policy_name: str, policy_uid: str, batches: Iterable[Batch], version: str) -> str:
+def run_id(
+    policy_name: str,
+    policy_uid: str,
+    batches: Iterable[Batch],
+    version: str,
+    attempt: int = 0,
+) -> str:
     """``<policy-name ≤40>-<10 hex>``, a valid DNS-1123 label and Job name.
 
     The hash is sha256 over ``uid``, then each ``key:etag`` of the batches in
-    sorted order, then the output version, joined by newlines. The uid keeps
-    policies recreated under the same name apart; sorting makes the id
-    independent of listing order; the ETag makes an overwritten key new input.
-    The version is what keeps a run apart from an earlier one over the same
-    batch set (a retrain, a spec change, a schedule, a backfill, a retry, a
-    batch released from quarantine after a run refused it), which would
-    otherwise find that run's finished Job and result. It is allocated in the
-    same ledger write as the intent, so a step repeated after a crash before
-    that write computes the same id, and one after it reads the id back.
+    sorted order, then the output version, then, only when ``attempt`` > 0,
+    the attempt in decimal, joined by newlines. The uid keeps policies
+    recreated under the same name apart; sorting makes the id independent of
+    listing order; the ETag makes an overwritten key new input. The version is
+    what keeps a run apart from an earlier one over the same batch set (a
+    retrain, a spec change, a schedule, a backfill, a batch released from
+    quarantine after a run refused it), which would otherwise find that run's
+    finished Job and result. A failed run gives its version back, so a retry
+    over the same batches would find the failed Job: the attempt (the failed
+    runs in a row before it) keeps it apart. Leaving the attempt out at 0
+    keeps the id of every run that is not a retry what it always was. Version
+    and attempt are taken in the same ledger write as the intent, so a step
+    repeated after a crash before that write computes the same id, and one
+    after it reads the id back.
     """
     lines = [policy_uid, *sorted(f"{batch.key}:{batch.etag}" for batch in batches), version]
+    if attempt > 0:
+        lines.append(str(attempt))
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:HASH_HEX]
     return f"{_dns_label_part(policy_name)}-{digest}"
 

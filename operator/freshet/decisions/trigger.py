@@ -10,7 +10,7 @@ a crash, reaches the same answer from the same facts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -18,7 +18,13 @@ from enum import StrEnum
 from croniter import croniter
 
 from freshet.batches import Batch
+from freshet.names import RETRAIN_ANNOTATION
 from freshet.spec import TriggerSpec
+
+STATIC_RETRAINS = (
+    "Static policies train only on a spec change or a retrain request"
+    f" (a new value of the {RETRAIN_ANNOTATION} annotation)"
+)
 
 
 class TrainReason(StrEnum):
@@ -139,8 +145,46 @@ def decide(trigger: TriggerSpec | None, facts: TriggerFacts) -> Decision:
     if trigger is None:
         if not facts.has_run and not facts.has_serving_model:
             return Train(TrainReason.CREATED, "first model of the policy", pending)
-        return Wait(WaitReason.UP_TO_DATE, "Static policy already trained on this spec")
+        new = f"; {len(pending)} newer batch(es) stay untrained" if pending else ""
+        return Wait(
+            WaitReason.UP_TO_DATE, f"Static policy trained on this spec{new}: {STATIC_RETRAINS}"
+        )
     return _decide_dynamic(trigger, facts, pending)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """status.data: how the pending batches split between the runs and nobody."""
+
+    pending: int
+    """Batches a run is training on or will train on: the count drains."""
+    untrained: int
+    """Static: batches no run will take until the spec changes or a retrain is requested."""
+
+
+def backlog(
+    trigger: TriggerSpec | None,
+    facts: TriggerFacts,
+    running: Collection[tuple[str, str]] = (),
+) -> Backlog:
+    """Split ``facts.pending`` into what a run will take and what none will.
+
+    In Dynamic mode every pending batch waits for a run. A Static policy
+    trains once: the batches that arrive after its model are seen, but a
+    pending count of them would never drain, so they are ``untrained``
+    unless a run is due (the first one, a spec change, a retrain request:
+    ``decide`` says Train) or is training on them now (``running`` holds the
+    active run's ``(key, etag)`` pairs).
+    """
+    count = len(facts.pending)
+    if trigger is not None:
+        return Backlog(count, 0)
+    if facts.run_active:
+        taken = sum((b.key, b.etag) in running for b in facts.pending)
+        return Backlog(taken, count - taken)
+    if isinstance(decide(None, facts), Train):
+        return Backlog(count, 0)
+    return Backlog(0, count)
 
 
 def _decide_dynamic(
