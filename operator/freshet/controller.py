@@ -26,11 +26,21 @@ from pydantic import ValidationError
 from freshet import jobs, ledger, metrics, monitoring, names, serverscrape, serving, status
 from freshet.batches import Batch
 from freshet.config import OperatorConfig
-from freshet.decisions import analysis, backfill, retry, rollback, runs, staleness, trigger
+from freshet.decisions import (
+    analysis,
+    backfill,
+    drift,
+    retry,
+    rollback,
+    runs,
+    staleness,
+    trigger,
+)
 from freshet.decisions.outcome import Outcome, judge_run
 from freshet.kube import Kube
 from freshet.ledger import (
     BatchRef,
+    DriftRecord,
     LabelFileRef,
     Ledger,
     ModelRef,
@@ -286,7 +296,7 @@ class PolicyController:
             if decision.retry_after is not None:
                 return max(0.05, min(decision.retry_after.total_seconds(), 3600.0))
             return self.rt.config.resync_seconds
-        window = self._window(spec, book, decision.batches)
+        window = self._window(spec, book, decision.batches, spare=True)
         label_files = self._window_label_files(spec, book, watcher, window)
         held = retry.hold(
             retry.RetryFacts(
@@ -339,8 +349,18 @@ class PolicyController:
             raise
         return self.rt.config.resync_seconds
 
-    def _window(self, spec: PolicySpec, book: Ledger, new: tuple[Batch, ...]) -> tuple[Batch, ...]:
+    def _window(
+        self, spec: PolicySpec, book: Ledger, new: tuple[Batch, ...], *, spare: bool = False
+    ) -> tuple[Batch, ...]:
+        """The batches of the next run, oldest first.
+
+        With `spare`, as many older consumed batches as there are new ones come
+        on top of `maxBatches`: the trainer keeps the newest `maxBatches` that
+        pass validation, so a refused new batch takes no slot of the window.
+        """
         window_size = spec.data.window.max_batches if spec.data.window else None
+        if window_size is not None and spare:
+            window_size += len(new)
         return runs.select_window([b.batch() for b in book.consumed], new, window_size)
 
     def _window_label_files(
@@ -450,6 +470,12 @@ class PolicyController:
             baseline=baseline,
             previous=previous,
             labels=labels,
+            reference_from=book.reference_from,
+            released=self._released,
+            # A run for new data (or a policy's first) has nothing to learn when
+            # every new batch is refused; a retrain, schedule or backfill does.
+            new_data_required=decision.reason
+            in (trigger.TrainReason.NEW_DATA, trigger.TrainReason.CREATED),
         )
         spec_key = self.layout.run_spec_key(run_id)
         # The intent is durable before the Job exists: a crash from here on is
@@ -502,7 +528,7 @@ class PolicyController:
             body,
             reason="Triggered",
             message=f"run {run_id} trains {version}: {decision.message}; "
-            f"{len(window)} batch(es) in the window",
+            f"{_window_holds(spec, window)} batch(es) in the window",
         )
 
     async def _create_job(
@@ -540,7 +566,7 @@ class PolicyController:
             except ValidationError as e:
                 self.log.error("run %s wrote an invalid result: %s", intent.run_id, e)
         live = None
-        if result is not None and result.status == "Succeeded":
+        if result is not None and result.status != "Failed":
             live = await self._prequential(body, spec, store, book, result)
         last_rollback = book.last_rollback
         decided = judge_run(
@@ -603,13 +629,22 @@ class PolicyController:
         assert intent is not None
         now = _now()
         quarantined = await self._quarantine(body, store, book, result)
-        if outcome != "Failed":
+        used = {b.key: b.etag for b in intent.batches}
+        used.update((f.key, f.etag) for f in intent.label_files)
+        drifted = result.drift if result is not None else []
+        if outcome == "Skipped":
+            # Every new batch was refused: nothing was trained, nothing failed.
+            book.forget_released(used, quarantined)
+            book.give_back(intent.version)
+        elif outcome != "Failed":
             added = book.consume([b for b in intent.batches if b.key not in quarantined])
             metrics.BATCHES_CONSUMED.labels(self.namespace, self.name).inc(len(added))
             _record_labels(book, intent, result, quarantined)
-            used = {b.key: b.etag for b in intent.batches}
-            used.update((f.key, f.etag) for f in intent.label_files)
             book.forget_released(used, quarantined)
+            trained = result.window.batches if result and result.window else list(used)
+            book.reference_from = drift.reference_from(
+                book.reference_from, drifted, [b.key for b in intent.batches], set(trained)
+            )
             book.trained_spec_hash = intent.spec_hash
             if intent.retrain_request is not None:
                 book.retrain_request = intent.retrain_request
@@ -645,10 +680,24 @@ class PolicyController:
                 finished_time=now,
                 metrics=candidate,
                 baseline_metrics=baseline_metrics,
-                batches=len(intent.batches),
+                batches=_trained_batches(intent, result),
                 relabelled=intent.relabelled,
             )
         )
+        if drifted:
+            newest = drifted[-1]
+            book.note_drift(
+                DriftRecord(
+                    time=now,
+                    version=intent.version,
+                    batch=newest.key,
+                    action=str(newest.action),
+                    checks=newest.checks,
+                    columns=newest.columns,
+                    message=drift.describe(newest),
+                ),
+                len(drifted),
+            )
         if outcome == "Promoted" and result is not None and result.model is not None:
             book.promote(
                 ModelRef(
@@ -668,15 +717,31 @@ class PolicyController:
         metrics.ACTIVE_RUNS.set(len(self.rt.active_runs))
 
         labels = (self.namespace, self.name)
+        for d in drifted:
+            metrics.DRIFT_DETECTED.labels(*labels, str(d.action)).inc()
+        for notice in drift.notices(drifted):
+            report = kopf.warn if notice.warning else kopf.info
+            report(body, reason="DriftDetected", message=notice.message)
+            self.log.info("drift detected: %s", notice.message)
         if outcome == "Failed":
             metrics.TRAININGS.labels(*labels, "failed").inc()
             kopf.warn(
                 body, reason="TrainingFailed", message=f"{intent.version}: {reason}: {message}"
             )
+        elif outcome == "Skipped":
+            metrics.TRAININGS.labels(*labels, "skipped").inc()
+            kopf.info(
+                body,
+                reason="RunSkipped",
+                message=f"{intent.version} not trained, the version stays free: {message}",
+            )
         else:
             metrics.TRAININGS.labels(*labels, "succeeded").inc()
             kopf.info(
-                body, reason="Trained", message=f"{intent.version} trained by {intent.run_id}"
+                body,
+                reason="Trained",
+                message=f"{intent.version} trained by {intent.run_id} on"
+                f" {_trained_batches(intent, result)} batch(es)",
             )
         if outcome == "Rejected":
             metrics.GATE_REJECTIONS.labels(*labels).inc()
@@ -1091,6 +1156,24 @@ def _record_labels(
         book.label_watermark = report.watermark if known is None else max(known, report.watermark)
     if report.cutoff is not None:
         book.label_cutoff = report.cutoff
+
+
+def _window_holds(spec: PolicySpec, window: tuple[Batch, ...]) -> str:
+    """What a run's window holds at most: spare batches fill in for refused ones only."""
+    limit = spec.data.window.max_batches if spec.data.window else None
+    if limit is None or len(window) <= limit:
+        return str(len(window))
+    return f"at most {limit} of {len(window)}"
+
+
+def _trained_batches(intent: RunIntent, result: RunResult | None) -> int:
+    """How many batches the model was trained on (the window the trainer chose, which
+    leaves out refused ones), or, without a model, how many the run was given."""
+    if result is not None and result.window is not None and result.model is not None:
+        return len(result.window.batches)
+    if result is not None and result.model is None:
+        return 0
+    return len(intent.batches)
 
 
 def _first_error(e: ValidationError) -> str:

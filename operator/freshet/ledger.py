@@ -129,6 +129,20 @@ class AnalysisRecord(_Model):
     last: MeasurementRecord | None = None
 
 
+class DriftRecord(_Model):
+    """The newest change of distribution a run found (status.data.drift)."""
+
+    time: datetime
+    version: str
+    """The version of the run that found it."""
+    batch: str
+    action: str
+    """What the batch got: Retrain, Hold or Ignore."""
+    checks: list[str] = []
+    columns: list[str] = []
+    message: str = ""
+
+
 class RollbackRecord(_Model):
     from_version: str = Field(alias="fromVersion")
     to_version: str = Field(alias="toVersion")
@@ -177,6 +191,11 @@ class Ledger(_Model):
     last_arrival: datetime | None = Field(default=None, alias="lastArrival")
     """The newest Last-Modified of a batch a run was given, quarantined ones included:
     a batch moved out of the prefix must not take status.data.lastArrivalTime back."""
+    reference_from: str | None = Field(default=None, alias="referenceFrom")
+    """Where the current regime starts (decisions.drift): the run spec's referenceFrom."""
+    last_drift: DriftRecord | None = Field(default=None, alias="lastDrift")
+    drifts_detected: int = Field(default=0, alias="driftsDetected")
+    """Drifted new batches found by all runs."""
 
     def consumed_etags(self) -> dict[str, str]:
         return {b.key: b.etag for b in self.consumed}
@@ -228,6 +247,11 @@ class Ledger(_Model):
         """
         if version == f"v{self.next_version - 1}" and self.next_version > 1:
             self.next_version -= 1
+
+    def note_drift(self, newest: DriftRecord, count: int) -> None:
+        """A finished run found `count` drifted new batches, `newest` the last of them."""
+        self.last_drift = newest
+        self.drifts_detected += count
 
     def note_arrivals(self, batches: list[BatchRef]) -> None:
         """Remember the newest Last-Modified among batches a run was given."""

@@ -8,7 +8,7 @@ _POLICY = ["namespace", "policy"]
 
 TRAININGS = Counter(
     "freshet_trainings_total",
-    "Training runs by outcome (started, succeeded, failed).",
+    "Training runs by outcome (started, succeeded, failed, skipped: every new batch refused).",
     [*_POLICY, "outcome"],
 )
 PROMOTIONS = Counter("freshet_promotions_total", "Models promoted to serving.", _POLICY)
@@ -38,4 +38,10 @@ BACKFILLS = Counter(
     "freshet_backfills_total",
     "Runs started because late labels of trained batches changed.",
     _POLICY,
+)
+DRIFT_DETECTED = Counter(
+    "freshet_drift_detected_total",
+    "New batches whose distribution changed (feature drift, values beyond the reference's"
+    " range, a shifted label rate), by what they got (Retrain, Hold, Ignore).",
+    [*_POLICY, "action"],
 )

@@ -12,8 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from freshet.decisions import analysis, conditions, runs, staleness
-from freshet.ledger import AnalysisRecord, Ledger
-from freshet.spec import PolicySpec
+from freshet.ledger import AnalysisRecord, DriftRecord, Ledger
+from freshet.spec import Mode, PolicySpec
 
 HISTORY = 10
 
@@ -125,6 +125,18 @@ def build(book: Ledger, current: dict[str, Any], obs: Observation) -> dict[str, 
             status["data"]["lastArrivalTime"] = _time(arrived)
         if obs.spec is not None and obs.spec.data.labels is not None:
             status["data"]["labels"] = _labels(book, obs.data, current)
+        if book.last_drift is not None:
+            d = book.last_drift
+            status["data"]["drift"] = {
+                "detected": book.drifts_detected,
+                "lastDetectedTime": _time(d.time),
+                "version": d.version,
+                "batch": d.batch,
+                "action": d.action,
+                "checks": d.checks,
+                "columns": d.columns,
+                "message": d.message,
+            }
     if book.retrain_request is not None:
         status["retrainRequest"] = book.retrain_request
     if book.last_schedule_time is not None:
@@ -198,12 +210,16 @@ def live_degradation(book: Ledger) -> conditions.ConditionUpdate | None:
 def stale_condition(
     spec: PolicySpec | None, book: Ledger, now: datetime
 ) -> conditions.ConditionUpdate | None:
+    """Stale, in order of precedence: older than monitoring.maxModelAgeSeconds; a Static
+    policy whose data drifted across its model's training (a Static policy does not
+    follow change); otherwise fresh. Absent when neither can apply."""
     max_age = spec.max_model_age if spec is not None else None
-    if max_age is None or book.serving is None:
+    drifted = _static_drift(spec, book)
+    if book.serving is None or (max_age is None and drifted is None):
         return None
     stale = conditions.ConditionType.STALE
     promoted = book.serving.promoted_time
-    if staleness.is_stale(promoted, now, max_age):
+    if max_age is not None and staleness.is_stale(promoted, now, max_age):
         return conditions.ConditionUpdate(
             stale,
             "True",
@@ -211,9 +227,26 @@ def stale_condition(
             f"{book.serving.version} was promoted {_time(promoted)}, more than"
             f" {max_age.total_seconds():.0f}s ago",
         )
+    if drifted is not None:
+        return conditions.ConditionUpdate(
+            stale,
+            "True",
+            "DriftDetected",
+            f"the data changed ({drifted.message}); a Static policy trains once on all of it"
+            " and does not follow the change: request a retrain, or make the policy Dynamic",
+        )
     return conditions.ConditionUpdate(
         stale, "False", "Fresh", f"{book.serving.version} is younger than the maximum age"
     )
+
+
+def _static_drift(spec: PolicySpec | None, book: Ledger) -> DriftRecord | None:
+    """The change a Static policy's serving model was trained across, if any."""
+    drift, serving = book.last_drift, book.serving
+    if spec is None or spec.mode is not Mode.STATIC or drift is None or serving is None:
+        return None
+    promoted = serving.promoted_time
+    return drift if promoted is None or drift.time >= promoted else None
 
 
 def _live(book: Ledger, spec: PolicySpec | None) -> dict[str, Any]:
@@ -308,7 +341,7 @@ def _runs(book: Ledger) -> dict[str, Any]:
             "reason": last.reason,
             "message": last.message,
         }
-        if last.outcome != "Failed":
+        if last.outcome in ("Promoted", "Rejected"):  # a model was trained and gated
             out["candidate"] = {
                 "version": last.version,
                 "runId": last.run_id,
@@ -332,7 +365,7 @@ def _runs(book: Ledger) -> dict[str, Any]:
             }
             for r in book.runs[:HISTORY]
         ]
-        trained = [r for r in book.runs if r.outcome != "Failed"]
+        trained = [r for r in book.runs if r.outcome in ("Promoted", "Rejected")]
         if trained:
             out["lastTrainedTime"] = _time(trained[0].finished_time)
     return out

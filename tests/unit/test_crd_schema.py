@@ -176,7 +176,7 @@ def test_status_shapes() -> None:
     }  # fmt: skip
     assert set(props["data"]["properties"]) == {
         "seen", "consumed", "pending", "untrained", "quarantined", "lastArrivalTime", "arrivals",
-        "labels",
+        "labels", "drift",
     }  # fmt: skip
     assert set(props["data"]["properties"]["labels"]["properties"]) == {
         "watermark", "cutoff", "awaitingBackfill", "lastBackfillTime"

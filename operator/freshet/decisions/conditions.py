@@ -79,6 +79,8 @@ def _ready(facts: StatusFacts) -> ConditionUpdate:
             "FirstModelTraining", f"run {facts.last_run_id} is training the first model"
         )
     detail = facts.last_run_message or facts.last_run_reason or phase.value
+    if phase is RunPhase.SKIPPED:
+        return not_ready("AwaitingFirstRun", f"no model yet: run {facts.last_run_id}: {detail}")
     if phase is RunPhase.REJECTED:
         return not_ready("FirstModelRejected", f"run {facts.last_run_id}: {detail}")
     return not_ready("FirstRunFailed", f"run {facts.last_run_id}: {detail}")

@@ -15,7 +15,7 @@ from freshet.decisions.analysis import Measurement, Verdict
 from freshet.runspec import RunResult
 from freshet.spec import GateSpec
 
-Outcome = Literal["Promoted", "Rejected", "Failed"]
+Outcome = Literal["Promoted", "Rejected", "Failed", "Skipped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,8 @@ def judge_run(
 ) -> RunOutcome:
     """Decide a finished run's fate, in order of precedence.
 
-    1. No usable result (the Job died, or the trainer reported a failure): Failed.
+    1. No usable result (the Job died, or the trainer reported a failure): Failed;
+       the trainer refused every new batch of a run that needed new data: Skipped.
     2. The serving model failed this run's prequential check: the candidate was
        gated against a suspect model, so it is held back (ServingUnderSuspicion),
        or, if that check rolled the model back, gated again by the next run
@@ -46,6 +47,8 @@ def judge_run(
     4. A pin holds the Deployment: Rejected (Pinned), though it passed the gate.
     5. Otherwise: Promoted.
     """
+    if result is not None and result.status == "Skipped":
+        return RunOutcome("Skipped", result.reason, result.message)
     if result is None or result.status == "Failed" or result.model is None:
         reason = result.reason if result is not None and result.reason else "JobFailed"
         message = result.message if result is not None and result.message else job_summary

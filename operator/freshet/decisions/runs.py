@@ -97,7 +97,9 @@ class RunPhase(StrEnum):
     """Trained and failed the gate; the serving model stays."""
     FAILED = "Failed"
     """No model produced: the Job failed or the trainer reported a failure."""
+    SKIPPED = "Skipped"
+    """No model produced, nothing failed: every new batch was refused."""
 
     @property
     def finished(self) -> bool:
-        return self in {RunPhase.PROMOTED, RunPhase.REJECTED, RunPhase.FAILED}
+        return self in {RunPhase.PROMOTED, RunPhase.REJECTED, RunPhase.FAILED, RunPhase.SKIPPED}
