@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -26,8 +27,11 @@ def predict(api: client.ApiClient, ns: str, app: str, frame: pd.DataFrame) -> di
         data=json.dumps({"rows": rows}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return dict(json.loads(answer.read()))
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return dict(json.loads(answer.read()))
+    except urllib.error.HTTPError as error:
+        raise AssertionError(f"{app} answered {error.code}: {error.read().decode()}") from error
 
 
 def accuracy(api: client.ApiClient, ns: str, app: str, data: bytes) -> float:
@@ -53,11 +57,20 @@ def runs_finished(api: client.ApiClient, ns: str, name: str) -> int:
     return len(status(api, ns, name).get("history") or [])
 
 
-def served_by(api: client.ApiClient, ns: str, app: str, version: str) -> bool:
-    """Every Ready pod of `app` answers with `version` (a rollout has completed)."""
-    ports = sc.server_ports(api, ns, app)
-    probe = pd.read_csv(io.BytesIO(batch_csv(1, seed=0)))
-    return bool(ports) and predict(api, ns, app, probe).get("version") == version
+def served_by(
+    api: client.ApiClient, ns: str, app: str, version: str, probe: bytes | None = None
+) -> bool:
+    """A Ready pod of `app` answers with `version` for the rows of `probe` (a CSV with
+    the model's columns; by default those of `batch_csv`)."""
+    if not sc.server_ports(api, ns, app):
+        return False
+    rows = pd.read_csv(io.BytesIO(probe or batch_csv(1, seed=0))).head(5)
+    try:
+        return predict(api, ns, app, rows).get("version") == version
+    except AssertionError as error:  # still loading (503), or rolling out
+        if "answered 503" in str(error):
+            return False
+        raise
 
 
 def test_a_lasting_covariate_shift_is_followed_not_quarantined(
@@ -87,8 +100,11 @@ def test_a_lasting_covariate_shift_is_followed_not_quarantined(
     assert after["data"]["drift"]["batch"] in ("incoming/01-after.csv", "incoming/02-after.csv")
     assert [h["phase"] for h in after["history"]].count("Promoted") >= 2, after["history"]
     version = after["serving"]["version"]
-    sc.wait_for(f"{version} to serve", lambda: served_by(kube_api, ns, "model-server", version))
-    fresh = shifted_csv(2000, seed=99, shifted=True)
+    fresh = shifted_csv(1000, seed=99, shifted=True)
+    sc.wait_for(
+        f"{version} to serve",
+        lambda: served_by(kube_api, ns, "model-server", version, fresh),
+    )
     dynamic = accuracy(kube_api, ns, "model-server", fresh)
     static = accuracy(kube_api, ns, "static-server", fresh)
     assert dynamic > static + 0.1, (dynamic, static)
