@@ -89,6 +89,11 @@ def hold_contradicted(
         if _drifted(loaded, batch.ref.key):
             continue
         rows = _labelled(batch)
+        if len(rows) < MIN_ROWS:  # e.g. late labels not matured yet: nothing to judge
+            judged[batch.ref.key] = RULE.skipped(
+                f"{len(rows)} labelled row(s); at least {MIN_ROWS} are needed"
+            )
+            continue
         truth = tokens(rows[serving.label]).to_numpy()
         checks = [
             judge(

@@ -4,6 +4,7 @@ serving model are held, and the window follows a lasting change."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -272,11 +273,12 @@ def _batches(frames: list[pd.DataFrame]) -> list[Batch]:
     ]
 
 
+_LR = "sklearn.linear_model.LogisticRegression"
+
+
 def _choose(frames: list[pd.DataFrame]) -> window.Choice:
     batches = _batches(frames)
-    estimator = build_estimator(
-        EstimatorSpec.model_validate({"class": "sklearn.linear_model.LogisticRegression"}), seed=0
-    )
+    estimator = build_estimator(EstimatorSpec.model_validate({"class": _LR}), seed=0)
     return window.choose(
         batches,
         {batches[-1].ref.key},
@@ -323,3 +325,22 @@ def test_a_run_whose_new_batches_were_all_refused_makes_no_model(
     with pytest.raises(ObjectNotFound):
         store.get_bytes("freshet/ml/demo/models/v2/model.joblib")
     assert message.startswith("Skipped")
+
+
+def test_a_batch_without_labelled_rows_is_not_judged_for_contradiction() -> None:
+    """Late labels: a new batch whose rows have not matured has nothing to contradict
+    (and the serving model must not be asked to predict zero rows)."""
+    old, new = classification_frame(400, seed=1), classification_frame(400, seed=2).head(0)
+    serving = fit_model(
+        build_estimator(EstimatorSpec.model_validate({"class": _LR}), seed=0), old, "y"
+    )
+    source = MemorySource({"in/a.csv": encode(old, "csv"), "in/b.csv": encode(new, "csv")})
+    spec = spec_for(["in/a.csv", "in/b.csv"], ["in/b.csv"])
+    loaded = load_batches(source, spec, classification=True)
+    pending = Batch(BatchRef(key="in/b.csv", etag="e-in/b.csv", size=1), new, row_hashes(new, "y"))
+    batches = [*loaded.accepted, pending]
+    loaded = replace(loaded, accepted=batches)
+
+    held = contradiction.hold_contradicted(loaded, spec, serving)
+
+    assert held.accepted == batches and held.quarantined == loaded.quarantined
