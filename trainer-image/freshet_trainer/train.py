@@ -430,12 +430,16 @@ def _train_and_publish(
 def choose_window(
     spec: RunSpec, estimator: BaseEstimator, baseline: ModelArtifact | None, batches: list[Batch]
 ) -> window.Choice:
-    """The batches to train on (window.py): adaptive unless the policy says Full, or a
-    warm start continues the serving model (whose history is already in it)."""
+    """The batches to train on (window.py): adaptive unless the policy says Full, a
+    warm start continues the serving model (whose history is already in it), or
+    labels arrive late."""
     if spec.data.selection == "Full":
         return window.full(batches)
     if spec.training.warm_start and baseline is not None:
         return window.full(batches, "warm start continues the serving model: whole window")
+    if spec.data.labels is not None:
+        # The newest rows are the least matured: they cannot say which history predicts.
+        return window.full(batches, "late labels: the newest rows have not matured; whole window")
     label, metric = spec.data.label, spec.evaluation.metric
     choice = window.choose(
         batches,
