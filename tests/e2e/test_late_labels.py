@@ -132,6 +132,10 @@ def _wait_runs(
     )
 
 
+def _status_labels(policy: dict[str, Any]) -> dict[str, Any]:
+    return dict(((policy.get("status") or {}).get("data") or {}).get("labels") or {})
+
+
 def _time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -171,7 +175,16 @@ def test_late_labels_are_matured_by_event_time_and_backfilled_once_per_change(
     assert result["rows"]["train"] + result["rows"]["holdout"] == len(matured)
     assert result["rows"]["holdout"] > 0
     assert first["trigger"] == "NewData"
-    status_labels = p["status"]["data"]["labels"]
+    # The ledger records the run a moment before the step writes status.
+    status_labels = sc.wait_for(
+        "status to show the cutoff",
+        lambda: (
+            (labelled := _status_labels(sc.get_policy(kube_api, ns, "conversions")))
+            and "cutoff" in labelled
+            and labelled
+        ),
+        timeout=30,
+    )
     assert abs(_time(status_labels["cutoff"]) - cutoff1) < timedelta(seconds=1)
 
     # A day later: conversions of days 0 and 1 (matured, some of them counted as
