@@ -10,21 +10,9 @@ from freshet.decisions.outcome import judge_run
 from freshet.decisions.runs import RunPhase
 from freshet.ledger import DriftRecord, Ledger, RunRecord
 from freshet.runspec import RunResult
-from freshet.spec import GateSpec, PolicySpec
+from freshet.spec import GateSpec
 from freshet.status import build
 from test_status import NOW, conditions_of, model, observe, spec
-
-
-def static_spec() -> PolicySpec:
-    body: dict[str, Any] = {
-        "mode": "Static",
-        "data": {"storeRef": {"name": "s"}, "prefix": "in/", "label": "y"},
-        "training": {
-            "image": "trainer:1",
-            "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
-        },
-    }
-    return PolicySpec.model_validate(body)
 
 
 def found(at: Any, version: str = "v1") -> DriftRecord:
@@ -59,7 +47,7 @@ def test_a_static_model_trained_across_a_change_is_stale(
     book = Ledger(serving=model("v1", promoted=promoted))
     if drift_time is not None:
         book.note_drift(found(drift_time), 1)
-    status = build(book, {}, observe(static_spec() if mode == "Static" else spec()))
+    status = build(book, {}, observe(spec(mode)))
     assert conditions_of(status).get("Stale") == stale
 
 

@@ -25,9 +25,9 @@ from policies import CRD_PATH
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-def spec(**monitoring: Any) -> PolicySpec:
+def spec(mode: str = "Dynamic", **monitoring: Any) -> PolicySpec:
     body: dict[str, Any] = {
-        "mode": "Dynamic",
+        "mode": mode,
         "data": {"storeRef": {"name": "s"}, "prefix": "in/", "label": "y"},
         "training": {
             "image": "trainer:1",
