@@ -641,9 +641,10 @@ class PolicyController:
             metrics.BATCHES_CONSUMED.labels(self.namespace, self.name).inc(len(added))
             _record_labels(book, intent, result, quarantined)
             book.forget_released(used, quarantined)
-            trained = result.window.batches if result and result.window else list(used)
+            window = [b.key for b in intent.batches]
+            trained = result.window.batches if result and result.window else window
             book.reference_from = drift.reference_from(
-                book.reference_from, drifted, [b.key for b in intent.batches], set(trained)
+                book.reference_from, drifted, window, set(trained)
             )
             book.trained_spec_hash = intent.spec_hash
             if intent.retrain_request is not None:
