@@ -56,6 +56,25 @@ class Kube:
         # sanitize_for_serialization is unannotated in the kubernetes client.
         return dict(self._api.sanitize_for_serialization(job))  # type: ignore[no-untyped-call]
 
+    def service_account_exists(self, namespace: str, name: str) -> bool:
+        try:
+            self.core.read_namespaced_service_account(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    def pods_not_created(self, namespace: str, job: str) -> str | None:
+        """The Job controller's newest FailedCreate message for `job`, if any."""
+        listed = self.core.list_namespaced_event(
+            namespace,
+            field_selector=f"involvedObject.kind=Job,involvedObject.name={job},reason=FailedCreate",
+        )
+        if not listed.items:
+            return None
+        return str(listed.items[-1].message)
+
     def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create the Job; False when it already exists (a replayed intent)."""
         try:

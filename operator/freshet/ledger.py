@@ -32,7 +32,9 @@ MAX_PREVIOUS = 5
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Tolerant on read: a ledger written by a newer operator (a rollback of the
+    # operator) or with fields since retired still loads.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 class BatchRef(_Model):
@@ -73,8 +75,6 @@ class LabelFileRef(_Model):
 class RunIntent(_Model):
     run_id: str = Field(alias="runId")
     version: str
-    attempt: int = 0
-    """Failed runs in a row before this one (a retry reuses their version); in the run id if > 0."""
     reason: str
     batches: list[BatchRef]
     new_batches: list[str] = Field(alias="newBatches")
@@ -92,6 +92,17 @@ class RunIntent(_Model):
     """The late-label files the run joins, each with the batch it labels."""
     relabelled: list[str] = []
     """Backfill: the batches whose label files changed since they were trained."""
+    promotion_started: datetime | None = Field(default=None, alias="promotionStarted")
+    """When the pointer was first applied for this run's model; the rollout is timed from it."""
+
+
+class RefusedSpec(_Model):
+    """The API server refused the Job this spec makes: no run until the spec changes."""
+
+    fingerprint: str
+    """decisions.step.spec_fingerprint of the refused spec."""
+    reason: str
+    message: str
 
 
 class RunRecord(_Model):
@@ -163,6 +174,7 @@ class Ledger(_Model):
     failures: int = 0
     """Consecutive failed runs: the backoff before the next attempt grows with it."""
     retry_not_before: datetime | None = Field(default=None, alias="retryNotBefore")
+    refused: RefusedSpec | None = None
     failed_inputs: str | None = Field(default=None, alias="failedInputs")
     """Fingerprint of the last failed run's inputs (decisions.retry): the backoff holds
     back only a run over the same inputs. None before a failure, and in older ledgers."""

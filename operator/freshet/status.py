@@ -48,7 +48,33 @@ class Observation:
     """(reason, message): something outside freshet must change first."""
     waiting: tuple[str, str] | None = None
     """(reason, message): why no run started."""
+    running: tuple[str, str] | None = None
+    """(reason, message): how the run in flight is doing."""
     data: DataCounts | None = None
+
+
+PROBLEM_REASONS = frozenset(
+    {
+        "InvalidSpec",
+        "ReconcileFailed",
+        "ServiceAccountNotFound",
+        "PodsNotCreated",
+        "JobRejected",
+        "Forbidden",
+        "APIUnavailable",
+        "StoreUnavailable",
+        "StoreAccessDenied",
+        "StoreSecretNotFound",
+        "StoreSecretInvalid",
+        "DeploymentNotFound",
+        "ServingContainerNotFound",
+        "PointerRejected",
+        "RolloutStalled",
+        "RunSpecMissing",
+    }
+)
+"""Condition reasons that get one Warning Event when a condition turns to them; the
+problems a run reports itself (TrainingFailed, GateRejected, ...) are not here."""
 
 
 def _time(t: datetime | None) -> str | None:
@@ -161,22 +187,13 @@ def _conditions(book: Ledger, current: dict[str, Any], obs: Observation) -> list
         last_run_reason=None if intent else (last.reason if last else None),
         last_run_message=None if intent else (last.message if last else None),
         quarantined=_held(book, obs),
+        blocked=obs.blocked,
+        waiting=obs.waiting if intent is None else None,
+        running=obs.running,
+        live=live_degradation(book),
+        stale=stale_condition(obs.spec, book, obs.now),
     )
-    updates = list(conditions.derive_conditions(facts))
-    if intent is None and obs.waiting is not None:
-        reason, message = obs.waiting
-        updates.append(
-            conditions.ConditionUpdate(conditions.ConditionType.TRAINING, "False", reason, message)
-        )
-    for update in (live_degradation(book), stale_condition(obs.spec, book, obs.now)):
-        if update is not None:
-            updates.append(update)
-    if obs.blocked is not None:
-        reason, message = obs.blocked
-        ready: conditions.ConditionStatus = "True" if book.serving else "False"
-        updates.append(
-            conditions.ConditionUpdate(conditions.ConditionType.READY, ready, reason, message)
-        )
+    updates = conditions.derive_conditions(facts)
     return conditions.set_conditions(
         list(current.get("conditions") or []), updates, generation=obs.generation, now=obs.now
     )

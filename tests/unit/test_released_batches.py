@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, cast
 
-from freshet.controller import PolicyController
+from freshet.batches import Batch
 from freshet.ledger import Ledger
-from freshet.objectstore import ObjectInfo, ObjectStore
+from freshet.snapshot import PolicyFacts, Slots, Snapshot, find_released
 from freshet.spec import PolicySpec
-from freshet.watcher import BucketWatcher
+from freshet.store_layout import StateLayout
 from policies import minimal_spec
 
 SPEC = PolicySpec.model_validate(minimal_spec("Dynamic"))
@@ -19,10 +18,7 @@ HELD = "freshet/ml/demo/quarantine/spam/incoming/bad.csv"
 
 class Listing:
     def __init__(self, *objects: tuple[str, str]) -> None:
-        self.listed = [ObjectInfo(key, etag, 10, WHEN) for key, etag in objects]
-
-    def objects(self, prefix: str) -> list[ObjectInfo]:
-        return [o for o in self.listed if o.key.startswith(prefix)]
+        self.listed = tuple(Batch(key, etag, 10, WHEN) for key, etag in objects)
 
 
 class Store:
@@ -34,11 +30,27 @@ class Store:
 
 
 def pending_keys(listing: Listing, store: Store) -> list[str]:
-    controller = PolicyController(cast(Any, None), "ml", "demo", "uid")
     book = Ledger(quarantined={"spam/incoming/bad.csv": "e1"})
-    watcher, objects = cast(BucketWatcher, listing), cast(ObjectStore, store)
-    controller._released = controller._find_released(SPEC, book, watcher, objects)
-    return [batch.key for batch in controller._pending(SPEC, book, watcher)]
+    layout = StateLayout.for_policy("ml", "demo")
+    snap = Snapshot(
+        now=WHEN,
+        policy=PolicyFacts(
+            namespace="ml",
+            name="demo",
+            uid="uid",
+            generation=1,
+            created=WHEN,
+            retrain_request=None,
+            rollback_request=None,
+        ),
+        spec=SPEC,
+        ledger=book,
+        bucket="b",
+        batches=listing.listed,
+        released=find_released(store.etag, layout, book.quarantined, listing.listed),
+        slots=Slots(0, 0, 1, 1),
+    )
+    return [batch.key for batch in snap.pending()]
 
 
 def test_a_quarantined_batch_still_held_is_not_pending() -> None:

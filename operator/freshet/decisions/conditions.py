@@ -1,7 +1,9 @@
 """status.conditions per the Kubernetes API conventions, derived from plain facts.
 
 Two pure steps: :func:`derive_conditions` says what each condition should be
-given what the operator knows, and :func:`set_condition` merges one into the
+given what the operator knows, one function per condition type whose rules are
+a list in order of precedence (the first that applies wins), so no condition
+is set twice in a step; and :func:`set_condition` merges one into the
 existing list the way the conventions require: ``lastTransitionTime`` moves
 only when ``status`` changes (so "since when" stays true), while reason,
 message and ``observedGeneration`` always reflect the latest evaluation.
@@ -52,19 +54,37 @@ class StatusFacts:
     last_run_reason: str | None = None
     last_run_message: str | None = None
     quarantined: int = 0
+    blocked: tuple[str, str] | None = None
+    """(reason, message): something outside freshet must change first."""
+    waiting: tuple[str, str] | None = None
+    """(reason, message): why no run started."""
+    running: tuple[str, str] | None = None
+    """(reason, message): how the run in flight is doing, when known."""
+    live: ConditionUpdate | None = None
+    """Degraded because of the live model (rolled back, failing, unmeasurable)."""
+    stale: ConditionUpdate | None = None
+    """Stale, when it can apply at all."""
 
 
 def derive_conditions(facts: StatusFacts) -> list[ConditionUpdate]:
-    """Ready, Training, Degraded and DataHealthy for these facts."""
-    return [_ready(facts), _training(facts), _degraded(facts), _data_healthy(facts)]
+    """Ready, Training, Degraded, DataHealthy and (when it applies) Stale: one each."""
+    updates = [_ready(facts), _training(facts), _degraded(facts), _data_healthy(facts)]
+    return updates if facts.stale is None else [*updates, facts.stale]
 
 
 def _ready(facts: StatusFacts) -> ConditionUpdate:
+    """Precedence: invalid spec; blocked; a model serving; the first model's progress."""
+
     def not_ready(reason: str, message: str) -> ConditionUpdate:
         return ConditionUpdate(ConditionType.READY, "False", reason, message)
 
     if facts.spec_error is not None:
         return not_ready("InvalidSpec", facts.spec_error)
+    if facts.blocked is not None:
+        reason, message = facts.blocked
+        # A model keeps serving while freshet is blocked: Ready says so, and why.
+        ready: ConditionStatus = "True" if facts.serving_version is not None else "False"
+        return ConditionUpdate(ConditionType.READY, ready, reason, message)
     if facts.serving_version is not None:
         # A model keeps serving while a newer one trains or after one is
         # rejected: readiness is about what users get now.
@@ -87,18 +107,26 @@ def _ready(facts: StatusFacts) -> ConditionUpdate:
 
 
 def _training(facts: StatusFacts) -> ConditionUpdate:
+    """Precedence: a run in flight (and how it is doing); why none starts; idle."""
     phase = facts.last_run_phase
     if phase is not None and not phase.finished:
+        if facts.running is not None:
+            return ConditionUpdate(ConditionType.TRAINING, "True", *facts.running)
         return ConditionUpdate(
             ConditionType.TRAINING,
             "True",
             phase.value,
             f"run {facts.last_run_id} is producing {facts.last_run_version}",
         )
+    if facts.waiting is not None:
+        return ConditionUpdate(ConditionType.TRAINING, "False", *facts.waiting)
     return ConditionUpdate(ConditionType.TRAINING, "False", "Idle", "no run is active")
 
 
 def _degraded(facts: StatusFacts) -> ConditionUpdate:
+    """Precedence: the live model (rolled back, failing); the last run; as expected."""
+    if facts.live is not None:
+        return facts.live
     phase = facts.last_run_phase
     if phase is RunPhase.FAILED or phase is RunPhase.REJECTED:
         fallback = "RunFailed" if phase is RunPhase.FAILED else "CandidateRejected"
