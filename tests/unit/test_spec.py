@@ -156,7 +156,8 @@ BASE_HASH = PolicySpec.model_validate(valid_policy()["spec"]).training_hash()
     ("path", "value", "changes"),
     [
         ("training.estimator.params", {"loss": "hinge"}, True),
-        ("training.estimator.class", "sklearn.linear_model.LogisticRegression", True),
+        # A class whose parameters include the valid policy's (loss: log_loss).
+        ("training.estimator.class", "sklearn.ensemble.GradientBoostingClassifier", True),
         ("training.image", "registry.example.com/freshet-trainer:0.2.0", True),
         ("training.seed", 7, True),
         ("training.holdoutFraction", "0.25", True),
