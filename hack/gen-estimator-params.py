@@ -1,4 +1,4 @@
-"""Write operator/freshet/estimator_params.json: the trainer's estimators, as the operator sees them.
+"""Write operator/freshet/estimator_params.json: the trainer's estimators, for the operator.
 
 The operator image carries no scikit-learn, yet it should refuse a policy whose
 estimator parameters the trainer would refuse, before any Job exists. So this
@@ -27,9 +27,8 @@ def generate() -> dict[str, Any]:
     """The table, from the installed scikit-learn and the trainer's allow-list."""
     sys.path.insert(0, str(REPO / "trainer-image"))
     import sklearn
-    from sklearn.base import is_classifier, is_regressor
-
     from freshet_trainer.estimators import ALLOWED_ESTIMATORS
+    from sklearn.base import is_classifier, is_regressor
 
     estimators: dict[str, Any] = {}
     for name in sorted(ALLOWED_ESTIMATORS):

@@ -65,7 +65,10 @@ NonNegativeDecimal = Annotated[
     Decimal, BeforeValidator(_strict_decimal(r"[0-9]+(\.[0-9]+)?", "0.01"))
 ]
 
-def _field_error(title: str, loc: Sequence[str | int], message: str, value: object) -> ValidationError:
+
+def _field_error(
+    title: str, loc: Sequence[str | int], message: str, value: object
+) -> ValidationError:
     """A validation error located at ``loc`` (relative to the model raising it).
 
     A model validator's ValueError is located at the model; raised as this, the
@@ -554,9 +557,7 @@ class Resources(_SpecModel):
                 try:
                     amount = _quantity(value)
                 except ValueError as err:
-                    raise _field_error(
-                        "Resources", (kind, name), f"{where}: {err}", value
-                    ) from err
+                    raise _field_error("Resources", (kind, name), f"{where}: {err}", value) from err
                 if amount < 0:
                     raise _field_error(
                         "Resources", (kind, name), f"{where} must not be negative", value
