@@ -13,16 +13,27 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from kubernetes.utils.quantity import parse_quantity
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from freshet import estimators
 
 STATE_ROOT_PREFIX = "freshet/"
 """Key prefix under which freshet keeps its own state; data prefixes must avoid it."""
@@ -53,6 +64,28 @@ SignedDecimal = Annotated[Decimal, BeforeValidator(_strict_decimal(r"-?[0-9]+(\.
 NonNegativeDecimal = Annotated[
     Decimal, BeforeValidator(_strict_decimal(r"[0-9]+(\.[0-9]+)?", "0.01"))
 ]
+
+
+def _field_error(
+    title: str, loc: Sequence[str | int], message: str, value: object
+) -> ValidationError:
+    """A validation error located at ``loc`` (relative to the model raising it).
+
+    A model validator's ValueError is located at the model; raised as this, the
+    error names the field itself (e.g. spec.training.estimator.params.alhpa), which
+    is what the InvalidSpec condition shows.
+    """
+    return ValidationError.from_exception_data(
+        title,
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "{message}", {"message": message}),
+                loc=tuple(loc),
+                input=value,
+            )
+        ],
+    )
+
 
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -105,9 +138,17 @@ class Metric(StrEnum):
         """Scores in [0, 1], where a threshold above 1 can never be met."""
         return self in _UNIT_INTERVAL
 
+    @property
+    def kind(self) -> estimators.EstimatorKind:
+        """The estimators the trainer computes it for (freshet_trainer.metrics)."""
+        if self in _REGRESSION_METRICS:
+            return estimators.EstimatorKind.REGRESSOR
+        return estimators.EstimatorKind.CLASSIFIER
+
 
 _LOWER_IS_BETTER = frozenset({Metric.LOG_LOSS, Metric.RMSE, Metric.MAE})
 _UNIT_INTERVAL = frozenset({Metric.ACCURACY, Metric.ROC_AUC, Metric.F1})
+_REGRESSION_METRICS = frozenset({Metric.RMSE, Metric.MAE, Metric.R2})
 
 
 class EstimatorClass(StrEnum):
@@ -159,12 +200,26 @@ class Window(_SpecModel):
     """None: Adaptive for Dynamic policies, Full for Static ones (`PolicySpec.window_selection`)."""
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_folder(field: str, prefix: str) -> None:
-    """A data or label prefix: a folder, relative to the bucket, outside freshet's state."""
+    """A data or label prefix: a folder, relative to the bucket, outside freshet's state.
+
+    The S3 client refuses keys with a ``.`` or ``..`` segment, and the XML of a
+    listing cannot carry control characters: such a prefix would never list a batch.
+    """
     if not prefix.endswith("/"):
         raise ValueError(f"{field} must end with '/'")
     if prefix.startswith("/") or "//" in prefix:
         raise ValueError(f"{field} must not start with '/' or contain '//'")
+    if any(segment in (".", "..") for segment in prefix.split("/")):
+        raise ValueError(
+            f"{field} must not contain a '.' or '..' path segment: object keys are not"
+            " paths; write the prefix without them, e.g. spam/incoming/"
+        )
+    if _CONTROL_CHARACTER.search(prefix):
+        raise ValueError(f"{field} must not contain control characters")
     if prefix.startswith(STATE_ROOT_PREFIX):
         raise ValueError(f"{field} must not be under {STATE_ROOT_PREFIX}")
 
@@ -251,18 +306,44 @@ class TriggerSpec(_SpecModel):
     schedule: str | None = Field(default=None, max_length=128)
     backfill: BackfillSpec = BackfillSpec()
 
-    @model_validator(mode="after")
-    def _schedule_is_cron(self) -> Self:
-        # The CRD's pattern is deliberately loose; croniter is the real parser
-        # the operator evaluates the schedule with, so it has the last word.
-        # It also accepts a sixth (seconds) field, which the CRD does not.
-        schedule = self.schedule
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_is_cron(cls, schedule: str | None) -> str | None:
+        # The CRD's pattern is deliberately loose (CEL cannot evaluate cron);
+        # croniter is the real parser the operator evaluates the schedule with,
+        # so it has the last word. It also accepts a sixth (seconds) field,
+        # which the CRD does not.
         if schedule is None:
-            return self
+            return None
         fields = schedule.split()
         if not (len(fields) == 5 or schedule.startswith("@")) or not croniter.is_valid(schedule):
-            raise ValueError(f"trigger.schedule {schedule!r} is not a five-field cron expression")
-        return self
+            raise ValueError(
+                f"trigger.schedule {schedule!r} is not a five-field cron expression"
+                " (minute hour day-of-month month day-of-week, e.g. '0 */6 * * *')"
+            )
+        if _next_fire_time(schedule) is None:
+            raise ValueError(
+                f"trigger.schedule {schedule!r} never fires (no time matches it in the next"
+                f" {SCHEDULE_HORIZON_YEARS} years, e.g. a day the month does not have):"
+                " fix the day of month or month, or remove the schedule"
+            )
+        return schedule
+
+
+SCHEDULE_HORIZON_YEARS: Final = 5
+"""A schedule with no fire time within this many years counts as never firing."""
+
+
+def _next_fire_time(schedule: str, now: datetime | None = None) -> datetime | None:
+    """The schedule's next fire time after ``now``, or None if it has none in the horizon."""
+    start = now or datetime.now(UTC)
+    try:
+        fire: datetime = croniter(
+            schedule, start, max_years_between_matches=SCHEDULE_HORIZON_YEARS
+        ).get_next(datetime)
+    except CroniterBadDateError:
+        return None
+    return fire if fire - start <= timedelta(days=366 * SCHEDULE_HORIZON_YEARS) else None
 
 
 Quantity = int | str
@@ -399,6 +480,61 @@ class Estimator(_SpecModel):
     class_: EstimatorClass = Field(alias="class")
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _params_are_known(self) -> Self:
+        # The trainer would refuse these only inside a Job (and each retry is
+        # another Job); the generated table lets the operator refuse them first.
+        for name, value in self.params.items():
+            problem = estimators.param_problem(self.class_, name, value)
+            if problem is not None:
+                raise _field_error("Estimator", ("params", name), problem, value)
+        return self
+
+    @property
+    def kind(self) -> estimators.EstimatorKind:
+        """Classifier or regressor (estimator_params.json)."""
+        return estimators.table()[self.class_].kind
+
+    @property
+    def has_probabilities(self) -> bool:
+        """Whether the estimator has predict_proba, without which log_loss is never computed."""
+        if self.class_ is EstimatorClass.SGD_CLASSIFIER:
+            return self.params.get("loss", "hinge") in estimators.PROBABILISTIC_SGD_LOSSES
+        return self.kind is estimators.EstimatorKind.CLASSIFIER
+
+
+STANDARD_RESOURCES: Final = frozenset({"cpu", "memory", "ephemeral-storage"})
+"""Container resources Kubernetes knows without a domain (besides hugepages-<size>)."""
+_EXTENDED_RESOURCE = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    r"/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+)
+
+
+def _resource_name_problem(name: str) -> str | None:
+    """Why Kubernetes would refuse ``name`` as a container resource, or None."""
+    if name in STANDARD_RESOURCES:
+        return None
+    if name.startswith("hugepages-"):
+        try:
+            _quantity(name.removeprefix("hugepages-"))
+        except ValueError:
+            return f"{name!r} is not a hugepages size, e.g. hugepages-2Mi"
+        return None
+    if "/" not in name or "kubernetes.io/" in name:
+        return (
+            f"{name!r} is not a container resource: use cpu, memory, ephemeral-storage,"
+            " hugepages-<size> or an extended resource with its domain, e.g. nvidia.com/gpu"
+        )
+    if not _EXTENDED_RESOURCE.fullmatch(name) or len(name.split("/")[1]) > 63:
+        return f"{name!r} is not a valid extended resource name (domain/name, e.g. nvidia.com/gpu)"
+    return None
+
+
+def _overcommit_allowed(name: str) -> bool:
+    """Requests below limits are allowed only for the standard resources (not hugepages)."""
+    return name in STANDARD_RESOURCES
+
 
 class Resources(_SpecModel):
     """Kept as written for the Job; parsed here only to check them."""
@@ -410,12 +546,37 @@ class Resources(_SpecModel):
     def _requests_within_limits(self) -> Self:
         # Kubernetes would refuse such a pod only when the Job is created, long
         # after the policy was accepted; refuse the policy instead.
-        try:
-            limits = {name: _quantity(value) for name, value in self.limits.items()}
-            requests = {name: _quantity(value) for name, value in self.requests.items()}
-        except ValueError as err:
-            raise ValueError(f"training.resources: {err}") from err
+        parsed: dict[str, dict[str, Decimal]] = {}
+        for kind, given in (("limits", self.limits), ("requests", self.requests)):
+            parsed[kind] = {}
+            for name, value in given.items():
+                where = f"training.resources.{kind}.{name}"
+                problem = _resource_name_problem(name)
+                if problem is not None:
+                    raise _field_error("Resources", (kind, name), f"{where}: {problem}", value)
+                try:
+                    amount = _quantity(value)
+                except ValueError as err:
+                    raise _field_error("Resources", (kind, name), f"{where}: {err}", value) from err
+                if amount < 0:
+                    raise _field_error(
+                        "Resources", (kind, name), f"{where} must not be negative", value
+                    )
+                if not _overcommit_allowed(name) and "/" in name and amount != int(amount):
+                    raise _field_error(
+                        "Resources",
+                        (kind, name),
+                        f"{where} must be a whole number: extended resources are counted",
+                        value,
+                    )
+                parsed[kind][name] = amount
+        limits, requests = parsed["limits"], parsed["requests"]
         for name, requested in requests.items():
+            if not _overcommit_allowed(name) and limits.get(name) != requested:
+                raise ValueError(
+                    f"training.resources.requests.{name} must equal"
+                    f" training.resources.limits.{name}: {name} cannot be overcommitted"
+                )
             if name in limits and requested > limits[name]:
                 raise ValueError(
                     f"training.resources.requests.{name} ({self.requests[name]}) exceeds"
@@ -496,7 +657,19 @@ class PrometheusCheck(_SpecModel):
     def _has_a_bound(self) -> Self:
         if self.min_value is None and self.max_value is None:
             raise ValueError("monitoring.prometheus needs minValue, maxValue or both")
+        _check_range("monitoring.prometheus", self.min_value, self.max_value)
         return self
+
+
+def _check_range(where: str, low: Decimal | None, high: Decimal | None) -> None:
+    if low is not None and high is not None and low > high:
+        raise _field_error(
+            "Range",
+            ("minValue",),
+            f"{where}.minValue ({low}) must not exceed {where}.maxValue ({high}):"
+            " no value could pass",
+            str(low),
+        )
 
 
 _METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
@@ -527,9 +700,25 @@ class ModelServerCheck(_SpecModel):
     def _has_a_bound(self) -> Self:
         if self.min_value is None and self.max_value is None:
             raise ValueError("monitoring.modelServer needs minValue, maxValue or both")
+        _check_range("monitoring.modelServer", self.min_value, self.max_value)
         if isinstance(self.port, int) and not 1 <= self.port <= 65535:
             raise ValueError("monitoring.modelServer.port must be between 1 and 65535")
+        if isinstance(self.port, str) and not _is_port_name(self.port):
+            raise ValueError(
+                "monitoring.modelServer.port must be a port number or a container port name"
+                " (at most 15 lowercase letters, digits and '-', with a letter)"
+            )
         return self
+
+
+def _is_port_name(name: str) -> bool:
+    """An IANA service name, as a container port's name must be."""
+    return (
+        re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) is not None
+        and len(name) <= 15
+        and re.search("[a-z]", name) is not None
+        and "--" not in name
+    )
 
 
 class MonitoringSpec(_SpecModel):
@@ -592,7 +781,41 @@ class PolicySpec(_SpecModel):
         negative = labels.negative_value if labels is not None else None
         if negative is not None and allowed is not None and negative not in allowed:
             raise ValueError("data.labels.negativeValue must be one of validation.labelValues")
+        self._metrics_suit_the_estimator()
         return self
+
+    def _metrics_suit_the_estimator(self) -> None:
+        """A metric the trainer never computes for this estimator can never gate or monitor.
+
+        The CRD has the same rule for the classifier/regressor split; the
+        probabilities log_loss needs depend on params, which only this model reads.
+        """
+        estimator = self.training.estimator
+        named: list[tuple[tuple[str, ...], Metric]] = [(("gate", "metric"), self.gate.metric)]
+        if self.monitoring is not None and self.monitoring.metric is not None:
+            named.append((("monitoring", "metric"), self.monitoring.metric))
+        short = estimator.class_.rsplit(".", 1)[-1]
+        for loc, metric in named:
+            where = ".".join(loc)
+            if estimator.kind is not metric.kind:
+                suitable = ", ".join(m.value for m in Metric if m.kind is estimator.kind)
+                raise _field_error(
+                    "PolicySpec",
+                    loc,
+                    f"{where} {metric} is a {metric.kind} metric, but {short} is a"
+                    f" {estimator.kind}: use one of {suitable}",
+                    metric.value,
+                )
+            if metric is Metric.LOG_LOSS and not estimator.has_probabilities:
+                raise _field_error(
+                    "PolicySpec",
+                    loc,
+                    f"{where} log_loss needs predicted probabilities, which {short} with"
+                    f" loss {estimator.params.get('loss', 'hinge')!r} does not give: set"
+                    " training.estimator.params.loss to log_loss or modified_huber, or"
+                    " choose another metric",
+                    metric.value,
+                )
 
     @property
     def effective_trigger(self) -> TriggerSpec | None:

@@ -329,5 +329,204 @@ INVALID_POLICIES: list[tuple[str, Policy, str]] = [
         _set("serving", {"container": "server"}),
         "spec.serving.deploymentRef: Required value",
     ),
+    _case(
+        "negative-cpu-limit",
+        _set("training.resources", {"limits": {"cpu": "-1"}}),
+        "training.resources.limits must not have a negative quantity",
+    ),
+    _case(
+        "negative-integer-memory-request",
+        _set("training.resources", {"requests": {"memory": -1}}),
+        "training.resources.requests must not have a negative quantity",
+    ),
+    _case(
+        "resource-without-domain",
+        _set("training.resources", {"limits": {"gpu": "1"}}),
+        "training.resources.limits names a resource Kubernetes does not know",
+    ),
+    _case(
+        "resource-in-kubernetes-domain",
+        _set("training.resources", {"limits": {"kubernetes.io/gpu": "1"}}),
+        "training.resources.limits names a resource Kubernetes does not know",
+    ),
+    _case(
+        "extended-resource-fractional",
+        _set("training.resources", {"limits": {"nvidia.com/gpu": "500m"}}),
+        "of an extended resource (domain/name) must be a whole number",
+    ),
+    _case(
+        "extended-resource-overcommitted",
+        _set("training.resources", {"requests": {"nvidia.com/gpu": 1}}),
+        "training.resources.requests of hugepages or an extended resource must equal its",
+    ),
+    _case(
+        "max-batch-bytes-negative-integer",
+        _set("validation.maxBatchBytes", -1),
+        "validation.maxBatchBytes must be a positive whole number of bytes",
+    ),
+    _case(
+        "max-batch-bytes-zero-integer",
+        _set("validation.maxBatchBytes", 0),
+        "validation.maxBatchBytes must be a positive whole number of bytes",
+    ),
+    _case(
+        "prefix-dot-segment",
+        _set("data.prefix", "spam/./incoming/"),
+        "data.prefix must not contain a '.' or '..' path segment",
+    ),
+    _case(
+        "prefix-dot-dot-segment",
+        _set("data.prefix", "../spam/incoming/"),
+        "data.prefix must not contain a '.' or '..' path segment",
+    ),
+    _case(
+        "prefix-control-character",
+        _set("data.prefix", "spam/\tincoming/"),
+        "data.prefix must not contain control characters",
+    ),
+    _case(
+        "labels-prefix-dot-dot-segment",
+        _set("data.labels", _labels(prefix="spam/labels/../")),
+        "data.labels.prefix must not contain a '.' or '..' path segment",
+    ),
+    _case(
+        "labels-prefix-empty-segment",
+        _set("data.labels", _labels(prefix="spam//labels/")),
+        "data.labels.prefix must not start with '/' or contain '//'",
+    ),
+    _case(
+        "prometheus-min-above-max",
+        _set(
+            "monitoring",
+            {
+                "source": "Prometheus",
+                "prometheus": {
+                    "url": "http://prometheus:9090",
+                    "query": "up",
+                    "minValue": "0.9",
+                    "maxValue": "0.1",
+                },
+            },
+        ),
+        "monitoring.prometheus.minValue must not exceed monitoring.prometheus.maxValue",
+    ),
+    _case(
+        "model-server-min-above-max",
+        _set(
+            "monitoring",
+            {"source": "ModelServer", "modelServer": _SERIES | {"minValue": "2", "maxValue": "1"}},
+        ),
+        "monitoring.modelServer.minValue must not exceed monitoring.modelServer.maxValue",
+    ),
+    _case(
+        "model-server-port-zero",
+        _set(
+            "monitoring",
+            {"source": "ModelServer", "modelServer": _SERIES | {"minValue": "0.5", "port": 0}},
+        ),
+        "monitoring.modelServer.port must be a port number between 1 and 65535",
+    ),
+    _case(
+        "model-server-bad-port-name",
+        _set(
+            "monitoring",
+            {
+                "source": "ModelServer",
+                "modelServer": _SERIES | {"minValue": "0.5", "port": "Metrics_Port"},
+            },
+        ),
+        "monitoring.modelServer.port must be a port number between 1 and 65535",
+    ),
+    _case(
+        "regressor-gated-on-roc-auc",
+        _set("training.estimator", {"class": "sklearn.linear_model.SGDRegressor"}),
+        "gate.metric roc_auc does not suit sklearn.linear_model.SGDRegressor:"
+        " a regressor is gated on rmse, mae or r2",
+    ),
+    _case(
+        "classifier-gated-on-rmse",
+        _set("gate", {"metric": "rmse", "maxRegression": "0.01"}),
+        "gate.metric rmse does not suit sklearn.linear_model.SGDClassifier:"
+        " a classifier is gated on accuracy, roc_auc, f1 or log_loss",
+    ),
+    _case(
+        "regressor-monitored-on-accuracy",
+        _both(
+            _set("training.estimator", {"class": "sklearn.linear_model.SGDRegressor"}),
+            _set("gate", {"metric": "rmse", "maxRegression": "0.01"}),
+            _set("monitoring", {"source": "Prequential", "metric": "accuracy"}),
+        ),
+        "monitoring.metric accuracy does not suit sklearn.linear_model.SGDRegressor:"
+        " a regressor is monitored on rmse, mae or r2",
+    ),
 ]
 """``(case_id, policy, expected_message_substring)``, one broken rule per case."""
+
+
+def _accepted(case_id: str, mutate: Callable[[Policy], None]) -> tuple[str, Policy]:
+    policy = valid_policy(name=case_id)
+    mutate(policy)
+    return case_id, copy.deepcopy(policy)
+
+
+_REGRESSOR = _both(
+    _set("training.estimator", {"class": "sklearn.linear_model.SGDRegressor"}),
+    _set("gate", {"metric": "rmse", "maxRegression": "0.01"}),
+)
+
+VALID_VARIANTS: list[tuple[str, Policy]] = [
+    _accepted(
+        "extended-and-integer-resources",
+        _set(
+            "training.resources",
+            {
+                "requests": {"cpu": 1, "memory": 1073741824, "nvidia.com/gpu": "1"},
+                "limits": {"cpu": "2", "memory": "2Gi", "nvidia.com/gpu": 1},
+            },
+        ),
+    ),
+    _accepted(
+        "hugepages-and-ephemeral-storage",
+        _set(
+            "training.resources",
+            {
+                "requests": {"memory": "1Gi", "hugepages-2Mi": "64Mi", "ephemeral-storage": "1Gi"},
+                "limits": {"hugepages-2Mi": "64Mi"},
+            },
+        ),
+    ),
+    _accepted("integer-max-batch-bytes", _set("validation.maxBatchBytes", 4096)),
+    _accepted("dots-inside-segments", _set("data.prefix", "spam.v2/in..coming/.hidden/")),
+    _accepted("regressor-gated-on-rmse", _REGRESSOR),
+    _accepted(
+        "regressor-monitored-on-mae",
+        _both(_REGRESSOR, _set("monitoring", {"source": "Prequential", "metric": "mae"})),
+    ),
+    _accepted(
+        "model-server-equal-bounds-named-port",
+        _set(
+            "monitoring",
+            {
+                "source": "ModelServer",
+                "modelServer": _SERIES | {"minValue": "1", "maxValue": "1", "port": "metrics"},
+            },
+        ),
+    ),
+    _accepted(
+        "prometheus-range-numbered-port",
+        _set(
+            "monitoring",
+            {
+                "source": "Prometheus",
+                "prometheus": {
+                    "url": "http://prometheus:9090",
+                    "query": "up",
+                    "minValue": "-1",
+                    "maxValue": "0.5",
+                },
+            },
+        ),
+    ),
+    _accepted("leap-day-schedule", _set("trigger.schedule", "0 0 29 2 *")),
+]
+"""``(case_id, policy)``: near misses of the rules above, which must stay accepted."""

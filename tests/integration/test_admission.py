@@ -11,7 +11,12 @@ from freshet.spec import PolicySpec
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.integration.invalid_policies import INVALID_POLICIES, Policy, valid_policy
+from tests.integration.invalid_policies import (
+    INVALID_POLICIES,
+    VALID_VARIANTS,
+    Policy,
+    valid_policy,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +38,19 @@ def test_the_valid_policy_is_accepted(
 ) -> None:
     created = _create(kube_api, namespace, valid_policy("accepted"))
     assert created["spec"]["training"]["seed"] == 0  # type: ignore[index]  # a CRD default
+
+
+@pytest.mark.parametrize(("case_id", "policy"), VALID_VARIANTS, ids=[c[0] for c in VALID_VARIANTS])
+def test_near_misses_of_the_rules_are_accepted(
+    kube_api: client.ApiClient,
+    namespace: str,
+    operator_installed: object,
+    case_id: str,
+    policy: Policy,
+) -> None:
+    """What the rules must not refuse: the API server admits it and the typed spec reads it."""
+    created = _create(kube_api, namespace, policy)
+    PolicySpec.model_validate(created["spec"])  # type: ignore[index]
 
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "docs" / "examples").glob("policy-*.yaml"))

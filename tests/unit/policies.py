@@ -25,6 +25,7 @@ def _invalid_policies_module() -> ModuleType:
 
 invalid_policies = _invalid_policies_module()
 INVALID_POLICIES: list[tuple[str, dict[str, Any], str]] = invalid_policies.INVALID_POLICIES
+VALID_VARIANTS: list[tuple[str, dict[str, Any]]] = invalid_policies.VALID_VARIANTS
 
 
 def valid_policy() -> dict[str, Any]:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from freshet import estimators
 from freshet.spec import (
     ContradictionAction,
     DataFormat,
     DriftAction,
     DriftMethod,
+    Estimator,
     EstimatorClass,
     Metric,
     Mode,
@@ -20,9 +23,10 @@ from freshet.spec import (
     TriggerSpec,
     Window,
     WindowSelection,
+    _next_fire_time,
     parse_policy_spec,
 )
-from policies import INVALID_POLICIES, minimal_spec, valid_policy
+from policies import INVALID_POLICIES, VALID_VARIANTS, minimal_spec, valid_policy
 from pydantic import ValidationError
 
 
@@ -156,7 +160,8 @@ BASE_HASH = PolicySpec.model_validate(valid_policy()["spec"]).training_hash()
     ("path", "value", "changes"),
     [
         ("training.estimator.params", {"loss": "hinge"}, True),
-        ("training.estimator.class", "sklearn.linear_model.LogisticRegression", True),
+        # A class whose parameters include the valid policy's (loss: log_loss).
+        ("training.estimator.class", "sklearn.ensemble.GradientBoostingClassifier", True),
         ("training.image", "registry.example.com/freshet-trainer:0.2.0", True),
         ("training.seed", 7, True),
         ("training.holdoutFraction", "0.25", True),
@@ -249,3 +254,178 @@ def test_strict_schema_declares_columns() -> None:
         ("x1", "number", False),
         ("y", "integer", True),
     ]
+
+
+def _spec_error(body: dict[str, Any]) -> tuple[str, str]:
+    """(location, message) of the first error, as the InvalidSpec condition shows them."""
+    with pytest.raises(ValidationError) as info:
+        PolicySpec.model_validate(body)
+    error = info.value.errors()[0]
+    return "spec." + ".".join(str(part) for part in error["loc"]), error["msg"]
+
+
+@pytest.mark.parametrize(
+    ("case_id", "policy"), VALID_VARIANTS, ids=[case[0] for case in VALID_VARIANTS]
+)
+def test_accepts_what_admission_accepts(case_id: str, policy: dict[str, Any]) -> None:
+    parse_policy_spec(policy)
+
+
+@pytest.mark.parametrize("schedule", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 6,9,11 *"])
+def test_schedule_that_never_fires_is_refused(schedule: str) -> None:
+    where, message = _spec_error(_with("trigger.schedule", schedule))
+    assert where == "spec.trigger.schedule"
+    assert "never fires" in message and schedule in message
+
+
+@pytest.mark.parametrize("schedule", ["0 0 29 2 *", "0 0 30 2 1", "0 0 31 * *", "@yearly"])
+def test_schedule_that_fires_rarely_is_accepted(schedule: str) -> None:
+    assert TriggerSpec(schedule=schedule).schedule == schedule
+
+
+def test_invalid_schedule_names_the_field() -> None:
+    where, message = _spec_error(_with("trigger.schedule", "61 * * * *"))
+    assert where == "spec.trigger.schedule"
+    assert "five-field cron expression" in message
+
+
+def test_next_fire_time_looks_five_years_ahead() -> None:
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    assert _next_fire_time("0 0 29 2 *", now) == datetime(2028, 2, 29, tzinfo=UTC)
+    assert _next_fire_time("0 0 30 2 *", now) is None
+
+
+def test_unknown_estimator_param_is_refused_with_close_matches() -> None:
+    body = _with("training.estimator.params", {"loss": "log_loss", "alhpa": 0.001})
+    where, message = _spec_error(body)
+    assert where == "spec.training.estimator.params.alhpa"
+    assert message == "SGDClassifier has no parameter 'alhpa': did you mean alpha?"
+
+
+def test_unknown_estimator_param_without_a_close_match_lists_the_parameters() -> None:
+    body = _with("training.estimator", {"class": "sklearn.dummy.DummyClassifier"})
+    body["training"]["warmStart"] = False
+    body["training"]["estimator"]["params"] = {"zzz": 1}
+    where, message = _spec_error(body)
+    assert where == "spec.training.estimator.params.zzz"
+    assert message.endswith("its parameters are constant, strategy")  # random_state: the seed
+
+
+def test_random_state_is_the_seed() -> None:
+    where, message = _spec_error(_with("training.estimator.params", {"random_state": 3}))
+    assert where == "spec.training.estimator.params.random_state"
+    assert "training.seed" in message
+
+
+def test_estimator_params_are_scalars() -> None:
+    where, message = _spec_error(_with("training.estimator.params", {"class_weight": {"1": 2}}))
+    assert where == "spec.training.estimator.params.class_weight"
+    assert "must be a scalar" in message
+
+
+def test_every_allowed_estimator_accepts_its_own_parameters() -> None:
+    for name, info in estimators.table().items():
+        estimator = Estimator.model_validate(
+            {"class": name, "params": dict.fromkeys(info.params - {"random_state"})}
+        )
+        assert estimator.kind is info.kind
+
+
+@pytest.mark.parametrize(
+    ("estimator", "metric", "where", "expected"),
+    [
+        ("sklearn.linear_model.SGDRegressor", "roc_auc", "gate",
+         "gate.metric roc_auc is a classifier metric, but SGDRegressor is a regressor:"
+         " use one of rmse, mae, r2"),
+        ("sklearn.linear_model.SGDClassifier", "rmse", "gate",
+         "gate.metric rmse is a regressor metric, but SGDClassifier is a classifier:"
+         " use one of accuracy, roc_auc, f1, log_loss"),
+        ("sklearn.linear_model.SGDRegressor", "accuracy", "monitoring",
+         "monitoring.metric accuracy is a classifier metric, but SGDRegressor is a regressor:"
+         " use one of rmse, mae, r2"),
+    ],
+)  # fmt: skip
+def test_metric_must_suit_the_estimator(
+    estimator: str, metric: str, where: str, expected: str
+) -> None:
+    body = _with("training.estimator", {"class": estimator})
+    if where == "monitoring":
+        body["gate"] = {"metric": "rmse"}
+        body["monitoring"] = {"source": "Prequential", "metric": metric}
+    else:
+        body["gate"] = {"metric": metric}
+    location, message = _spec_error(body)
+    assert location == f"spec.{where}.metric"
+    assert message == expected
+
+
+def test_a_regressor_needs_a_regression_gate_metric() -> None:
+    """The gate's default metric is accuracy: a regressor must name its metric."""
+    body = minimal_spec()
+    body["training"]["estimator"] = {"class": "sklearn.linear_model.Ridge"}
+    assert _spec_error(body)[0] == "spec.gate.metric"
+    body["gate"] = {"metric": "r2"}
+    assert PolicySpec.model_validate(body).training.estimator.kind.value == "regressor"
+
+
+@pytest.mark.parametrize(("loss", "ok"), [(None, False), ("hinge", False), ("log_loss", True),
+                                          ("modified_huber", True)])  # fmt: skip
+def test_log_loss_needs_probabilities(loss: str | None, ok: bool) -> None:
+    body = _with("gate", {"metric": "log_loss"})
+    body["training"]["estimator"]["params"] = {} if loss is None else {"loss": loss}
+    if ok:
+        PolicySpec.model_validate(body)
+    else:
+        where, message = _spec_error(body)
+        assert where == "spec.gate.metric"
+        assert "log_loss needs predicted probabilities" in message
+
+
+@pytest.mark.parametrize(
+    ("resources", "where", "expected"),
+    [
+        ({"limits": {"cpu": "-1"}}, "limits.cpu", "must not be negative"),
+        ({"requests": {"memory": -1}}, "requests.memory", "must not be negative"),
+        ({"limits": {"gpu": "1"}}, "limits.gpu", "e.g. nvidia.com/gpu"),
+        ({"limits": {"hugepages-big": "1"}}, "limits.hugepages-big", "hugepages size"),
+        ({"limits": {"nvidia.com/gpu": "0.5"}}, "limits.nvidia.com/gpu", "whole number"),
+    ],
+)
+def test_resources_are_what_kubernetes_accepts(
+    resources: dict[str, Any], where: str, expected: str
+) -> None:
+    location, message = _spec_error(_with("training.resources", resources))
+    assert location == f"spec.training.resources.{where}"
+    assert expected in message
+
+
+def test_extended_resources_are_not_overcommitted() -> None:
+    body = _with("training.resources", {"requests": {"nvidia.com/gpu": 1}})
+    assert "cannot be overcommitted" in _spec_error(body)[1]
+
+
+@pytest.mark.parametrize("prefix", ["spam/./in/", "spam/../in/", "./spam/", "spam/in\x00/"])
+def test_prefix_segments_the_store_cannot_hold(prefix: str) -> None:
+    for path in ("data.prefix", "data.labels"):
+        value: Any = prefix
+        if path == "data.labels":
+            value = {"prefix": prefix, "idColumn": "id", "eventTimeColumn": "t", "delaySeconds": 0}
+        with pytest.raises(ValidationError, match=path.replace(".", r"\.")):
+            PolicySpec.model_validate(_with(path, value))
+
+
+@pytest.mark.parametrize("source", ["prometheus", "modelServer"])
+def test_monitoring_range_must_not_be_empty(source: str) -> None:
+    check: dict[str, Any] = (
+        {"url": "http://p:9090", "query": "up"}
+        if source == "prometheus"
+        else {"numerator": {"metric": "x_total"}}
+    )
+    check |= {"minValue": "0.9", "maxValue": "0.1"}
+    body = _with("monitoring", {"source": source[0].upper() + source[1:], source: check})
+    where, message = _spec_error(body)
+    assert where == f"spec.monitoring.{source}.minValue"
+    assert message == (
+        f"monitoring.{source}.minValue (0.9) must not exceed monitoring.{source}.maxValue (0.1):"
+        " no value could pass"
+    )
