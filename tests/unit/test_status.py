@@ -102,6 +102,33 @@ def test_a_rollback_is_degraded_until_a_new_model_is_promoted() -> None:
     assert conditions_of(build(book, status, observe()))["Degraded"] == ("False", "AsExpected")
 
 
+def test_degraded_keeps_its_transition_time_after_a_promoted_run_was_rolled_back() -> None:
+    """The last run promoted (not degraded) and the live model was rolled back (degraded):
+    one owner decides Degraded, so it is not set False then True in every step."""
+    book = Ledger()
+    book.promote(model("v1"))
+    book.promote(model("v2"))
+    book.record(
+        RunRecord(
+            run_id="p-v2", version="v2", outcome="Promoted", reason="Improved", message="",
+            finished_time=NOW,
+        )
+    )  # fmt: skip
+    book.roll_back(book.previous[0])
+    book.last_rollback = RollbackRecord(
+        from_version="v2", to_version="v1", time=NOW, reason="AnalysisFailed", message="worse"
+    )
+    first = build(book, {}, observe())
+    later = Observation(
+        generation=3, state_root="freshet/ns/p/", now=NOW + timedelta(minutes=5), spec=spec()
+    )
+    second = build(book, first, later)
+    degraded = [c for c in second["conditions"] if c["type"] == "Degraded"]
+    assert [(c["status"], c["reason"]) for c in degraded] == [("True", "RolledBack")]
+    assert degraded[0]["lastTransitionTime"] == "2026-11-27T12:00:00Z"
+    assert second["conditions"] == first["conditions"]
+
+
 def test_a_failing_analysis_is_reported_before_any_rollback() -> None:
     book = Ledger()
     book.promote(model("v1"))

@@ -1,0 +1,243 @@
+"""Failures become a condition and an Event within a step, never a silent retry loop.
+
+Each case is a policy that passes admission but cannot work as written, or a
+store that fails one write: the real operator must say so in status and in an
+Event, create no Job it should not, log no traceback, and carry on once the
+cause is fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scenario as sc
+from devstack import operatorproc
+from devstack.stack import Stack
+from faults import FaultyS3
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+
+@pytest.fixture
+def operator_log(stack: Stack, freshet_operator: int) -> Iterator[Path]:
+    """The operator's log; the test fails if a traceback is written to it meanwhile."""
+    path = stack.state / "logs" / f"{operatorproc.NAME}.log"
+    start = path.stat().st_size if path.exists() else 0
+    yield path
+    with path.open() as f:
+        f.seek(start)
+        written = f.read()
+    assert "Traceback" not in written, written[-4000:]
+
+
+def events(api: client.ApiClient, ns: str, name: str) -> dict[str, list[str]]:
+    """The policy's Events: reason -> messages."""
+    listed = client.CoreV1Api(api).list_namespaced_event(
+        ns, field_selector=f"involvedObject.name={name},involvedObject.kind=TrainingPolicy"
+    )
+    found: dict[str, list[str]] = {}
+    for e in listed.items:
+        found.setdefault(e.reason, []).append(e.message)
+    return found
+
+
+def reason_is(api: client.ApiClient, ns: str, name: str, ctype: str, reason: str) -> Any:
+    p = sc.get_policy(api, ns, name)
+    return p if sc.condition(p, ctype).get("reason") == reason else None
+
+
+def test_an_intent_that_cannot_be_saved_gets_no_job(
+    kube_api: client.ApiClient,
+    namespace: str,
+    bucket: str,
+    s3: Any,
+    stack: Stack,
+    operator_log: Path,
+) -> None:
+    """The run spec is written, the ledger save fails: no Job until the intent is saved."""
+    with FaultyS3(stack.s3.endpoint) as store:
+        sc.store_secret(
+            kube_api, namespace, stack, bucket, store=replace(stack.s3, endpoint=store.endpoint)
+        )
+        store.fail(lambda method, path: method == "PUT" and path.endswith("/ledger.json"))
+        sc.create_policy(kube_api, namespace, sc.policy("saves", serving=None))
+        sc.put(s3, bucket, "incoming/b0.csv", sc.batch_csv(300, seed=1))
+
+        p = sc.wait_for(
+            "the failed save in status",
+            lambda: reason_is(kube_api, namespace, "saves", "Ready", "StoreUnavailable"),
+        )
+        assert "save the ledger" in sc.condition(p, "Ready")["message"]
+        root = p["status"]["stateRoot"]
+        specs = [o.object_name for o in s3.list_objects(bucket, f"{root}runs/", recursive=True)]
+        assert any(k.endswith("/spec.json") for k in specs), specs
+        time.sleep(3)  # a few more steps, each failing to save
+        assert sc.jobs_of(kube_api, namespace, "saves") == []
+        assert store.failed >= 2
+        assert "StoreUnavailable" in events(kube_api, namespace, "saves")
+
+        store.heal()
+        p = sc.wait_for(
+            "v1 once the ledger can be saved",
+            lambda: (
+                (q := sc.get_policy(kube_api, namespace, "saves"))
+                and [h["phase"] for h in (q.get("status") or {}).get("history") or []]
+                == ["Promoted"]
+                and q
+            ),
+            timeout=180,
+        )
+    assert len(sc.jobs_of(kube_api, namespace, "saves")) == 1
+    book = json.loads(s3.get_object(bucket, f"{root}ledger.json").read())
+    assert book["intent"] is None
+    assert [b["key"] for b in book["consumed"]] == ["incoming/b0.csv"]
+
+
+def test_a_job_the_api_server_refuses_fails_the_run_once_until_the_spec_changes(
+    kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, operator_log: Path
+) -> None:
+    # Passes admission (each quantity is valid) but a pod's request cannot exceed its limit.
+    body = sc.policy(
+        "refused",
+        serving=None,
+        training__resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}},
+    )
+    sc.create_policy(kube_api, ns, body)
+    sc.put(s3, bucket, "incoming/b0.csv", sc.batch_csv(300, seed=2))
+
+    p = sc.wait_for(
+        "the refused Job in status",
+        lambda: reason_is(kube_api, ns, "refused", "Degraded", "JobRejected"),
+    )
+    assert [h["phase"] for h in p["status"]["history"]] == ["Failed"]
+    assert "cpu" in sc.condition(p, "Degraded")["message"]
+    assert any("JobRejected" in m for m in events(kube_api, ns, "refused")["TrainingFailed"])
+    p = sc.wait_for(
+        "training to wait for a spec change",
+        lambda: reason_is(kube_api, ns, "refused", "Training", "JobRejected"),
+    )
+    assert "fix the spec" in sc.condition(p, "Training")["message"]
+    time.sleep(5)  # several resyncs: no second attempt
+    p = sc.get_policy(kube_api, ns, "refused")
+    assert len(p["status"]["history"]) == 1
+    assert sc.jobs_of(kube_api, ns, "refused") == []
+
+    client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        sc.GROUP, sc.VERSION, ns, sc.PLURAL, "refused",
+        {"spec": {"training": {"resources": {"requests": {"cpu": "100m"}}}}},
+    )  # fmt: skip
+    sc.wait_for("a Job once the spec is fixed", lambda: sc.jobs_of(kube_api, ns, "refused"))
+
+
+def test_a_missing_service_account_waits_before_any_job(
+    kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, operator_log: Path
+) -> None:
+    body = sc.policy("nosa", serving=None, training__serviceAccountName="trainer")
+    sc.create_policy(kube_api, ns, body)
+    sc.put(s3, bucket, "incoming/b0.csv", sc.batch_csv(300, seed=3))
+
+    p = sc.wait_for(
+        "the missing ServiceAccount in status",
+        lambda: reason_is(kube_api, ns, "nosa", "Training", "ServiceAccountNotFound"),
+    )
+    assert "'trainer'" in sc.condition(p, "Training")["message"]
+    assert "ServiceAccountNotFound" in events(kube_api, ns, "nosa")
+    assert sc.jobs_of(kube_api, ns, "nosa") == []
+    assert "lastRun" not in p["status"]
+
+    client.CoreV1Api(kube_api).create_namespaced_service_account(
+        ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="trainer"))
+    )
+    sc.wait_for(
+        "a Job once the ServiceAccount exists", lambda: sc.jobs_of(kube_api, ns, "nosa"), timeout=60
+    )
+
+
+def test_a_job_that_cannot_create_pods_is_reported_as_such(
+    kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, operator_log: Path
+) -> None:
+    client.CoreV1Api(kube_api).create_namespaced_resource_quota(
+        ns,
+        client.V1ResourceQuota(
+            metadata=client.V1ObjectMeta(name="no-pods"),
+            spec=client.V1ResourceQuotaSpec(hard={"pods": "0"}),
+        ),
+    )
+    sc.create_policy(kube_api, ns, sc.policy("nopods", serving=None))
+    sc.put(s3, bucket, "incoming/b0.csv", sc.batch_csv(300, seed=4))
+
+    p = sc.wait_for(
+        "pods that cannot be created in status",
+        lambda: reason_is(kube_api, ns, "nopods", "Training", "PodsNotCreated"),
+    )
+    training = sc.condition(p, "Training")
+    assert training["status"] == "True"
+    assert "quota" in training["message"]
+    assert "PodsNotCreated" in events(kube_api, ns, "nopods")
+
+
+@pytest.mark.parametrize(
+    ("case", "override", "field"),
+    [
+        ("never-fires", {"trigger__schedule": "0 0 30 2 *"}, "spec.trigger.schedule"),
+        (
+            "unknown-param",
+            {"training__estimator__params": {"max_iter": 200, "alhpa": 1}},
+            "spec.training.estimator.params.alhpa",
+        ),
+    ],
+)
+def test_a_spec_only_the_operator_can_judge_gets_invalid_spec_before_any_run(
+    kube_api: client.ApiClient,
+    ns: str,
+    bucket: str,
+    s3: Any,
+    operator_log: Path,
+    case: str,
+    override: dict[str, Any],
+    field: str,
+) -> None:
+    sc.put(s3, bucket, "incoming/b0.csv", sc.batch_csv(300, seed=5))
+    sc.create_policy(kube_api, ns, sc.policy(case, serving=None, **override))
+
+    p = sc.wait_for("InvalidSpec", lambda: reason_is(kube_api, ns, case, "Ready", "InvalidSpec"))
+    assert sc.condition(p, "Ready")["message"].startswith(field)
+    assert [m for m in events(kube_api, ns, case).get("InvalidSpec", []) if field in m]
+    time.sleep(2)
+    assert sc.jobs_of(kube_api, ns, case) == []
+
+
+def test_a_policy_with_a_300_kb_spec_is_deleted_within_seconds(
+    kube_api: client.ApiClient, ns: str, operator_log: Path
+) -> None:
+    params = {f"p{i:04d}": "x" * 1000 for i in range(300)}
+    sc.create_policy(
+        kube_api, ns, sc.policy("huge", serving=None, training__estimator__params=params)
+    )
+    sc.wait_for(
+        "the operator to see it", lambda: reason_is(kube_api, ns, "huge", "Ready", "InvalidSpec")
+    )
+    p = sc.get_policy(kube_api, ns, "huge")
+    assert len(json.dumps(p["spec"])) > 300_000
+    assert "freshet.dev/finalizer" in p["metadata"]["finalizers"]
+
+    client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+        sc.GROUP, sc.VERSION, ns, sc.PLURAL, "huge"
+    )
+    started = time.monotonic()
+
+    def gone() -> bool:
+        try:
+            sc.get_policy(kube_api, ns, "huge")
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    sc.wait_for("the policy to be deleted", gone, timeout=30)
+    print(f"deleted in {time.monotonic() - started:.1f}s")
