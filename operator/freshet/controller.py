@@ -21,6 +21,10 @@ from typing import Any
 
 import aiohttp
 import kopf
+from freshet_contract.layout import StateLayout
+from freshet_contract.result import RunResult
+from freshet_contract.run import LabelFile, PolicyRef, RunSpec
+from freshet_contract.run import ModelRef as RunModelRef
 from pydantic import ValidationError
 
 from freshet import jobs, ledger, metrics, monitoring, names, serverscrape, serving, status
@@ -49,8 +53,7 @@ from freshet.ledger import (
     RunRecord,
 )
 from freshet.objectstore import ObjectStore
-from freshet.runspec import LabelFile, PolicyRef, RunLabels, RunResult, RunSpec, build_run_spec
-from freshet.runspec import ModelRef as RunModelRef
+from freshet.runspec import build_run_spec, run_labels_from_policy
 from freshet.spec import (
     DelayedFeedback,
     ModelServerCheck,
@@ -59,7 +62,6 @@ from freshet.spec import (
     parse_policy_spec,
 )
 from freshet.store_config import StoreConfig, StoreSecretError, parse_store_secret
-from freshet.store_layout import StateLayout
 from freshet.watcher import BucketWatcher, WatcherRegistry
 
 STATIC_RESCAN_SECONDS = 10.0
@@ -450,7 +452,7 @@ class PolicyController:
         )
         labels = None
         if spec.data.labels is not None:
-            labels = RunLabels.from_policy(
+            labels = run_labels_from_policy(
                 spec.data.labels,
                 [
                     LabelFile(batch=f.batch, key=f.key, etag=f.etag, size=f.size)

@@ -8,16 +8,10 @@ from typing import Any
 
 import pytest
 from freshet.batches import Batch
-from freshet.runspec import (
-    LabelFile,
-    ModelRef,
-    PolicyRef,
-    RunLabels,
-    RunResult,
-    RunSpec,
-    build_run_spec,
-)
+from freshet.runspec import build_run_spec, run_labels_from_policy
 from freshet.spec import PolicySpec
+from freshet_contract.result import RunResult
+from freshet_contract.run import LabelFile, ModelRef, PolicyRef, RunSpec
 from policies import CONTRACT_DIR, minimal_spec
 from pydantic import ValidationError
 
@@ -66,7 +60,7 @@ def test_build_run_spec_writes_the_example() -> None:
         window=window,
         new_batches=window[1:],
         baseline=ModelRef.model_validate(document["baseline"]),
-        labels=RunLabels.from_policy(
+        labels=run_labels_from_policy(
             spec.data.labels,
             [LabelFile.model_validate(f) for f in labels["files"]],
             watermark_floor=_time(labels["watermarkFloor"]),

@@ -24,6 +24,19 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from freshet_contract.result import (
+    DriftedBatch,
+    HoldoutSummary,
+    LabelReport,
+    LiveEvaluation,
+    QuarantinedBatch,
+    ResultModel,
+    RowCounts,
+    RunMetrics,
+    RunResult,
+    ValidationReport,
+)
+from freshet_contract.run import LabelFile, ModelRef, RunSpec
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator, clone
 
@@ -38,21 +51,6 @@ from freshet_trainer.artifact import (
     value_buckets,
 )
 from freshet_trainer.batches import Batch, load_batches
-from freshet_trainer.contract import (
-    BaselineRef,
-    DriftedBatch,
-    HoldoutSummary,
-    LabelFileRef,
-    LabelsSummary,
-    LiveEvaluation,
-    Metrics,
-    ModelRef,
-    QuarantinedBatch,
-    RowCounts,
-    RunResult,
-    RunSpec,
-    ValidationReport,
-)
 from freshet_trainer.contradiction import hold_contradicted
 from freshet_trainer.estimators import (
     build_estimator,
@@ -210,7 +208,7 @@ def _bound(model: ModelArtifact, fraction: float) -> float:
     return fraction if model.holdout_bound is None else model.holdout_bound
 
 
-def load_baseline(store: ObjectStore, baseline: BaselineRef) -> ModelArtifact:
+def load_baseline(store: ObjectStore, baseline: ModelRef) -> ModelArtifact:
     """Download the serving model and verify its checksum before it is unpickled."""
     try:
         data = store.get_bytes(baseline.model_key)
@@ -233,7 +231,7 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
     quarantined: list[QuarantinedBatch] = []
     validation: ValidationReport | None = None
     live: LiveEvaluation | None = None
-    labels: LabelsSummary | None = None
+    labels: LabelReport | None = None
     drift: list[DriftedBatch] = []
     try:
         estimator = build_estimator(spec.training.estimator, spec.training.seed)
@@ -366,8 +364,8 @@ def _train_and_publish(
     batches: list[Batch],
     quarantined: list[QuarantinedBatch],
     validation: ValidationReport,
-    labels: LabelsSummary | None,
-    label_files: list[LabelFileRef],
+    labels: LabelReport | None,
+    label_files: list[LabelFile],
 ) -> RunResult:
     if not batches:
         raise RunFailed(
@@ -392,7 +390,7 @@ def _train_and_publish(
         )
     log.info("fitting", extra={"trainRows": counts.train, "holdoutRows": counts.holdout})
     candidate, warm_start = fit_candidate(spec, estimator, baseline, split)
-    metrics = Metrics(
+    metrics = RunMetrics(
         candidate=evaluate(candidate, split.holdout),
         baseline=_evaluate_baseline(baseline, split.holdout) if baseline else None,
         dummy=_evaluate_dummy(candidate.classification, split, spec.data.label),
@@ -479,16 +477,16 @@ def _publish(
     batches: list[Batch],
     quarantined: list[QuarantinedBatch],
     validation: ValidationReport,
-    metrics: Metrics,
+    metrics: RunMetrics,
     holdout: HoldoutSummary,
     warm_start: WarmStart,
-    labels: LabelsSummary | None,
-    label_files: list[LabelFileRef],
-) -> ModelRef:
+    labels: LabelReport | None,
+    label_files: list[LabelFile],
+) -> ResultModel:
     """Write model.joblib, model.sha256 and manifest.json, in that order."""
     prefix = spec.output.model_prefix
     data = candidate.dumps()
-    model = ModelRef(
+    model = ResultModel(
         version=spec.output.version,
         model_key=f"{prefix}model.joblib",
         sha256=sha256_hex(data),
