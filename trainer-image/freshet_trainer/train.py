@@ -24,6 +24,8 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from freshet_contract import env as variables
+from freshet_contract import layout
 from freshet_contract.result import (
     DriftedBatch,
     HoldoutSummary,
@@ -488,12 +490,12 @@ def _publish(
     data = candidate.dumps()
     model = ResultModel(
         version=spec.output.version,
-        model_key=f"{prefix}model.joblib",
+        model_key=layout.model_key(prefix),
         sha256=sha256_hex(data),
-        manifest_key=f"{prefix}manifest.json",
+        manifest_key=layout.manifest_key(prefix),
     )
     store.put_bytes(model.model_key, data)
-    store.put_bytes(f"{prefix}model.sha256", f"{model.sha256}\n".encode(), "text/plain")
+    store.put_bytes(layout.model_checksum_key(prefix), f"{model.sha256}\n".encode(), "text/plain")
     manifest = build_manifest(
         spec,
         model=model,
@@ -530,7 +532,7 @@ def _one_line(text: str) -> str:
 
 def write_termination_message(message: str, env: Mapping[str, str]) -> None:
     """Write to $FRESHET_TERMINATION_LOG, else to /dev/termination-log if it is writable."""
-    path = env.get("FRESHET_TERMINATION_LOG") or (
+    path = env.get(variables.TERMINATION_LOG) or (
         DEFAULT_TERMINATION_LOG if os.access(DEFAULT_TERMINATION_LOG, os.W_OK) else None
     )
     if path is None:
@@ -548,9 +550,9 @@ def main() -> int:
     env = os.environ
     try:
         store = ObjectStore(StoreConfig.from_env(env))
-        spec_key = env.get("FRESHET_RUN_SPEC_KEY", "")
+        spec_key = env.get(variables.RUN_SPEC_KEY, "")
         if not spec_key:
-            raise StoreConfigError("missing environment: FRESHET_RUN_SPEC_KEY")
+            raise StoreConfigError(f"missing environment: {variables.RUN_SPEC_KEY}")
         spec = RunSpec.model_validate_json(store.get_bytes(spec_key))
         if spec.store.bucket != store.bucket:
             raise StoreConfigError(
