@@ -55,6 +55,7 @@ WINDOW = [
 ]
 SERVING = {"version": "v2", "modelKey": "freshet/ml/p/models/v2/model.joblib", "sha256": "a" * 64}
 GOOD = {"version": "v1", "modelKey": "freshet/ml/p/models/v1/model.joblib", "sha256": "b" * 64}
+LABEL_FILE = {"batch": "in/a.csv", "key": "labels/a/1.csv", "etag": "l1", "size": 5}
 LABELS = {
     "prefix": "labels/",
     "idColumn": "id",
@@ -151,7 +152,7 @@ def _build(name: str, *, first: bool = False) -> RunSpec:
     if spec.data.labels is not None:
         labels = run_labels_from_policy(
             spec.data.labels,
-            [LabelFile(batch="in/a.csv", key="labels/a/1.csv", etag="l1", size=5)],
+            [LabelFile.model_validate(LABEL_FILE)],
             watermark_floor=None if first else WHEN,
             previous_cutoff=None if first else datetime(2026, 11, 26, tzinfo=UTC),
         )
