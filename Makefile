@@ -17,10 +17,10 @@ export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt operator/pyproject.toml trainer-image/pyproject.toml hack/pyproject.toml
+$(STAMP): requirements.txt contract/pyproject.toml operator/pyproject.toml trainer-image/pyproject.toml hack/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q --no-deps -e operator -e trainer-image -e hack
+	$(PY) -m pip install -q --no-deps -e operator -e trainer-image -e hack -e contract
 	touch $@
 
 .PHONY: venv
@@ -40,8 +40,8 @@ deps: venv kube prometheus ## everything the demo and the tests need
 
 .PHONY: lint
 lint: venv ## ruff and mypy
-	$(VENV)/bin/ruff check operator trainer-image hack tests bench
-	$(VENV)/bin/ruff format --check operator trainer-image hack tests bench
+	$(VENV)/bin/ruff check operator trainer-image hack tests bench contract
+	$(VENV)/bin/ruff format --check operator trainer-image hack tests bench contract
 	$(VENV)/bin/mypy
 
 .PHONY: unit

@@ -58,8 +58,8 @@ import pandas as pd
 import sklearn
 from freshet import monitoring
 from freshet.decisions import analysis, gate, rollback
-from freshet.runspec import LiveEvaluation
 from freshet.spec import PolicySpec
+from freshet_contract.result import LiveEvaluation
 from freshet_trainer.artifact import ModelArtifact
 from freshet_trainer.estimators import build_pipeline, dummy_estimator
 from freshet_trainer.metrics import evaluate

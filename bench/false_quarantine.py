@@ -30,8 +30,8 @@ from typing import IO
 
 import numpy as np
 import pandas as pd
+from freshet_contract.run import RunSpec
 from freshet_trainer.batches import load_batches
-from freshet_trainer.contract import RunSpec
 from freshet_trainer.store import ObjectNotFound
 
 Drift = Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]

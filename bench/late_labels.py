@@ -38,8 +38,8 @@ from typing import Any
 import pandas as pd
 from devstack.synthetic import ConversionDay, conversion_day
 from false_quarantine import MemorySource  # bench/ is the script's directory
+from freshet_contract.run import RunSpec
 from freshet_trainer.batches import load_batches
-from freshet_trainer.contract import RunSpec
 from freshet_trainer.train import fit_model, split_batches
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score

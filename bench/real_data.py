@@ -45,8 +45,8 @@ from typing import Any
 
 import pandas as pd
 from false_quarantine import MemorySource  # bench/ is the script's directory
+from freshet_contract.run import RunSpec
 from freshet_trainer.batches import load_batches
-from freshet_trainer.contract import RunSpec
 from freshet_trainer.contradiction import hold_contradicted
 from freshet_trainer.train import fit_model
 from sklearn.linear_model import LogisticRegression

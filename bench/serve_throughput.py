@@ -32,7 +32,7 @@ import aiohttp
 import numpy as np
 import pandas as pd
 from devstack import procs, s3store
-from freshet_trainer.contract import RunSpec
+from freshet_contract.run import RunSpec
 from freshet_trainer.store import ObjectStore, StoreConfig
 from freshet_trainer.train import run
 

@@ -24,6 +24,9 @@ from typing import Any
 
 import aiohttp
 import kopf
+from freshet_contract.layout import StateLayout
+from freshet_contract.result import RunResult
+from freshet_contract.run import RunSpec
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -37,11 +40,9 @@ from freshet.failures import STORE_ERRORS, Failure, backoff, from_api, from_stor
 from freshet.kube import Kube
 from freshet.ledger import Ledger, ModelRef
 from freshet.objectstore import ObjectStore
-from freshet.runspec import RunResult, RunSpec
 from freshet.snapshot import JobView, PolicyFacts, Slots, Snapshot, find_released
 from freshet.spec import MonitoringSource, PolicySpec, parse_policy_spec
 from freshet.store_config import StoreSecretError, parse_store_secret
-from freshet.store_layout import StateLayout
 from freshet.transitions import Judged
 from freshet.watcher import BucketWatcher, WatcherRegistry
 

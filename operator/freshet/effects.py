@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from freshet_contract.layout import StateLayout
+from freshet_contract.result import RunResult
+from freshet_contract.run import RunSpec
 from kubernetes.client.exceptions import ApiException
 
 from freshet import jobs, ledger, metrics, names, serving
@@ -24,10 +27,8 @@ from freshet.failures import STORE_ERRORS, Failure, from_api, from_store
 from freshet.kube import Kube
 from freshet.ledger import Ledger, RunIntent
 from freshet.objectstore import ObjectStore
-from freshet.runspec import RunResult, RunSpec
 from freshet.snapshot import PolicyFacts
 from freshet.spec import PolicySpec
-from freshet.store_layout import StateLayout
 from freshet.transitions import Judged, trained_batches
 
 KEEP_FINISHED_JOBS = 3

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from freshet_contract import env
+from freshet_contract.layout import StateLayout
+from freshet_contract.run import RunSpec
+
 from freshet import names
-from freshet.runspec import RunSpec
 from freshet.spec import PolicySpec
 from freshet.store_config import ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY, StoreConfig
-from freshet.store_layout import StateLayout
 
 CONTAINER_NAME = "trainer"
 COMMAND = "freshet-train"
@@ -119,19 +121,19 @@ def build_job(spec: PolicySpec, run_spec: RunSpec, store: StoreConfig) -> dict[s
 
 def _env(run_spec: RunSpec, store: StoreConfig) -> list[dict[str, Any]]:
     layout = StateLayout(root=run_spec.store.root)
-    env: list[dict[str, Any]] = [
-        {"name": "FRESHET_RUN_SPEC_KEY", "value": layout.run_spec_key(run_spec.run_id)},
-        {"name": "FRESHET_S3_ENDPOINT", "value": store.endpoint},
-        {"name": "FRESHET_S3_SECURE", "value": "true" if store.secure else "false"},
-        {"name": "FRESHET_S3_BUCKET", "value": run_spec.store.bucket},
+    variables: list[dict[str, Any]] = [
+        {"name": env.RUN_SPEC_KEY, "value": layout.run_spec_key(run_spec.run_id)},
+        {"name": env.S3_ENDPOINT, "value": store.endpoint},
+        {"name": env.S3_SECURE, "value": "true" if store.secure else "false"},
+        {"name": env.S3_BUCKET, "value": run_spec.store.bucket},
     ]
     if store.region is not None:
-        env.append({"name": "FRESHET_S3_REGION", "value": store.region})
-    env += [
-        _secret_env("AWS_ACCESS_KEY_ID", store.secret_name, ACCESS_KEY_ID_KEY),
-        _secret_env("AWS_SECRET_ACCESS_KEY", store.secret_name, SECRET_ACCESS_KEY_KEY),
+        variables.append({"name": env.S3_REGION, "value": store.region})
+    variables += [
+        _secret_env(env.ACCESS_KEY_ID, store.secret_name, ACCESS_KEY_ID_KEY),
+        _secret_env(env.SECRET_ACCESS_KEY, store.secret_name, SECRET_ACCESS_KEY_KEY),
     ]
-    return env
+    return variables
 
 
 def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
+from freshet_contract.result import LiveEvaluation
 
 from freshet.decisions import analysis
 from freshet.decisions.analysis import Measurement, Verdict
 from freshet.ledger import AnalysisRecord, MeasurementRecord
-from freshet.runspec import LiveEvaluation
 from freshet.spec import Metric, MonitoringSpec, PolicySpec, PrometheusCheck
 
 QUERY_TIMEOUT = aiohttp.ClientTimeout(total=10)

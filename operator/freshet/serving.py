@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from freshet_contract import env
+
 FIELD_MANAGER = "freshet"
 VERSION_ANNOTATION = "freshet.dev/model-version"
-ENV_VERSION = "FRESHET_MODEL_VERSION"
-ENV_KEY = "FRESHET_MODEL_KEY"
-ENV_SHA256 = "FRESHET_MODEL_SHA256"
+ENV_VERSION = env.MODEL_VERSION
+ENV_KEY = env.MODEL_KEY
+ENV_SHA256 = env.MODEL_SHA256
 
 
 class ServingError(Exception):

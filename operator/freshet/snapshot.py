@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from freshet_contract.layout import StateLayout
+from freshet_contract.result import RunResult
+
 from freshet import names
 from freshet.batches import Batch
 from freshet.ledger import Ledger
-from freshet.runspec import RunResult
 from freshet.spec import PolicySpec
-from freshet.store_layout import StateLayout
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

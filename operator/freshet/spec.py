@@ -20,6 +20,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, Self
 
 from croniter import CroniterBadDateError, croniter
+from freshet_contract import layout as _layout
+from freshet_contract import vocabulary as _vocabulary
 from kubernetes.utils.quantity import parse_quantity
 from pydantic import (
     BaseModel,
@@ -35,8 +37,21 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from freshet import estimators
 
-STATE_ROOT_PREFIX = "freshet/"
+STATE_ROOT_PREFIX: Final = _layout.STATE_ROOT_PREFIX
 """Key prefix under which freshet keeps its own state; data prefixes must avoid it."""
+
+# The run contract's vocabulary: one definition, in freshet_contract, so that a
+# value the policy admits is the value the operator sends and the trainer acts on.
+ColumnType = _vocabulary.ColumnType
+ContradictionAction = _vocabulary.ContradictionAction
+Correction = _vocabulary.Correction
+DataFormat = _vocabulary.DataFormat
+DelayedFeedback = _vocabulary.DelayedFeedback
+DriftAction = _vocabulary.DriftAction
+DriftMethod = _vocabulary.DriftMethod
+Metric = _vocabulary.Metric
+SchemaMode = _vocabulary.SchemaMode
+WindowSelection = _vocabulary.WindowSelection
 
 
 def _strict_decimal(pattern: str, example: str) -> Callable[[object], Decimal]:
@@ -113,42 +128,11 @@ class Mode(StrEnum):
     DYNAMIC = "Dynamic"
 
 
-class DataFormat(StrEnum):
-    CSV = "csv"
-    PARQUET = "parquet"
-    JSONL = "jsonl"
-
-
-class Metric(StrEnum):
-    ACCURACY = "accuracy"
-    ROC_AUC = "roc_auc"
-    F1 = "f1"
-    LOG_LOSS = "log_loss"
-    RMSE = "rmse"
-    MAE = "mae"
-    R2 = "r2"
-
-    @property
-    def higher_is_better(self) -> bool:
-        """Errors and losses shrink as the model improves; scores grow."""
-        return self not in _LOWER_IS_BETTER
-
-    @property
-    def bounded_by_one(self) -> bool:
-        """Scores in [0, 1], where a threshold above 1 can never be met."""
-        return self in _UNIT_INTERVAL
-
-    @property
-    def kind(self) -> estimators.EstimatorKind:
-        """The estimators the trainer computes it for (freshet_trainer.metrics)."""
-        if self in _REGRESSION_METRICS:
-            return estimators.EstimatorKind.REGRESSOR
-        return estimators.EstimatorKind.CLASSIFIER
-
-
-_LOWER_IS_BETTER = frozenset({Metric.LOG_LOSS, Metric.RMSE, Metric.MAE})
-_UNIT_INTERVAL = frozenset({Metric.ACCURACY, Metric.ROC_AUC, Metric.F1})
-_REGRESSION_METRICS = frozenset({Metric.RMSE, Metric.MAE, Metric.R2})
+def metric_kind(metric: Metric) -> estimators.EstimatorKind:
+    """The estimators the trainer computes `metric` for."""
+    if metric.for_regression:
+        return estimators.EstimatorKind.REGRESSOR
+    return estimators.EstimatorKind.CLASSIFIER
 
 
 class EstimatorClass(StrEnum):
@@ -188,11 +172,6 @@ class ObjectRef(_SpecModel):
     name: str = Field(min_length=1, max_length=253, pattern=_DNS_SUBDOMAIN)
 
 
-class WindowSelection(StrEnum):
-    ADAPTIVE = "Adaptive"
-    FULL = "Full"
-
-
 class Window(_SpecModel):
     max_batches: int | None = Field(default=None, ge=1, le=100_000)
     """None: every batch ever accepted."""
@@ -222,11 +201,6 @@ def _check_folder(field: str, prefix: str) -> None:
         raise ValueError(f"{field} must not contain control characters")
     if prefix.startswith(STATE_ROOT_PREFIX):
         raise ValueError(f"{field} must not be under {STATE_ROOT_PREFIX}")
-
-
-class DelayedFeedback(StrEnum):
-    NONE = "None"
-    FAKE_NEGATIVE = "FakeNegative"
 
 
 class LabelsSpec(_SpecModel):
@@ -356,46 +330,10 @@ def _quantity(value: Quantity) -> Decimal:
     return parsed
 
 
-class SchemaMode(StrEnum):
-    INFERRED = "Inferred"
-    STRICT = "Strict"
-
-
-class ColumnType(StrEnum):
-    NUMBER = "number"
-    INTEGER = "integer"
-    STRING = "string"
-    BOOLEAN = "boolean"
-
-
-class DriftMethod(StrEnum):
-    AUTO = "Auto"
-    PSI = "PSI"
-    KS = "KS"
-    JS = "JS"
-    DISABLED = "Disabled"
-
-
-class Correction(StrEnum):
-    BENJAMINI_HOCHBERG = "BenjaminiHochberg"
-    BONFERRONI = "Bonferroni"
-
-
 class ColumnSchema(_SpecModel):
     name: str = Field(min_length=1, max_length=256)
     type: ColumnType
     nullable: bool = True
-
-
-class DriftAction(StrEnum):
-    """What a batch whose distribution changed (feature drift, label-rate shift) gets."""
-
-    RETRAIN = "Retrain"
-    """Accepted and trained on; reported; what counts as normal moves to it."""
-    HOLD = "Hold"
-    """Quarantined until released, as a data fault would be."""
-    IGNORE = "Ignore"
-    """Accepted and trained on; only recorded in the run's result."""
 
 
 class DriftSpec(_SpecModel):
@@ -406,11 +344,6 @@ class DriftSpec(_SpecModel):
     """None: the method's own default (PSI 0.2, KS 0.1, JS 0.1)."""
     p_value: Fraction = Decimal("0.01")
     correction: Correction = Correction.BENJAMINI_HOCHBERG
-
-
-class ContradictionAction(StrEnum):
-    HOLD = "Hold"
-    ALLOW = "Allow"
 
 
 class LabelContradictionSpec(_SpecModel):
@@ -797,12 +730,12 @@ class PolicySpec(_SpecModel):
         short = estimator.class_.rsplit(".", 1)[-1]
         for loc, metric in named:
             where = ".".join(loc)
-            if estimator.kind is not metric.kind:
-                suitable = ", ".join(m.value for m in Metric if m.kind is estimator.kind)
+            if estimator.kind is not metric_kind(metric):
+                suitable = ", ".join(m.value for m in Metric if metric_kind(m) is estimator.kind)
                 raise _field_error(
                     "PolicySpec",
                     loc,
-                    f"{where} {metric} is a {metric.kind} metric, but {short} is a"
+                    f"{where} {metric} is a {metric_kind(metric)} metric, but {short} is a"
                     f" {estimator.kind}: use one of {suitable}",
                     metric.value,
                 )

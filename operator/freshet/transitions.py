@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from freshet_contract.result import RunResult
+
 from freshet.decisions import analysis, backfill, drift, retry, trigger
 from freshet.decisions.outcome import Outcome
 from freshet.ledger import (
@@ -22,7 +24,6 @@ from freshet.ledger import (
     RunIntent,
     RunRecord,
 )
-from freshet.runspec import RunResult
 
 
 def started(book: Ledger, intent: RunIntent, now: datetime) -> Ledger:

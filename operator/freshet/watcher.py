@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from freshet_contract.layout import STATE_ROOT_PREFIX
 from minio.error import S3Error
 
 from freshet.objectstore import ObjectInfo, ObjectStore
@@ -26,7 +27,7 @@ from freshet.store_config import StoreConfig
 
 log = logging.getLogger(__name__)
 
-STATE_PREFIX = "freshet/"
+STATE_PREFIX = STATE_ROOT_PREFIX
 STREAM_SETTLE_SECONDS = 2.0
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from freshet.decisions import drift
-from freshet.runspec import DriftedBatch
 from freshet.spec import DriftAction
+from freshet_contract.result import DriftedBatch
 
 
 def drifted(key: str, action: DriftAction, columns: tuple[str, ...] = ("x1",)) -> DriftedBatch:

@@ -9,9 +9,9 @@ import pytest
 from freshet.decisions.outcome import judge_run
 from freshet.decisions.runs import RunPhase
 from freshet.ledger import DriftRecord, Ledger, RunRecord
-from freshet.runspec import RunResult
 from freshet.spec import GateSpec
 from freshet.status import build
+from freshet_contract.result import RunResult
 from test_status import NOW, conditions_of, model, observe, spec
 
 

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from freshet.batches import Batch
 from freshet.jobs import build_job
-from freshet.runspec import PolicyRef, build_run_spec
+from freshet.runspec import build_run_spec
 from freshet.spec import PolicySpec, parse_policy_spec
 from freshet.store_config import StoreConfig
+from freshet_contract.run import PolicyRef
 from policies import valid_policy
 
 POLICY = PolicyRef(namespace="ml", name="spam-filter", uid="uid-1", generation=4)

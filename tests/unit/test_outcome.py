@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from freshet.decisions.analysis import Measurement, Verdict
 from freshet.decisions.outcome import judge_run
-from freshet.runspec import RunResult
 from freshet.spec import GateSpec
+from freshet_contract.result import RunResult
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 GATE = GateSpec.model_validate({"metric": "accuracy", "maxRegression": "0.02"})

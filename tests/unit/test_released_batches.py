@@ -8,7 +8,7 @@ from freshet.batches import Batch
 from freshet.ledger import Ledger
 from freshet.snapshot import PolicyFacts, Slots, Snapshot, find_released
 from freshet.spec import PolicySpec
-from freshet.store_layout import StateLayout
+from freshet_contract.layout import StateLayout
 from policies import minimal_spec
 
 SPEC = PolicySpec.model_validate(minimal_spec("Dynamic"))

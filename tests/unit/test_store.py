@@ -6,7 +6,7 @@ import base64
 
 import pytest
 from freshet.store_config import StoreSecretError, parse_store_secret
-from freshet.store_layout import StateLayout
+from freshet_contract.layout import StateLayout
 
 
 def encoded(**values: str) -> dict[str, str]:

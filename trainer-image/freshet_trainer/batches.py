@@ -34,21 +34,19 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Protocol
 
 import pandas as pd
-
-from freshet_trainer import late_labels
-from freshet_trainer.contract import (
-    BatchRef,
+from freshet_contract.result import (
     BatchValidation,
     Check,
     DriftedBatch,
-    LabelFileRef,
-    LabelsSpec,
-    LabelsSummary,
+    LabelReport,
     QuarantinedBatch,
-    RunSpec,
     ValidationReference,
     ValidationReport,
 )
+from freshet_contract.run import BatchRef, LabelFile, RunLabels, RunSpec
+from freshet_contract.vocabulary import DriftAction
+
+from freshet_trainer import late_labels
 from freshet_trainer.holdout import RowHashes, row_hashes
 from freshet_trainer.late_labels import EventRows, Joined, LabelTable, Maturity
 from freshet_trainer.reading import UnreadableBatch, read_batch_file
@@ -101,9 +99,9 @@ class LoadedBatches:
     """New batches whose distribution changed, accepted or held."""
     changed: list[Batch] = field(default_factory=list)
     """New batches held only for their change of distribution: scored, not trained on."""
-    labels: LabelsSummary | None = None
+    labels: LabelReport | None = None
     """Late labels only: watermark, cutoff and row counts (the result's `labels`)."""
-    label_files: list[LabelFileRef] = field(default_factory=list)
+    label_files: list[LabelFile] = field(default_factory=list)
     """Late labels only: the label files the accepted batches were labeled from."""
 
 
@@ -217,7 +215,7 @@ def _without(columns: list[str], raw: pd.DataFrame | Check) -> pd.DataFrame | Ch
 def _load_late(
     source: BatchSource,
     spec: RunSpec,
-    labels: LabelsSpec,
+    labels: RunLabels,
     read: Mapping[str, pd.DataFrame | Check],
     classification: bool,
 ) -> LoadedBatches:
@@ -289,7 +287,7 @@ def _bookkeeping(
     ref: BatchRef,
     raw: pd.DataFrame | Check,
     spec: RunSpec,
-    labels: LabelsSpec,
+    labels: RunLabels,
     classification: bool,
 ) -> _Judged | tuple[EventRows, list[Check]]:
     """A feature batch's id and event-time checks: its rows and the checks so far, or
@@ -313,18 +311,18 @@ def _bookkeeping(
 
 
 def _read_label_files(
-    source: BatchSource, spec: RunSpec, labels: LabelsSpec, batches: set[str]
-) -> tuple[dict[str, LabelTable], list[LabelFileRef], list[QuarantinedBatch]]:
+    source: BatchSource, spec: RunSpec, labels: RunLabels, batches: set[str]
+) -> tuple[dict[str, LabelTable], list[LabelFile], list[QuarantinedBatch]]:
     """Each batch's labels (its files merged in key order), the files used, the files refused.
 
     Only the files of `batches` (those whose ids and event times are sound) are read.
     """
-    files: dict[str, list[LabelFileRef]] = {key: [] for key in batches}
+    files: dict[str, list[LabelFile]] = {key: [] for key in batches}
     for ref in labels.files:
         if ref.batch in files:
             files[ref.batch].append(ref)
     tables: dict[str, LabelTable] = {}
-    used: list[LabelFileRef] = []
+    used: list[LabelFile] = []
     refused: dict[str, QuarantinedBatch] = {}
     for key in sorted(batches):
         read: list[LabelTable] = []
@@ -527,10 +525,10 @@ def _drifted(outcome: _Judged, spec: RunSpec) -> DriftedBatch:
     """What changed in a new batch, and what it got: held, or accepted by the policy's
     action (a released batch's change is accepted as Retrain would)."""
     action = spec.validation.drift.action
-    if outcome.accepted is not None and action == "Hold":
-        action = "Retrain"
+    if outcome.accepted is not None and action == DriftAction.HOLD:
+        action = DriftAction.RETRAIN
     if outcome.accepted is None and not outcome.only_changed:
-        action = "Hold"  # refused for a fault as well; the change is only recorded
+        action = DriftAction.HOLD  # refused for a fault as well; the change is only recorded
     columns = [
         figure.column for check in outcome.changes for figure in check.columns if not figure.passed
     ] or [check.column for check in outcome.changes if check.column]

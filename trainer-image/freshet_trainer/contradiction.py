@@ -27,11 +27,12 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+from freshet_contract.result import BatchValidation, Check, QuarantinedBatch
+from freshet_contract.run import RunSpec
 from scipy.stats import norm
 
 from freshet_trainer.artifact import ModelArtifact
 from freshet_trainer.batches import Batch, LoadedBatches
-from freshet_trainer.contract import BatchValidation, Check, QuarantinedBatch, RunSpec
 from freshet_trainer.reasons import BatchReason
 from freshet_trainer.validation.columns import tokens
 from freshet_trainer.validation.drift import FEATURE_DRIFT

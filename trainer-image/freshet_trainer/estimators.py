@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from freshet_contract.run import RunEstimator
 from pydantic import JsonValue
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.compose import ColumnTransformer
@@ -34,7 +35,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import get_tags
 
-from freshet_trainer.contract import EstimatorSpec
 from freshet_trainer.reasons import RunFailed, RunReason
 
 ALLOWED_ESTIMATORS: Mapping[str, type[BaseEstimator]] = {
@@ -61,7 +61,7 @@ class EstimatorRefused(RunFailed):
     """The spec's estimator may not be built."""
 
 
-def build_estimator(spec: EstimatorSpec, seed: int) -> BaseEstimator:
+def build_estimator(spec: RunEstimator, seed: int) -> BaseEstimator:
     """An unfitted, validated estimator; the run's seed becomes its random_state."""
     cls = ALLOWED_ESTIMATORS.get(spec.class_name)
     if cls is None:

@@ -36,13 +36,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from freshet_contract.result import BatchLabels, Check, LabelReport, LabelRowCounts
 
-from freshet_trainer.contract import (
-    BatchLabels,
-    Check,
-    LabelRowCounts,
-    LabelsSummary,
-)
 from freshet_trainer.reasons import BatchReason
 from freshet_trainer.validation.columns import kind_of, tokens
 from freshet_trainer.validation.labels import UNKNOWN_LABELS
@@ -425,11 +420,11 @@ def summary(
     mark: pd.Timestamp | None,
     cut: pd.Timestamp | None,
     batches: Sequence[tuple[str, Joined]],
-) -> LabelsSummary:
+) -> LabelReport:
     """The result's `labels` block from the accepted batches' joins, in spec order."""
     names = LabelRowCounts.model_fields
     total = {name: sum(getattr(j.counts, name) for _, j in batches) for name in names}
-    return LabelsSummary(
+    return LabelReport(
         watermark=_time(mark),
         cutoff=_time(cut),
         rows=LabelRowCounts(**total),

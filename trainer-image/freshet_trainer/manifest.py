@@ -15,22 +15,21 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any, Final, Literal
 
+from freshet_contract.result import (
+    HoldoutSummary,
+    LabelReport,
+    QuarantinedBatch,
+    ResultModel,
+    RunMetrics,
+    ValidationReport,
+)
+from freshet_contract.run import BatchRef, LabelFile, RunSpec
+from freshet_contract.vocabulary import ContradictionAction, DriftAction, WindowSelection
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 from sklearn.base import BaseEstimator
 
 from freshet_trainer.artifact import ModelArtifact
-from freshet_trainer.contract import (
-    BatchRef,
-    HoldoutSummary,
-    LabelFileRef,
-    LabelsSummary,
-    Metrics,
-    ModelRef,
-    QuarantinedBatch,
-    RunSpec,
-    ValidationReport,
-)
 from freshet_trainer.warmstart import WarmStart
 
 MANIFEST_API_VERSION: Final = "freshet.dev/manifest/v1"
@@ -48,17 +47,17 @@ RECORDED_PACKAGES = (
 def build_manifest(
     spec: RunSpec,
     *,
-    model: ModelRef,
+    model: ResultModel,
     candidate: ModelArtifact,
     estimator: BaseEstimator,
     batches: Sequence[tuple[BatchRef, int]],
     quarantined: Sequence[QuarantinedBatch],
     validation: ValidationReport,
-    metrics: Metrics,
+    metrics: RunMetrics,
     holdout: HoldoutSummary,
     warm_start: WarmStart,
-    labels: LabelsSummary | None = None,
-    label_files: Sequence[LabelFileRef] = (),
+    labels: LabelReport | None = None,
+    label_files: Sequence[LabelFile] = (),
 ) -> dict[str, Any]:
     """The manifest document; `batches` are the accepted ones with their row counts.
 
@@ -191,22 +190,22 @@ class Manifest(_Lenient):
             "new_batches": [key for key in spec.data.new_batches if key in trained],
             # The batches are the window the original run chose, and it accepted them:
             # no second choice, and no change of distribution refuses them again.
-            "selection": "Full",
+            "selection": WindowSelection.FULL,
             "max_batches": None,
             "new_data_required": False,
         }
         if spec.data.labels is not None and self.data.label_files is not None:
             files = [
-                LabelFileRef(batch=f.batch, key=f.key, etag=f.etag, size=f.size)
+                LabelFile(batch=f.batch, key=f.key, etag=f.etag, size=f.size)
                 for f in self.data.label_files
             ]
             update["labels"] = spec.data.labels.model_copy(update={"files": files})
         data = spec.data.model_copy(update=update)
         validation = spec.validation.model_copy(
             update={
-                "drift": spec.validation.drift.model_copy(update={"action": "Ignore"}),
+                "drift": spec.validation.drift.model_copy(update={"action": DriftAction.IGNORE}),
                 "label_contradiction": spec.validation.label_contradiction.model_copy(
-                    update={"action": "Allow"}
+                    update={"action": ContradictionAction.ALLOW}
                 ),
             }
         )

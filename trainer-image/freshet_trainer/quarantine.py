@@ -2,7 +2,7 @@
 
 The operator moves a refused batch to `<root>quarantine/<original key>` and
 writes its reason next to it as `<original key>.reason.json` (the layout of
-operator/freshet/store_layout.py, with `<root>` = `freshet/<namespace>/<policy>/`).
+freshet_contract/layout.py, with `<root>` = `freshet/<namespace>/<policy>/`).
 Releasing puts the batch back under its original key, then deletes the
 quarantined copy, then the reason. Each step can be repeated, so releasing
 twice, or again after a crash between two steps, ends in the same state:
@@ -30,12 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from freshet_contract.layout import QUARANTINE_REASON_SUFFIX, StateLayout
 from minio.error import S3Error
 
 from freshet_trainer.store import ObjectStore, StoreConfig, StoreConfigError
 
-STATE_ROOT: Final = "freshet/"
-REASON_SUFFIX: Final = ".reason.json"
+REASON_SUFFIX: Final = QUARANTINE_REASON_SUFFIX
 
 
 class NotQuarantined(LookupError):
@@ -51,11 +51,11 @@ class Quarantine:
 
     @classmethod
     def for_policy(cls, store: ObjectStore, namespace: str, name: str) -> Quarantine:
-        return cls(store, f"{STATE_ROOT}{namespace}/{name}/")
+        return cls(store, StateLayout.for_policy(namespace, name).root)
 
     @property
     def prefix(self) -> str:
-        return f"{self.root}quarantine/"
+        return StateLayout(self.root).quarantine_prefix
 
     def original_key(self, key: str) -> str:
         """Accept the original key or the quarantined one."""

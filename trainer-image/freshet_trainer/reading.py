@@ -24,8 +24,8 @@ from typing import IO, Any, Final
 
 import pandas as pd
 import pyarrow.parquet as pq
+from freshet_contract.vocabulary import DataFormat
 
-from freshet_trainer.contract import DataFormat
 from freshet_trainer.reasons import BatchReason
 
 CHUNK_ROWS: Final = 50_000

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import pandas as pd
 import urllib3
 from aiohttp import web
+from freshet_contract import env as variables
 from minio.error import MinioException
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -81,10 +82,10 @@ class ServeConfig:
     def from_env(cls, env: Mapping[str, str]) -> ServeConfig:
         """Read the model and listener settings; a partial model configuration is an error."""
         model = None
-        version = env.get("FRESHET_MODEL_VERSION", "").strip()
+        version = env.get(variables.MODEL_VERSION, "").strip()
         if version:
-            key = env.get("FRESHET_MODEL_KEY", "").strip()
-            sha256 = env.get("FRESHET_MODEL_SHA256", "").strip().lower()
+            key = env.get(variables.MODEL_KEY, "").strip()
+            sha256 = env.get(variables.MODEL_SHA256, "").strip().lower()
             if not key or not sha256:
                 raise ServeConfigError(
                     "FRESHET_MODEL_VERSION is set: FRESHET_MODEL_KEY and FRESHET_MODEL_SHA256 "

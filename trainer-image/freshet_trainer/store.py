@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from freshet_contract import env as variables
 from minio import Minio
 from minio.commonconfig import CopySource
 from minio.error import S3Error
@@ -96,17 +97,17 @@ class StoreConfig:
         missing = [
             name
             for name in (
-                "FRESHET_S3_ENDPOINT",
-                "FRESHET_S3_BUCKET",
-                "AWS_ACCESS_KEY_ID",
-                "AWS_SECRET_ACCESS_KEY",
+                variables.S3_ENDPOINT,
+                variables.S3_BUCKET,
+                variables.ACCESS_KEY_ID,
+                variables.SECRET_ACCESS_KEY,
             )
             if not env.get(name)
         ]
         if missing:
             raise StoreConfigError(f"missing environment: {', '.join(missing)}")
-        endpoint = env["FRESHET_S3_ENDPOINT"].strip()
-        secure = _parse_bool("FRESHET_S3_SECURE", env.get("FRESHET_S3_SECURE") or "true")
+        endpoint = env[variables.S3_ENDPOINT].strip()
+        secure = _parse_bool(variables.S3_SECURE, env.get(variables.S3_SECURE) or "true")
         if "://" in endpoint:
             url = urlsplit(endpoint)
             if url.scheme not in {"http", "https"} or not url.netloc:
@@ -117,10 +118,10 @@ class StoreConfig:
         return cls(
             endpoint=endpoint,
             secure=secure,
-            bucket=env["FRESHET_S3_BUCKET"],
-            access_key=env["AWS_ACCESS_KEY_ID"],
-            secret_key=env["AWS_SECRET_ACCESS_KEY"],
-            region=env.get("FRESHET_S3_REGION") or None,
+            bucket=env[variables.S3_BUCKET],
+            access_key=env[variables.ACCESS_KEY_ID],
+            secret_key=env[variables.SECRET_ACCESS_KEY],
+            region=env.get(variables.S3_REGION) or None,
         )
 
 

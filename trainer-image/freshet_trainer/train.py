@@ -24,6 +24,21 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from freshet_contract import env as variables
+from freshet_contract import layout
+from freshet_contract.result import (
+    DriftedBatch,
+    HoldoutSummary,
+    LabelReport,
+    LiveEvaluation,
+    QuarantinedBatch,
+    ResultModel,
+    RowCounts,
+    RunMetrics,
+    RunResult,
+    ValidationReport,
+)
+from freshet_contract.run import LabelFile, ModelRef, RunSpec
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator, clone
 
@@ -38,21 +53,6 @@ from freshet_trainer.artifact import (
     value_buckets,
 )
 from freshet_trainer.batches import Batch, load_batches
-from freshet_trainer.contract import (
-    BaselineRef,
-    DriftedBatch,
-    HoldoutSummary,
-    LabelFileRef,
-    LabelsSummary,
-    LiveEvaluation,
-    Metrics,
-    ModelRef,
-    QuarantinedBatch,
-    RowCounts,
-    RunResult,
-    RunSpec,
-    ValidationReport,
-)
 from freshet_trainer.contradiction import hold_contradicted
 from freshet_trainer.estimators import (
     build_estimator,
@@ -210,7 +210,7 @@ def _bound(model: ModelArtifact, fraction: float) -> float:
     return fraction if model.holdout_bound is None else model.holdout_bound
 
 
-def load_baseline(store: ObjectStore, baseline: BaselineRef) -> ModelArtifact:
+def load_baseline(store: ObjectStore, baseline: ModelRef) -> ModelArtifact:
     """Download the serving model and verify its checksum before it is unpickled."""
     try:
         data = store.get_bytes(baseline.model_key)
@@ -233,7 +233,7 @@ def run(spec: RunSpec, store: ObjectStore) -> RunResult:
     quarantined: list[QuarantinedBatch] = []
     validation: ValidationReport | None = None
     live: LiveEvaluation | None = None
-    labels: LabelsSummary | None = None
+    labels: LabelReport | None = None
     drift: list[DriftedBatch] = []
     try:
         estimator = build_estimator(spec.training.estimator, spec.training.seed)
@@ -366,8 +366,8 @@ def _train_and_publish(
     batches: list[Batch],
     quarantined: list[QuarantinedBatch],
     validation: ValidationReport,
-    labels: LabelsSummary | None,
-    label_files: list[LabelFileRef],
+    labels: LabelReport | None,
+    label_files: list[LabelFile],
 ) -> RunResult:
     if not batches:
         raise RunFailed(
@@ -392,7 +392,7 @@ def _train_and_publish(
         )
     log.info("fitting", extra={"trainRows": counts.train, "holdoutRows": counts.holdout})
     candidate, warm_start = fit_candidate(spec, estimator, baseline, split)
-    metrics = Metrics(
+    metrics = RunMetrics(
         candidate=evaluate(candidate, split.holdout),
         baseline=_evaluate_baseline(baseline, split.holdout) if baseline else None,
         dummy=_evaluate_dummy(candidate.classification, split, spec.data.label),
@@ -479,23 +479,23 @@ def _publish(
     batches: list[Batch],
     quarantined: list[QuarantinedBatch],
     validation: ValidationReport,
-    metrics: Metrics,
+    metrics: RunMetrics,
     holdout: HoldoutSummary,
     warm_start: WarmStart,
-    labels: LabelsSummary | None,
-    label_files: list[LabelFileRef],
-) -> ModelRef:
+    labels: LabelReport | None,
+    label_files: list[LabelFile],
+) -> ResultModel:
     """Write model.joblib, model.sha256 and manifest.json, in that order."""
     prefix = spec.output.model_prefix
     data = candidate.dumps()
-    model = ModelRef(
+    model = ResultModel(
         version=spec.output.version,
-        model_key=f"{prefix}model.joblib",
+        model_key=layout.model_key(prefix),
         sha256=sha256_hex(data),
-        manifest_key=f"{prefix}manifest.json",
+        manifest_key=layout.manifest_key(prefix),
     )
     store.put_bytes(model.model_key, data)
-    store.put_bytes(f"{prefix}model.sha256", f"{model.sha256}\n".encode(), "text/plain")
+    store.put_bytes(layout.model_checksum_key(prefix), f"{model.sha256}\n".encode(), "text/plain")
     manifest = build_manifest(
         spec,
         model=model,
@@ -532,7 +532,7 @@ def _one_line(text: str) -> str:
 
 def write_termination_message(message: str, env: Mapping[str, str]) -> None:
     """Write to $FRESHET_TERMINATION_LOG, else to /dev/termination-log if it is writable."""
-    path = env.get("FRESHET_TERMINATION_LOG") or (
+    path = env.get(variables.TERMINATION_LOG) or (
         DEFAULT_TERMINATION_LOG if os.access(DEFAULT_TERMINATION_LOG, os.W_OK) else None
     )
     if path is None:
@@ -550,9 +550,9 @@ def main() -> int:
     env = os.environ
     try:
         store = ObjectStore(StoreConfig.from_env(env))
-        spec_key = env.get("FRESHET_RUN_SPEC_KEY", "")
+        spec_key = env.get(variables.RUN_SPEC_KEY, "")
         if not spec_key:
-            raise StoreConfigError("missing environment: FRESHET_RUN_SPEC_KEY")
+            raise StoreConfigError(f"missing environment: {variables.RUN_SPEC_KEY}")
         spec = RunSpec.model_validate_json(store.get_bytes(spec_key))
         if spec.store.bucket != store.bucket:
             raise StoreConfigError(

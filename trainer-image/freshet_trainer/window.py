@@ -31,10 +31,11 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+from freshet_contract.result import WindowCandidate, WindowReport
+from freshet_contract.vocabulary import WindowSelection
 
 from freshet_trainer.artifact import ModelArtifact
 from freshet_trainer.batches import Batch
-from freshet_trainer.contract import WindowCandidate, WindowReport
 from freshet_trainer.holdout import units
 
 FOLDS: Final = 5
@@ -65,7 +66,9 @@ def newest(batches: Sequence[Batch], max_batches: int | None) -> list[Batch]:
 
 def full(batches: list[Batch], message: str = "") -> Choice:
     keys = [b.ref.key for b in batches]
-    return Choice(batches, WindowReport(selection="Full", batches=keys, message=message))
+    return Choice(
+        batches, WindowReport(selection=WindowSelection.FULL, batches=keys, message=message)
+    )
 
 
 def choose(
@@ -116,7 +119,11 @@ def _adaptive(
 ) -> Choice:
     keys = [b.ref.key for b in batches]
     report = WindowReport(
-        selection="Adaptive", batches=keys, candidates=candidates, rows=rows, message=message
+        selection=WindowSelection.ADAPTIVE,
+        batches=keys,
+        candidates=candidates,
+        rows=rows,
+        message=message,
     )
     return Choice(batches, report)
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from freshet.runspec import DriftedBatch
+from freshet_contract.result import DriftedBatch
+
 from freshet.spec import DriftAction
 
 _WHAT = {

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from freshet_contract.result import RunResult
+
 from freshet.decisions import gate
 from freshet.decisions.analysis import Measurement, Verdict
-from freshet.runspec import RunResult
 from freshet.spec import GateSpec
 
 Outcome = Literal["Promoted", "Rejected", "Failed", "Skipped"]

@@ -21,14 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from freshet_contract.layout import StateLayout
+from freshet_contract.run import LabelFile, PolicyRef, RunSpec
+from freshet_contract.run import ModelRef as RunModelRef
+
 from freshet.batches import Batch
 from freshet.decisions import backfill, retry, runs, staleness, trigger
 from freshet.ledger import BatchRef, LabelFileRef, Ledger, RunIntent
-from freshet.runspec import LabelFile, PolicyRef, RunLabels, RunSpec, build_run_spec
-from freshet.runspec import ModelRef as RunModelRef
+from freshet.runspec import build_run_spec, run_labels_from_policy
 from freshet.snapshot import Snapshot
 from freshet.spec import DelayedFeedback, PolicySpec
-from freshet.store_layout import StateLayout
 
 MAX_WAIT_SECONDS = 3600.0
 CONCURRENCY_RECHECK_SECONDS = 5.0
@@ -266,7 +268,7 @@ def _start(
     )
     labels = None
     if spec.data.labels is not None:
-        labels = RunLabels.from_policy(
+        labels = run_labels_from_policy(
             spec.data.labels,
             [LabelFile(batch=f.batch, key=f.key, etag=f.etag, size=f.size) for f in label_files],
             watermark_floor=book.label_watermark,

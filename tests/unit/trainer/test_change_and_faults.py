@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from freshet_contract.run import BatchRef, RunEstimator, RunSpec, RunValidation
 from freshet_trainer import contradiction, window
 from freshet_trainer.batches import Batch, load_batches
-from freshet_trainer.contract import BatchRef, EstimatorSpec, RunSpec, ValidationSpec
 from freshet_trainer.estimators import build_estimator
 from freshet_trainer.holdout import row_hashes
 from freshet_trainer.metrics import evaluate
@@ -99,7 +99,7 @@ def test_a_fault_refuses_and_a_change_follows_the_action(
     reason: str | None,
     changes: list[str],
 ) -> None:
-    settings = ValidationSpec.model_validate({"drift": {"action": action}})
+    settings = RunValidation.model_validate({"drift": {"action": action}})
     outcome = validate(
         frame,
         label="y",
@@ -278,7 +278,7 @@ _LR = "sklearn.linear_model.LogisticRegression"
 
 def _choose(frames: list[pd.DataFrame]) -> window.Choice:
     batches = _batches(frames)
-    estimator = build_estimator(EstimatorSpec.model_validate({"class": _LR}), seed=0)
+    estimator = build_estimator(RunEstimator.model_validate({"class": _LR}), seed=0)
     return window.choose(
         batches,
         {batches[-1].ref.key},
@@ -332,7 +332,7 @@ def test_a_batch_without_labelled_rows_is_not_judged_for_contradiction() -> None
     (and the serving model must not be asked to predict zero rows)."""
     old, new = classification_frame(400, seed=1), classification_frame(400, seed=2).head(0)
     serving = fit_model(
-        build_estimator(EstimatorSpec.model_validate({"class": _LR}), seed=0), old, "y"
+        build_estimator(RunEstimator.model_validate({"class": _LR}), seed=0), old, "y"
     )
     source = MemorySource({"in/a.csv": encode(old, "csv"), "in/b.csv": encode(new, "csv")})
     spec = spec_for(["in/a.csv", "in/b.csv"], ["in/b.csv"])

@@ -1,4 +1,4 @@
-"""The trainer parses the contract's example documents and nothing looser."""
+"""The trainer parses the contract's example documents: strict in types, tolerant of new fields."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from freshet_trainer.contract import API_VERSION, RunResult, RunSpec
+from freshet_contract.document import API_VERSION
+from freshet_contract.result import RunResult
+from freshet_contract.run import RunSpec
 from pydantic import ValidationError
 
 from .synthetic import example
@@ -74,7 +76,6 @@ def _spec_with(path: list[str], value: Any) -> dict[str, Any]:
     [
         (["apiVersion"], "freshet.dev/run/v2"),
         (["kind"], "RunResult"),
-        (["unexpected"], 1),
         (["data", "format"], "xlsx"),
         (["training", "seed"], "0"),
         (["evaluation", "metric"], "precision"),
@@ -87,12 +88,20 @@ def _spec_with(path: list[str], value: Any) -> dict[str, Any]:
         (["data", "labels", "watermarkFloor"], 1764284400),
         (["data", "labels", "previousCutoff"], "last tuesday"),
         (["data", "labels", "files"], [{"key": "k", "etag": "e", "size": 1}]),
-        (["data", "labels", "unexpected"], 1),
     ],
 )
 def test_run_spec_is_strict(path: list[str], value: Any) -> None:
     with pytest.raises(ValidationError):
         RunSpec.model_validate(_spec_with(path, value))
+
+
+@pytest.mark.parametrize("path", [["unexpected"], ["data", "labels", "unexpected"]])
+def test_unknown_fields_from_a_newer_operator_are_ignored(path: list[str]) -> None:
+    # Tolerant on read (freshet_contract.document): a field this trainer does not
+    # know is left alone, so an operator one release ahead never breaks it.
+    assert RunSpec.model_validate(_spec_with(path, 1)) == RunSpec.model_validate(
+        example("runspec.example.json")
+    )
 
 
 def test_baseline_must_be_present_even_when_null() -> None:

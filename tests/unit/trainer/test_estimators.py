@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from freshet_trainer.contract import EstimatorSpec
+from freshet_contract.run import RunEstimator
 from freshet_trainer.estimators import (
     ALLOWED_ESTIMATORS,
     EstimatorRefused,
@@ -13,8 +13,8 @@ from freshet_trainer.estimators import (
 from freshet_trainer.reasons import RunReason
 
 
-def spec(class_name: str, **params: object) -> EstimatorSpec:
-    return EstimatorSpec.model_validate({"class": class_name, "params": params})
+def spec(class_name: str, **params: object) -> RunEstimator:
+    return RunEstimator.model_validate({"class": class_name, "params": params})
 
 
 @pytest.mark.parametrize("class_name", sorted(ALLOWED_ESTIMATORS))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from freshet_contract.run import RunEstimator
 from freshet_trainer.artifact import ChecksumMismatch, ModelArtifact, sha256_hex
-from freshet_trainer.contract import EstimatorSpec
 from freshet_trainer.estimators import build_estimator
 from freshet_trainer.metrics import evaluate
 from freshet_trainer.train import fit_model
@@ -15,7 +15,7 @@ from .synthetic import classification_frame, multiclass_frame, regression_frame
 
 
 def fit(class_name: str, frame: pd.DataFrame, seed: int = 0, **params: object) -> ModelArtifact:
-    spec = EstimatorSpec.model_validate({"class": class_name, "params": params})
+    spec = RunEstimator.model_validate({"class": class_name, "params": params})
     return fit_model(build_estimator(spec, seed), frame, "y")
 
 

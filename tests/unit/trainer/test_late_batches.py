@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from freshet_contract.result import BatchValidation, Check
+from freshet_contract.run import RunSpec
 from freshet_trainer.batches import LoadedBatches, load_batches
-from freshet_trainer.contract import BatchValidation, Check, RunSpec
 from freshet_trainer.holdout import units
 from freshet_trainer.train import monitored_rows, split_batches
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from freshet_contract.result import LabelRowCounts
 from freshet_trainer import late_labels
-from freshet_trainer.contract import LabelRowCounts
 from freshet_trainer.late_labels import EventRows, LabelTable
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from freshet_contract.run import RunSpec
 from freshet_trainer.batches import load_batches
-from freshet_trainer.contract import RunSpec
 from freshet_trainer.store import ObjectNotFound, ObjectStore, ObjectTooLarge
 
 from .malformed import Malformed, corpus

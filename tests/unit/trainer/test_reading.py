@@ -7,8 +7,8 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from freshet_contract.run import RunValidation
 from freshet_trainer import reading
-from freshet_trainer.contract import ValidationSpec
 from freshet_trainer.reading import UnreadableBatch, read_batch_file
 from freshet_trainer.validation import Accepted, build_reference, validate
 
@@ -98,7 +98,7 @@ def test_parquet_dictionary_columns_are_text() -> None:
         read(encode(frame, "parquet"), "parquet"),
         label="y",
         classification=True,
-        settings=ValidationSpec(),
+        settings=RunValidation(),
         reference=reference,
     )
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from freshet_contract.result import RunResult
 from freshet_trainer.artifact import ModelArtifact
-from freshet_trainer.contract import RunResult
 from freshet_trainer.reproduce import main as reproduce_main
 from freshet_trainer.store import ObjectStore
 

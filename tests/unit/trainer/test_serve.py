@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from aiohttp.test_utils import TestClient, TestServer
 from devstack import procs
+from freshet_contract.run import RunEstimator
 from freshet_trainer.artifact import sha256_hex
-from freshet_trainer.contract import EstimatorSpec
 from freshet_trainer.estimators import build_estimator
 from freshet_trainer.serve import (
     DEFAULT_MAX_BODY_BYTES,
@@ -40,7 +40,7 @@ ROWS = [{"x1": 0.5, "x2": -1.0, "color": "red"}, {"x1": -2.0, "x2": 1.0, "color"
 
 def publish_model(store: ObjectStore) -> str:
     """Fit a small classifier, upload it like a training run does, return its sha256."""
-    spec = EstimatorSpec.model_validate({"class": "sklearn.linear_model.LogisticRegression"})
+    spec = RunEstimator.model_validate({"class": "sklearn.linear_model.LogisticRegression"})
     data = fit_model(build_estimator(spec, 0), classification_frame(200, seed=1), "y").dumps()
     store.put_bytes(MODEL_KEY, data)
     return sha256_hex(data)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from freshet_contract.result import RunResult
 from freshet_trainer.artifact import ModelArtifact, sha256_hex
-from freshet_trainer.contract import RunResult
 from freshet_trainer.store import ObjectNotFound, ObjectStore
 from freshet_trainer.train import main
 

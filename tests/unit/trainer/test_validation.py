@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from freshet_trainer.contract import Check, ValidationSpec
+from freshet_contract.result import Check
+from freshet_contract.run import RunValidation
 from freshet_trainer.validation import RULES, Accepted, Refused, build_reference, validate
 
 from .synthetic import classification_frame, regression_frame
@@ -148,7 +149,7 @@ CASES = {
 
 
 def judge(frame: pd.DataFrame, case: Case) -> Accepted | Refused:
-    settings = ValidationSpec.model_validate(case.settings)
+    settings = RunValidation.model_validate(case.settings)
     reference = build_reference(reference_frames(), "y", True) if case.reference else None
     return validate(frame, label="y", classification=True, settings=settings, reference=reference)
 
@@ -182,7 +183,7 @@ def test_first_run_skips_the_reference_checks_instead_of_failing_them() -> None:
     shifted = clean().assign(x1=lambda f: f["x1"] + 5.0)
 
     verdict = validate(
-        shifted, label="y", classification=True, settings=ValidationSpec(), reference=None
+        shifted, label="y", classification=True, settings=RunValidation(), reference=None
     )
 
     assert isinstance(verdict, Accepted)
@@ -219,7 +220,7 @@ def test_a_column_normally_null_is_judged_against_its_reference() -> None:
     """30% null in the reference: 32% passes on referenceTolerance, 50% does not."""
     reference = [(k, _with_nan("x2", 0.30)(f)) for k, f in reference_frames()]
     profile = build_reference(reference, "y", True)
-    settings = ValidationSpec()
+    settings = RunValidation()
 
     usual = validate(
         _with_nan("x2", 0.32)(clean()), label="y", classification=True, settings=settings,
@@ -249,7 +250,7 @@ def test_regression_target_drift_is_a_feature_drift() -> None:
     shifted = regression_frame(400, seed=3).assign(y=lambda f: f["y"] + 3.0)
 
     verdict = validate(
-        shifted, label="y", classification=False, settings=ValidationSpec(), reference=reference
+        shifted, label="y", classification=False, settings=RunValidation(), reference=reference
     )
 
     assert isinstance(verdict, Refused)

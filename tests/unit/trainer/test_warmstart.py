@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from freshet_contract.run import RunEstimator
 from freshet_trainer.artifact import ModelArtifact, sha256_hex
-from freshet_trainer.contract import EstimatorSpec
 from freshet_trainer.estimators import ESTIMATOR_STEP, PREPROCESS_STEP, build_estimator
 from freshet_trainer.reasons import RunFailed, RunReason
 from freshet_trainer.train import fit_model
@@ -21,7 +21,7 @@ OLD, NEW = classification_frame(400, seed=1), classification_frame(300, seed=2)
 
 
 def estimator(class_name: str, seed: int = 3, **params: Any) -> BaseEstimator:
-    spec = EstimatorSpec.model_validate({"class": class_name, "params": params})
+    spec = RunEstimator.model_validate({"class": class_name, "params": params})
     return build_estimator(spec, seed)
 
 

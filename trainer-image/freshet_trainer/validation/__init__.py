@@ -23,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
+from freshet_contract.result import Check
+from freshet_contract.run import RunValidation
 
-from freshet_trainer.contract import Check, ValidationSpec
 from freshet_trainer.reasons import BatchReason
 from freshet_trainer.validation import drift, labels, quality, schema
 from freshet_trainer.validation.context import BatchUnderTest
@@ -115,7 +116,7 @@ def validate(
     *,
     label: str,
     classification: bool,
-    settings: ValidationSpec,
+    settings: RunValidation,
     reference: Reference | None,
     labels_pending: bool = False,
     released: bool = False,

@@ -13,8 +13,7 @@ from typing import Final, Literal
 
 import numpy as np
 import pandas as pd
-
-from freshet_trainer.contract import ColumnType
+from freshet_contract.vocabulary import ColumnType
 
 Kind = Literal["boolean", "integer", "number", "string", "mixed"]
 NUMERIC: Final = frozenset({"integer", "number"})
@@ -81,7 +80,7 @@ def as_column_type(kind: Kind | None) -> ColumnType | None:
     """The schema type a reference column's kind implies (None: no expectation)."""
     if kind is None or kind == "mixed":
         return None
-    return kind
+    return ColumnType(kind)
 
 
 def tokens(values: pd.Series) -> pd.Series:

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import pandas as pd
+from freshet_contract.run import RunValidation
+from freshet_contract.vocabulary import ColumnType
 
-from freshet_trainer.contract import ColumnType, ValidationSpec
 from freshet_trainer.validation.columns import Kind, as_column_type, conforms, kind_of
 from freshet_trainer.validation.reference import Reference
 
@@ -22,7 +23,7 @@ class BatchUnderTest:
     frame: pd.DataFrame
     label: str
     classification: bool
-    settings: ValidationSpec
+    settings: RunValidation
     reference: Reference | None
     kinds: dict[str, tuple[Kind | None, str]] = field(init=False)
 

@@ -10,8 +10,8 @@ distribution is compared by the drift check instead.
 from __future__ import annotations
 
 import numpy as np
+from freshet_contract.result import Check
 
-from freshet_trainer.contract import Check
 from freshet_trainer.reasons import BatchReason
 from freshet_trainer.validation.columns import tokens
 from freshet_trainer.validation.context import FIRST_BATCHES, NO_REFERENCE, BatchUnderTest

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from freshet_contract.result import Check, ColumnFigures
 
-from freshet_trainer.contract import Check, ColumnFigures
 from freshet_trainer.reasons import BatchReason
 from freshet_trainer.validation.columns import NUMERIC, tokens
 from freshet_trainer.validation.context import FIRST_BATCHES, NO_REFERENCE, BatchUnderTest

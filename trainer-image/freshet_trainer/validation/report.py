@@ -12,7 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from freshet_trainer.contract import Check, ColumnFigures
+from freshet_contract.result import Check, ColumnFigures
+
 from freshet_trainer.reasons import BatchReason
 
 _DIGITS = 6

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from freshet_contract.result import Check
+from freshet_contract.vocabulary import ColumnType
 
-from freshet_trainer.contract import Check, ColumnType
 from freshet_trainer.reasons import BatchReason
 from freshet_trainer.validation.context import NO_REFERENCE, BatchUnderTest
 from freshet_trainer.validation.report import Rule, figures, worst_column

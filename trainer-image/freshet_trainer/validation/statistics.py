@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Final, cast
 
 import numpy as np
+from freshet_contract.vocabulary import Correction
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import betabinom, binom, chi2_contingency, false_discovery_control, ks_2samp
-
-from freshet_trainer.contract import Correction
 
 BINS: Final = 10
 """Numeric columns are binned on the reference's deciles (PSI's usual binning)."""

@@ -1,3 +1,11 @@
+# Frozen copy of the trainer-side run contract as it was just before
+# training.maxEnsembleSize (commit acc876e) was added: a trainer image built then
+# refuses any unknown field, `"maxEnsembleSize": null` included. For the
+# version-skew tests (tests/unit/test_contract_skew.py).
+#
+# Source: `git show acc876e^:trainer-image/freshet_trainer/contract.py`, unchanged.
+# DO NOT EDIT to follow the current code.
+# ruff: noqa
 """The operator ⇄ trainer run contract (`freshet.dev/run/v1`), trainer side.
 
 The operator writes a RunSpec before it creates the Job; the trainer writes a
@@ -19,7 +27,7 @@ API_VERSION: Final = "freshet.dev/run/v1"
 
 DataFormat = Literal["csv", "parquet", "jsonl"]
 MetricName = Literal["accuracy", "roc_auc", "f1", "log_loss", "rmse", "mae", "r2"]
-RunStatus = Literal["Succeeded", "Failed", "Skipped"]
+RunStatus = Literal["Succeeded", "Failed"]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 NonEmpty = Annotated[str, Field(min_length=1)]
 Prefix = Annotated[str, Field(pattern=r"^.+/$")]
@@ -27,9 +35,6 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 SchemaMode = Literal["Inferred", "Strict"]
 ColumnType = Literal["number", "integer", "string", "boolean"]
 DriftMethod = Literal["Auto", "PSI", "KS", "JS", "Disabled"]
-DriftAction = Literal["Retrain", "Hold", "Ignore"]
-ContradictionAction = Literal["Hold", "Allow"]
-WindowSelection = Literal["Adaptive", "Full"]
 Correction = Literal["BenjaminiHochberg", "Bonferroni"]
 DelayedFeedback = Literal["None", "FakeNegative"]
 Count = Annotated[int, Field(ge=0)]
@@ -126,21 +131,6 @@ class DataSpec(_Document):
     new_batches: list[str]
     labels: LabelsSpec | None = None
     """None: the label is a column of every batch."""
-    exclude: list[str] = Field(default_factory=list)
-    """Columns that are not features: dropped before validation, hashing and fitting."""
-    max_batches: Annotated[int, Field(ge=1)] | None = None
-    """The most batches to train on: the newest that pass validation (`batches` may
-    list more, so that a refused batch leaves no gap in the window)."""
-    selection: WindowSelection = "Full"
-    """Adaptive: train on the suffix of the window that best predicts the new batches."""
-    reference_from: str | None = None
-    """The oldest batch of the current regime: the distribution checks' reference
-    starts there (after an accepted change, normal moves with it)."""
-    released: list[str] = Field(default_factory=list)
-    """Released from quarantine by the user: distribution change and label
-    contradiction no longer hold these batches; faults still do."""
-    new_data_required: bool = False
-    """When every new batch is refused, stop with status Skipped (nothing new to learn)."""
 
 
 class EstimatorSpec(_Document):
@@ -152,8 +142,6 @@ class TrainingSpec(_Document):
     estimator: EstimatorSpec
     seed: int
     warm_start: bool = False
-    max_ensemble_size: Annotated[int, Field(ge=1)] | None = None
-    """With warm start: the most trees (forests) or stages (boosting) a model may have."""
 
 
 class EvaluationSpec(_Document):
@@ -179,21 +167,9 @@ class DriftSpec(_Document):
     """
 
     method: DriftMethod = "Auto"
-    action: DriftAction = "Hold"
-    """Retrain and Ignore accept a drifted batch; Hold quarantines it. Absent in
-    specs of operators that predate it, which quarantined drift: Hold."""
     threshold: Annotated[float, Field(ge=0.0)] | None = None
     p_value: Fraction = 0.01
     correction: Correction = "BenjaminiHochberg"
-
-
-class LabelContradictionSpec(_Document):
-    """Hold a batch on which the serving model's accuracy is more than `margin` below
-    chance (significantly) while its features look as usual: its labels
-    contradict everything known, a label fault (contradiction.py)."""
-
-    action: ContradictionAction = "Hold"
-    margin: Fraction = 0.1
 
 
 class ValidationSpec(_Document):
@@ -201,22 +177,20 @@ class ValidationSpec(_Document):
 
     The defaults are the operator's (`operator/freshet/spec.py`); they are
     repeated here so a spec written by an older operator, which sends only
-    `maxNullFraction`, still validates batches the same way. An unset null,
-    duplicate or conflicting-label limit is learned from the reference.
+    `maxNullFraction`, still validates batches the same way.
     """
 
     schema_mode: SchemaMode = Field(default="Inferred", alias="schema")
     columns: list[ColumnSchema] = Field(default_factory=list)
-    max_null_fraction: Fraction | None = None
+    max_null_fraction: Fraction = 0.05
     reference_tolerance: Fraction = 0.05
     allow_extra_columns: bool = False
-    max_duplicate_fraction: Fraction | None = None
-    max_conflicting_label_fraction: Fraction | None = None
+    max_duplicate_fraction: Fraction = 0.05
+    max_conflicting_label_fraction: Fraction = 0.05
     label_values: list[str] | None = None
     max_label_rate_shift: Fraction = 0.1
     max_out_of_range_fraction: Fraction = 0.01
     drift: DriftSpec = DriftSpec()
-    label_contradiction: LabelContradictionSpec = LabelContradictionSpec()
     max_batch_bytes: Annotated[int, Field(gt=0)] = 256 * 1024 * 1024
     max_columns: Annotated[int, Field(ge=1)] = 1000
 
@@ -394,36 +368,6 @@ class LabelsSummary(_Document):
     batches: list[BatchLabels] = Field(default_factory=list)
 
 
-class DriftedBatch(_Document):
-    """A new batch whose distribution differs from the reference's, and what it got."""
-
-    key: NonEmpty
-    etag: NonEmpty
-    action: DriftAction
-    checks: list[str] = Field(default_factory=list)
-    """The distribution checks it failed: featureDrift, outOfRange, labelRateShift."""
-    columns: list[str] = Field(default_factory=list)
-    message: str = ""
-
-
-class WindowCandidate(_Document):
-    batches: Count
-    """How many of the newest earlier batches this candidate was fitted on."""
-    score: float | None = None
-    """Its metric on the new batches' rows; None when it could not be scored."""
-
-
-class WindowReport(_Document):
-    """Which batches the model was trained on, and how they were chosen."""
-
-    selection: WindowSelection
-    batches: list[str] = Field(default_factory=list)
-    candidates: list[WindowCandidate] = Field(default_factory=list)
-    rows: Count = 0
-    """Adaptive: rows of the new batches the candidates were scored on."""
-    message: str = ""
-
-
 class RunResult(_Document):
     api_version: Literal["freshet.dev/run/v1"] = "freshet.dev/run/v1"
     kind: Literal["RunResult"] = "RunResult"
@@ -440,5 +384,3 @@ class RunResult(_Document):
     monitoring: LiveEvaluation | None = None
     labels: LabelsSummary | None = None
     """Late labels (present only when the spec had `data.labels`)."""
-    drift: list[DriftedBatch] = Field(default_factory=list)
-    window: WindowReport | None = None

@@ -1,16 +1,27 @@
-"""Where freshet keeps a policy's state in its bucket (see contract/README.md).
+"""Where freshet keeps a policy's state in its bucket (``contract/README.md``).
 
 Everything lives under one *state root* per policy, ``freshet/<namespace>/<name>/``,
 so a policy's whole record can be listed, copied or deleted by prefix, and two
 policies (even with the same name in different namespaces) never share a key.
-Pure string building: no store access here.
+The operator writes run specs, the ledger and quarantine; the trainer writes
+results and models and releases quarantined batches (``freshet-quarantine``):
+both compute the same keys from here. Pure string building: no store access.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-from freshet.spec import STATE_ROOT_PREFIX
+STATE_ROOT_PREFIX: Final = "freshet/"
+"""Key prefix under which freshet keeps its own state; data prefixes must avoid it."""
+
+MODEL_FILE: Final = "model.joblib"
+MODEL_CHECKSUM_FILE: Final = "model.sha256"
+"""The hex sha256 of the model file, with a newline."""
+MANIFEST_FILE: Final = "manifest.json"
+QUARANTINE_REASON_SUFFIX: Final = ".reason.json"
+"""Appended to a quarantined batch's key for its reason document."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +54,27 @@ class StateLayout:
         """The operator's durable record of consumed batches, models and runs."""
         return f"{self.root}ledger.json"
 
+    @property
+    def quarantine_prefix(self) -> str:
+        return f"{self.root}quarantine/"
+
     def quarantine_key(self, batch_key: str) -> str:
         """Where a refused batch is moved, keeping its original key for release."""
-        return f"{self.root}quarantine/{batch_key}"
+        return f"{self.quarantine_prefix}{batch_key}"
 
     def quarantine_reason_key(self, batch_key: str) -> str:
-        return f"{self.quarantine_key(batch_key)}.reason.json"
+        return f"{self.quarantine_key(batch_key)}{QUARANTINE_REASON_SUFFIX}"
+
+
+def model_key(model_prefix: str) -> str:
+    """The artifact under a model's prefix (``RunOutput.model_prefix``)."""
+    return f"{model_prefix}{MODEL_FILE}"
+
+
+def model_checksum_key(model_prefix: str) -> str:
+    return f"{model_prefix}{MODEL_CHECKSUM_FILE}"
+
+
+def manifest_key(model_prefix: str) -> str:
+    """What the model was made from (``freshet-reproduce`` input)."""
+    return f"{model_prefix}{MANIFEST_FILE}"
