@@ -26,27 +26,23 @@ import aiohttp
 import kopf
 from freshet_contract.layout import StateLayout
 from freshet_contract.result import RunResult
-from freshet_contract.run import RunSpec
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from freshet import ledger, live, metrics, monitoring, serverscrape, serving, status, transitions
-from freshet.batches import Batch
+from freshet import gather, live, metrics, monitoring, serverscrape, serving, status, transitions
 from freshet.config import OperatorConfig
 from freshet.decisions import analysis, rollback, step, trigger
 from freshet.decisions.outcome import judge_run
 from freshet.effects import Effects
-from freshet.failures import STORE_ERRORS, Failure, backoff, from_api, from_store
+from freshet.failures import Failure, backoff, from_api
 from freshet.kube import Kube
 from freshet.ledger import Ledger, ModelRef
 from freshet.objectstore import ObjectStore
-from freshet.snapshot import JobView, PolicyFacts, Slots, Snapshot, find_released
+from freshet.snapshot import PolicyFacts, Slots, Snapshot
 from freshet.spec import MonitoringSource, PolicySpec, parse_policy_spec
-from freshet.store_config import StoreSecretError, parse_store_secret
 from freshet.transitions import Judged
 from freshet.watcher import BucketWatcher, WatcherRegistry
 
-STATIC_RESCAN_SECONDS = 10.0
 _PROMOTING_SECONDS = 1.0
 
 
@@ -165,11 +161,26 @@ class PolicyController:
         try:
             store = await self._open_store(spec)
             book = await self._load_ledger(store)
-            watcher = await self._watch(spec, store)
+            watcher = await gather.watch(self.rt.watchers, self.key, store, spec, self.wake.set)
             effects = Effects(self.rt.kube, store, policy, body, self.log)
             self._count_seen(spec, watcher)
             book = await self._user_requests(effects, policy, spec, book)
-            snap = await self._gather(policy, spec, book, store, watcher)
+            snap = await gather.snapshot(
+                kube=self.rt.kube,
+                policy=policy,
+                spec=spec,
+                book=book,
+                store=store,
+                watcher=watcher,
+                slots=Slots(
+                    runs_elsewhere=len(self.rt.active_runs - {self.uid}),
+                    backfills_elsewhere=len(self.rt.active_backfills - {self.uid}),
+                    max_runs=self.rt.config.max_concurrent_runs,
+                    max_backfills=self.rt.config.max_concurrent_backfills,
+                ),
+                now=self.rt.clock(),
+                log=self.log,
+            )
             if book.intent is not None:
                 progress = await self._track(effects, snap)
             else:
@@ -187,19 +198,7 @@ class PolicyController:
     # -- facts ---------------------------------------------------------------
 
     async def _open_store(self, spec: PolicySpec) -> ObjectStore:
-        secret = spec.data.store_ref.name
-        try:
-            data = await asyncio.to_thread(self.rt.kube.secret_data, self.namespace, secret)
-        except ApiException as e:
-            raise from_api(e, f"read Secret {secret}", rejected="StoreSecretInvalid") from e
-        if data is None:
-            raise Failure(
-                "StoreSecretNotFound", f"Secret {secret!r} (spec.data.storeRef) not found"
-            )
-        try:
-            config = parse_store_secret(secret, data)
-        except StoreSecretError as e:
-            raise Failure("StoreSecretInvalid", str(e)) from e
+        config = await gather.store_config(self.rt.kube, self.namespace, spec)
         if self._store is None or self._store.config != config:
             self._store = ObjectStore(config)
             self._ledger = None  # another bucket means another record
@@ -207,112 +206,14 @@ class PolicyController:
 
     async def _load_ledger(self, store: ObjectStore) -> Ledger:
         if self._ledger is None:
-            try:
-                self._ledger = await asyncio.to_thread(ledger.load, store, self.layout.ledger_key)
-            except (*STORE_ERRORS, ValidationError) as e:
-                raise from_store(e, "read the ledger") from e
+            self._ledger = await gather.ledger(store, self.layout)
         return self._ledger
-
-    async def _watch(self, spec: PolicySpec, store: ObjectStore) -> BucketWatcher:
-        trig = spec.effective_trigger
-        interval = float(trig.poll_interval_seconds) if trig else STATIC_RESCAN_SECONDS
-        prefixes: tuple[str, ...] = (spec.data.prefix,)
-        if spec.data.labels is not None:
-            prefixes += (spec.data.labels.prefix,)
-        watcher = self.rt.watchers.subscribe(
-            self.key, store.config, prefixes, interval, self.wake.set
-        )
-        if not watcher.listed_once.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watcher.listed_once.wait(), timeout=10)
-        if watcher.errors:
-            raise Failure("StoreUnavailable", f"cannot list the bucket: {watcher.last_error}")
-        return watcher
 
     def _count_seen(self, spec: PolicySpec, watcher: BucketWatcher) -> None:
         keys = {o.key for o in watcher.objects(spec.data.prefix)}
         if new := keys - self._seen:
             metrics.BATCHES_SEEN.labels(self.namespace, self.name).inc(len(new))
         self._seen = keys
-
-    async def _gather(
-        self,
-        policy: PolicyFacts,
-        spec: PolicySpec,
-        book: Ledger,
-        store: ObjectStore,
-        watcher: BucketWatcher,
-    ) -> Snapshot:
-        def listed(prefix: str) -> tuple[Batch, ...]:
-            return tuple(
-                Batch(o.key, o.etag, o.size, o.last_modified) for o in watcher.objects(prefix)
-            )
-
-        labels = listed(spec.data.labels.prefix) if spec.data.labels is not None else ()
-        batches = listed(spec.data.prefix)
-        snap = Snapshot(
-            now=self.rt.clock(),
-            policy=policy,
-            spec=spec,
-            ledger=book,
-            bucket=store.bucket,
-            batches=batches,
-            label_objects=labels,
-            released=await self._read(
-                "look for released batches",
-                find_released,
-                store.etag,
-                self.layout,
-                book.quarantined,
-                batches + labels,
-            ),
-            streaming=watcher.streaming,
-            slots=Slots(
-                runs_elsewhere=len(self.rt.active_runs - {self.uid}),
-                backfills_elsewhere=len(self.rt.active_backfills - {self.uid}),
-                max_runs=self.rt.config.max_concurrent_runs,
-                max_backfills=self.rt.config.max_concurrent_backfills,
-            ),
-        )
-        intent = book.intent
-        if intent is None:
-            return snap
-        job = await self._job_view(intent.run_id)
-        if job is None:
-            doc = await self._read("read the run spec", store.get_json, intent.spec_key)
-            return replace(snap, run_spec_saved=doc is not None)
-        if job.finished is None:
-            return replace(snap, job=job)
-        raw = await self._read("read the run result", store.get_json, intent.result_key)
-        try:
-            result = None if raw is None else RunResult.model_validate(raw)
-        except ValidationError as e:
-            self.log.error(
-                "run %s (%s) wrote an invalid result: %s", intent.run_id, intent.version, e
-            )
-            return replace(snap, job=job, result_error=str(e))
-        return replace(snap, job=job, result=result)
-
-    async def _job_view(self, run_id: str) -> JobView | None:
-        kube = self.rt.kube
-        try:
-            job = await asyncio.to_thread(kube.job, self.namespace, run_id)
-            if job is None:
-                return None
-            view = _job_view(job)
-            if view.finished is None and not (job.get("status") or {}).get("active"):
-                refused = await asyncio.to_thread(kube.pods_not_created, self.namespace, run_id)
-                if refused is not None:
-                    view = JobView(None, refused, pods_not_created=True)
-        except ApiException as e:
-            raise from_api(e, f"read Job {run_id}", rejected="JobUnreadable") from e
-        return view
-
-    async def _read(self, what: str, fn: Any, *args: Any) -> Any:
-        try:
-            return await asyncio.to_thread(fn, *args)
-        except STORE_ERRORS as e:
-            raise from_store(e, what) from e
 
     async def _commit(self, effects: Effects, book: Ledger) -> Ledger:
         """Save `book`; only a saved ledger becomes the one the next step starts from."""
@@ -395,9 +296,9 @@ class PolicyController:
             self.log.info(
                 "run %s (%s) has no Job; replaying the intent", intent.run_id, intent.version
             )
-            doc = await self._read("read the run spec", effects.store.get_json, intent.spec_key)
+            assert tracked.run_spec is not None
             try:
-                await effects.create_job(spec, RunSpec.model_validate(doc))
+                await effects.create_job(spec, tracked.run_spec)
             except Failure as f:
                 if not f.permanent:
                     raise
@@ -687,18 +588,6 @@ class PolicyController:
             reason = cond.get("reason")
             if reason in status.PROBLEM_REASONS and before.get(cond.get("type")) != reason:
                 kopf.warn(body, reason=str(reason), message=str(cond.get("message")))
-
-
-def _job_view(job: dict[str, Any]) -> JobView:
-    """'succeeded' or 'failed' once the Job controller has said so."""
-    conditions = (job.get("status") or {}).get("conditions") or []
-    for cond in conditions:
-        if cond.get("status") == "True" and cond.get("type") in ("Complete", "SuccessCriteriaMet"):
-            return JobView("succeeded", "no result document")
-    for cond in conditions:
-        if cond.get("status") == "True" and cond.get("type") in ("Failed", "FailureTarget"):
-            return JobView("failed", f"{cond.get('reason')}: {cond.get('message')}")
-    return JobView(None, "")
 
 
 def _observed(body: Any) -> tuple[int, str]:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from freshet_contract.layout import StateLayout
 from freshet_contract.result import RunResult
+from freshet_contract.run import RunSpec
 
 from freshet import names
 from freshet.batches import Batch
@@ -95,8 +96,8 @@ class Snapshot:
     slots: Slots
     job: JobView | None = None
     """The run's Job; None when there is no run or its Job does not exist."""
-    run_spec_saved: bool = True
-    """The run intent's spec document exists (it always should)."""
+    run_spec: RunSpec | None = None
+    """The run intent's spec document, read when its Job is missing (to replay it)."""
     result: RunResult | None = None
     result_error: str | None = None
     """The run wrote a result the contract cannot read."""

@@ -107,8 +107,11 @@ def in_flight(**job: Any) -> Snapshot:
 
 
 def test_track_replays_a_missing_job_and_reports_pods_that_cannot_be_created() -> None:
-    assert isinstance(step.track(in_flight()), step.Replay)
-    assert isinstance(step.track(replace(in_flight(), run_spec_saved=False)), step.Lost)
+    planned = step.plan(snapshot())
+    assert isinstance(planned, step.Start)
+    replay = step.track(replace(in_flight(), run_spec=planned.run_spec))
+    assert replay == step.Replay(planned.run_spec)
+    assert isinstance(step.track(in_flight()), step.Lost)
     running = step.track(in_flight(finished=None, message="quota", pods_not_created=True))
     assert running == step.Running("PodsNotCreated", running.message)  # type: ignore[union-attr]
     assert "quota" in running.message  # type: ignore[union-attr]

@@ -61,6 +61,8 @@ class Start:
 class Replay:
     """The intent is saved and its Job is missing (a crash in between): create it."""
 
+    run_spec: RunSpec
+
 
 @dataclass(frozen=True, slots=True)
 class Running:
@@ -153,9 +155,9 @@ def track(s: Snapshot) -> Replay | Running | Finished | Lost:
     intent = s.ledger.intent
     assert intent is not None, "track() is for a run in flight"
     if s.job is None:
-        if not s.run_spec_saved:
+        if s.run_spec is None:
             return Lost(f"run spec {intent.spec_key} vanished")
-        return Replay()
+        return Replay(s.run_spec)
     if s.job.finished is None:
         if s.job.pods_not_created:
             return Running(

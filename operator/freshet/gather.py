@@ -1,0 +1,173 @@
+"""Reading the world for one step: the store Secret, the ledger, the listing, the Job, the result.
+
+Reads only, each error classified (`failures`), so that a step either has a
+whole `Snapshot` to decide over or a `Failure` that says what it could not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from freshet_contract.layout import StateLayout
+from freshet_contract.result import RunResult
+from freshet_contract.run import RunSpec
+from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
+
+from freshet import ledger as ledgers
+from freshet.batches import Batch
+from freshet.failures import STORE_ERRORS, Failure, from_api, from_store
+from freshet.kube import Kube
+from freshet.ledger import Ledger
+from freshet.objectstore import ObjectStore
+from freshet.snapshot import JobView, PolicyFacts, Slots, Snapshot, find_released
+from freshet.spec import PolicySpec
+from freshet.store_config import StoreConfig, StoreSecretError, parse_store_secret
+from freshet.watcher import BucketWatcher, WatcherRegistry
+
+STATIC_RESCAN_SECONDS = 10.0
+"""How often a Static policy's prefix is listed (it has no trigger.pollIntervalSeconds)."""
+FIRST_LISTING_SECONDS = 10.0
+
+
+async def store_config(kube: Kube, namespace: str, spec: PolicySpec) -> StoreConfig:
+    secret = spec.data.store_ref.name
+    try:
+        data = await asyncio.to_thread(kube.secret_data, namespace, secret)
+    except ApiException as e:
+        raise from_api(e, f"read Secret {secret}", rejected="StoreSecretInvalid") from e
+    if data is None:
+        raise Failure("StoreSecretNotFound", f"Secret {secret!r} (spec.data.storeRef) not found")
+    try:
+        return parse_store_secret(secret, data)
+    except StoreSecretError as e:
+        raise Failure("StoreSecretInvalid", str(e)) from e
+
+
+async def ledger(store: ObjectStore, layout: StateLayout) -> Ledger:
+    try:
+        return await asyncio.to_thread(ledgers.load, store, layout.ledger_key)
+    except (*STORE_ERRORS, ValidationError) as e:
+        raise from_store(e, "read the ledger") from e
+
+
+async def watch(
+    watchers: WatcherRegistry,
+    key: str,
+    store: ObjectStore,
+    spec: PolicySpec,
+    wake: Callable[[], None],
+) -> BucketWatcher:
+    """The shared bucket watcher for the policy's prefixes, listed at least once."""
+    trig = spec.effective_trigger
+    interval = float(trig.poll_interval_seconds) if trig else STATIC_RESCAN_SECONDS
+    prefixes: tuple[str, ...] = (spec.data.prefix,)
+    if spec.data.labels is not None:
+        prefixes += (spec.data.labels.prefix,)
+    watcher = watchers.subscribe(key, store.config, prefixes, interval, wake)
+    if not watcher.listed_once.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watcher.listed_once.wait(), timeout=FIRST_LISTING_SECONDS)
+    if watcher.errors:
+        raise Failure("StoreUnavailable", f"cannot list the bucket: {watcher.last_error}")
+    return watcher
+
+
+async def snapshot(
+    *,
+    kube: Kube,
+    policy: PolicyFacts,
+    spec: PolicySpec,
+    book: Ledger,
+    store: ObjectStore,
+    watcher: BucketWatcher,
+    slots: Slots,
+    now: datetime,
+    log: logging.LoggerAdapter[logging.Logger],
+) -> Snapshot:
+    """Everything the step decides over; the Job and result only for a run in flight."""
+
+    def listed(prefix: str) -> tuple[Batch, ...]:
+        return tuple(Batch(o.key, o.etag, o.size, o.last_modified) for o in watcher.objects(prefix))
+
+    layout = StateLayout.for_policy(policy.namespace, policy.name)
+    labels = listed(spec.data.labels.prefix) if spec.data.labels is not None else ()
+    batches = listed(spec.data.prefix)
+    released = await read(
+        "look for released batches",
+        find_released,
+        store.etag,
+        layout,
+        book.quarantined,
+        batches + labels,
+    )
+    snap = Snapshot(
+        now=now,
+        policy=policy,
+        spec=spec,
+        ledger=book,
+        bucket=store.bucket,
+        batches=batches,
+        label_objects=labels,
+        released=released,
+        streaming=watcher.streaming,
+        slots=slots,
+    )
+    intent = book.intent
+    if intent is None:
+        return snap
+    job = await job_view(kube, policy.namespace, intent.run_id)
+    if job is None:
+        doc = await read("read the run spec", store.get_json, intent.spec_key)
+        return replace(snap, run_spec=None if doc is None else RunSpec.model_validate(doc))
+    if job.finished is None:
+        return replace(snap, job=job)
+    raw = await read("read the run result", store.get_json, intent.result_key)
+    try:
+        result = None if raw is None else RunResult.model_validate(raw)
+    except ValidationError as e:
+        log.error("run %s (%s) wrote an invalid result: %s", intent.run_id, intent.version, e)
+        return replace(snap, job=job, result_error=str(e))
+    return replace(snap, job=job, result=result)
+
+
+async def job_view(kube: Kube, namespace: str, run_id: str) -> JobView | None:
+    """The run's Job, or None when it does not exist."""
+    try:
+        job = await asyncio.to_thread(kube.job, namespace, run_id)
+        if job is None:
+            return None
+        view = _view(job)
+        if view.finished is None and not (job.get("status") or {}).get("active"):
+            refused = await asyncio.to_thread(kube.pods_not_created, namespace, run_id)
+            if refused is not None:
+                view = JobView(None, refused, pods_not_created=True)
+    except ApiException as e:
+        raise from_api(e, f"read Job {run_id}", rejected="JobUnreadable") from e
+    return view
+
+
+async def read(what: str, fn: Any, *args: Any) -> Any:
+    """A store read off the event loop, its error classified."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except STORE_ERRORS as e:
+        raise from_store(e, what) from e
+
+
+def _view(job: dict[str, Any]) -> JobView:
+    """'succeeded' or 'failed' once the Job controller has said so."""
+    conditions = (job.get("status") or {}).get("conditions") or []
+    for cond in conditions:
+        if cond.get("status") == "True" and cond.get("type") in ("Complete", "SuccessCriteriaMet"):
+            return JobView("succeeded", "no result document")
+    for cond in conditions:
+        if cond.get("status") == "True" and cond.get("type") in ("Failed", "FailureTarget"):
+            return JobView("failed", f"{cond.get('reason')}: {cond.get('message')}")
+    return JobView(None, "")
