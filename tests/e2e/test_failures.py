@@ -8,6 +8,7 @@ cause is fixed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -99,16 +100,83 @@ def test_an_intent_that_cannot_be_saved_gets_no_job(
     assert [b["key"] for b in book["consumed"]] == ["incoming/b0.csv"]
 
 
-def test_a_job_the_api_server_refuses_fails_the_run_once_until_the_spec_changes(
-    kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, operator_log: Path
-) -> None:
-    # Passes admission (each quantity is valid) but a pod's request cannot exceed its limit.
-    body = sc.policy(
-        "refused",
-        serving=None,
-        training__resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}},
+@pytest.fixture
+def jobs_refused(kube_api: client.ApiClient, ns: str) -> Iterator[None]:
+    """A cluster admission policy that refuses every Job in `ns`, as a site policy
+    (Kyverno, Gatekeeper, a ValidatingAdmissionPolicy) refuses what it does not allow."""
+    api = client.AdmissionregistrationV1Api(kube_api)
+    name = f"no-jobs-{ns}"
+    api.create_validating_admission_policy(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["batch"],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["jobs"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {"expression": "false", "message": "site policy: no Jobs in this namespace"}
+                ],
+            },
+        }
     )
-    sc.create_policy(kube_api, ns, body)
+    api.create_validating_admission_policy_binding(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}
+                },
+            },
+        }
+    )
+    # The API server loads admission policies asynchronously: wait until it refuses.
+    probe = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "probe"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+                 "containers": [{"name": "c", "image": "x"}]}}},
+    }  # fmt: skip
+
+    def refused() -> bool:
+        try:
+            client.BatchV1Api(kube_api).create_namespaced_job(ns, probe, dry_run="All")
+        except ApiException as e:
+            return e.status == 422
+        return False
+
+    sc.wait_for("the admission policy to take effect", refused, timeout=30)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ApiException):  # the test may have lifted it already
+            api.delete_validating_admission_policy_binding(name)
+        api.delete_validating_admission_policy(name)
+
+
+def test_a_job_the_api_server_refuses_fails_the_run_once_until_the_spec_changes(
+    kube_api: client.ApiClient,
+    ns: str,
+    bucket: str,
+    s3: Any,
+    operator_log: Path,
+    jobs_refused: None,
+) -> None:
+    sc.create_policy(kube_api, ns, sc.policy("refused", serving=None))
     sc.put(s3, bucket, "incoming/b0.csv", sc.batch_csv(300, seed=2))
 
     p = sc.wait_for(
@@ -116,7 +184,7 @@ def test_a_job_the_api_server_refuses_fails_the_run_once_until_the_spec_changes(
         lambda: reason_is(kube_api, ns, "refused", "Degraded", "JobRejected"),
     )
     assert [h["phase"] for h in p["status"]["history"]] == ["Failed"]
-    assert "cpu" in sc.condition(p, "Degraded")["message"]
+    assert "site policy: no Jobs" in sc.condition(p, "Degraded")["message"]
     assert any("JobRejected" in m for m in events(kube_api, ns, "refused")["TrainingFailed"])
     p = sc.wait_for(
         "training to wait for a spec change",
@@ -128,11 +196,16 @@ def test_a_job_the_api_server_refuses_fails_the_run_once_until_the_spec_changes(
     assert len(p["status"]["history"]) == 1
     assert sc.jobs_of(kube_api, ns, "refused") == []
 
+    api = client.AdmissionregistrationV1Api(kube_api)
+    api.delete_validating_admission_policy_binding(f"no-jobs-{ns}")
+    time.sleep(3)
+    assert len(sc.get_policy(kube_api, ns, "refused")["status"]["history"]) == 1
     client.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
-        sc.GROUP, sc.VERSION, ns, sc.PLURAL, "refused",
-        {"spec": {"training": {"resources": {"requests": {"cpu": "100m"}}}}},
-    )  # fmt: skip
-    sc.wait_for("a Job once the spec is fixed", lambda: sc.jobs_of(kube_api, ns, "refused"))
+        sc.GROUP, sc.VERSION, ns, sc.PLURAL, "refused", {"spec": {"training": {"seed": 1}}}
+    )
+    sc.wait_for(
+        "a Job once the spec changes", lambda: sc.jobs_of(kube_api, ns, "refused"), timeout=60
+    )
 
 
 def test_a_missing_service_account_waits_before_any_job(
