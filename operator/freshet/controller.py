@@ -531,25 +531,9 @@ class PolicyController:
         now = self.rt.clock()
         book = self._ledger or Ledger()
         data = None
-        if spec is not None and snap is not None:
-            current_snap = replace(snap, ledger=book)
-            pending = current_snap.pending()
-            running = {(b.key, b.etag) for b in book.intent.batches} if book.intent else set()
-            queue = trigger.backlog(
-                spec.effective_trigger, step.trigger_facts(current_snap, pending), running
-            )
-            listed = snap.batches
-            data = status.DataCounts(
-                arrivals="Notifications" if snap.streaming else "Polling",
-                seen=len(listed),
-                pending=queue.pending,
-                untrained=queue.untrained if spec.effective_trigger is None else None,
-                last_arrival=max((b.last_modified for b in listed), default=None),
-                labels_changed=progress.waiting.labels_changed
-                if progress and progress.waiting
-                else None,
-                released=len(snap.released & book.quarantined.keys()),
-            )
+        if snap is not None:
+            waited = progress.waiting if progress else None
+            data = status.data_counts(snap, book, waited.labels_changed if waited else None)
         waiting, running_now = (progress.waiting, progress.running) if progress else (None, None)
         observation = status.Observation(
             generation=policy.generation,
@@ -564,7 +548,8 @@ class PolicyController:
         )
         current = dict(body.get("status") or {})
         desired = status.build(book, current, observation)
-        self._report_new_problems(body, current, desired)
+        for reason, message in status.new_problems(current, desired):
+            kopf.warn(body, reason=reason, message=message)
         patch = status.merge_patch(current, desired)
         if patch:
             try:
@@ -574,20 +559,6 @@ class PolicyController:
                     "cannot write status: %s",
                     from_api(e, "patch status", rejected="StatusRejected"),
                 )
-
-    def _report_new_problems(
-        self, body: kopf.Body, current: dict[str, Any], desired: dict[str, Any]
-    ) -> None:
-        """One Warning Event when a condition turns to a problem reason it did not have.
-
-        Problems that a run's own Events already report (a failed run, a
-        refused candidate) are not among `status.PROBLEM_REASONS`.
-        """
-        before = {c.get("type"): c.get("reason") for c in current.get("conditions") or []}
-        for cond in desired.get("conditions") or []:
-            reason = cond.get("reason")
-            if reason in status.PROBLEM_REASONS and before.get(cond.get("type")) != reason:
-                kopf.warn(body, reason=str(reason), message=str(cond.get("message")))
 
 
 def _observed(body: Any) -> tuple[int, str]:

@@ -7,12 +7,13 @@ an unchanged status costs no API call and a stale field never lingers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from freshet.decisions import analysis, conditions, runs, staleness
+from freshet.decisions import analysis, conditions, runs, staleness, step, trigger
 from freshet.ledger import AnalysisRecord, DriftRecord, Ledger
+from freshet.snapshot import Snapshot
 from freshet.spec import Mode, PolicySpec
 
 HISTORY = 10
@@ -75,6 +76,35 @@ PROBLEM_REASONS = frozenset(
 )
 """Condition reasons that get one Warning Event when a condition turns to them; the
 problems a run reports itself (TrainingFailed, GateRejected, ...) are not here."""
+
+
+def data_counts(snap: Snapshot, book: Ledger, labels_changed: int | None) -> DataCounts:
+    """status.data's counts: the step's listing against the ledger as it ends the step."""
+    spec, now_snap = snap.spec, replace(snap, ledger=book)
+    pending = now_snap.pending()
+    running = {(b.key, b.etag) for b in book.intent.batches} if book.intent else set()
+    queue = trigger.backlog(spec.effective_trigger, step.trigger_facts(now_snap, pending), running)
+    return DataCounts(
+        arrivals="Notifications" if snap.streaming else "Polling",
+        seen=len(snap.batches),
+        pending=queue.pending,
+        untrained=queue.untrained if spec.effective_trigger is None else None,
+        last_arrival=max((b.last_modified for b in snap.batches), default=None),
+        labels_changed=labels_changed,
+        released=len(snap.released & book.quarantined.keys()),
+    )
+
+
+def new_problems(current: dict[str, Any], desired: dict[str, Any]) -> list[tuple[str, str]]:
+    """(reason, message) of each condition that turns to a problem reason it did not have:
+    what gets one Warning Event. Problems a run's own Events report (a failed run, a
+    refused candidate) are not among PROBLEM_REASONS."""
+    before = {c.get("type"): c.get("reason") for c in current.get("conditions") or []}
+    return [
+        (str(c["reason"]), str(c.get("message")))
+        for c in desired.get("conditions") or []
+        if c.get("reason") in PROBLEM_REASONS and before.get(c.get("type")) != c.get("reason")
+    ]
 
 
 def _time(t: datetime | None) -> str | None:

@@ -385,3 +385,16 @@ def test_every_field_the_operator_writes_is_declared_in_the_crd() -> None:
     assert {".data.untrained", ".candidate.baselineMetrics.accuracy"} <= written
     undeclared = sorted(p for p in written if not _declared(schema, p))
     assert undeclared == []
+
+
+def test_a_problem_gets_one_event_when_its_condition_turns_to_it() -> None:
+    from freshet.status import new_problems
+
+    book = Ledger()
+    blocked = observe(blocked=("StoreUnavailable", "cannot list the bucket"))
+    first = build(book, {}, blocked)
+    assert new_problems({}, first) == [("StoreUnavailable", "cannot list the bucket")]
+    again = build(book, first, observe(blocked=("StoreUnavailable", "still down")))
+    assert new_problems(first, again) == []
+    waiting = build(book, first, observe(waiting=("Settling", "quiet period")))
+    assert new_problems(first, waiting) == []
