@@ -31,12 +31,17 @@ kube: ## build the pinned Kubernetes, etcd and MinIO binaries into the cache (on
 	bash hack/build-kube.sh
 	bash hack/build-minio.sh || echo "warning: MinIO build failed; only the MinIO S3 flavour is affected" >&2
 
+.PHONY: node
+node: ## build the real node's binaries (kubelet, kube-proxy, containerd, CoreDNS, pause) into the cache (once)
+	bash hack/install-node-packages.sh
+	bash hack/build-node.sh
+
 .PHONY: prometheus
 prometheus: ## unpack Debian's pinned prometheus package into the cache (once; not installed)
 	bash hack/install-prometheus.sh
 
 .PHONY: deps
-deps: venv kube prometheus ## everything the demo and the tests need
+deps: venv kube node prometheus ## everything the demo and the tests need
 
 .PHONY: lint
 lint: venv ## ruff and mypy
