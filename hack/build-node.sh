@@ -67,22 +67,8 @@ fi
 if [[ ! -x "$bindir/coredns" ]]; then
   s=$(date +%s)
   echo "building CoreDNS $COREDNS_VERSION..."
-  if ! GOBIN="$bindir" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"; then
-    # Replace directives make `go install` refuse: build from a wrapper module
-    # that copies them.
-    mkdir -p "$work/coredns"
-    cd "$work/coredns"
-    go mod init freshet.local/corednsbuild >/dev/null 2>&1
-    go mod download -json "github.com/coredns/coredns@$COREDNS_VERSION" >/dev/null
-    cmod="$GOMODCACHE/cache/download/github.com/coredns/coredns/@v/$COREDNS_VERSION.mod"
-    awk '/^replace \(/{f=1;next} f&&/^\)/{f=0} f{print} /^replace [^(]/{sub(/^replace /,"");print}' "$cmod" |
-      while read -r line; do
-        [[ -n "$line" ]] && go mod edit -replace="$(echo "$line" | sed -E 's/ *=> */=/; s/ +/@/g')"
-      done
-    printf '//go:build tools\n\npackage tools\n' > tools.go
-    go get "github.com/coredns/coredns@$COREDNS_VERSION"
-    go build -trimpath -ldflags "-s -w" -o "$bindir/coredns" github.com/coredns/coredns
-  fi
+  # No replace directives in its go.mod: a plain `go install` works.
+  GOBIN="$bindir" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION"
   t "coredns" "$s"
 fi
 

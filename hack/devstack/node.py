@@ -10,7 +10,7 @@ Network: each stack gets a Linux bridge `fr<hash>` and a private /24 of its own
 (`network.json`); the bridge's gateway address is the host's face towards the
 pods, so the API server, the S3 store and CoreDNS listen there. Pods get routes
 to their /24 and to the Service CIDR only (via the gateway), and two FORWARD
-rules drop anything crossing between the bridge and another interface: pod
+rules (mangle table) drop anything crossing between the bridge and another interface: pod
 traffic never leaves the bridge. Nothing is masqueraded beyond it either
 (kube-proxy only masquerades host-to-Service traffic, onto the bridge).
 
@@ -43,7 +43,7 @@ HELLO_IMAGE = "freshet.local/hello:devstack"
 RUNC = "/usr/sbin/runc"
 CNI_BIN = "/usr/lib/cni"
 LOCK = Path("/run/freshet-devstack-real-node.lock")
-_SUBNET_BASE = ipaddress.ip_network("10.208.0.0/12")  # /24s handed out per stack
+_SUBNET_BASE = ipaddress.IPv4Network("10.208.0.0/12")  # /24s handed out per stack
 
 
 def bin_dir() -> Path:
@@ -97,7 +97,7 @@ def create_network(state: Path) -> Network:
     digest = hashlib.sha256(str(state.resolve()).encode()).digest()
     bridge = "fr" + digest[:5].hex()[:10]
     used = _used_networks()
-    subnets = list(_SUBNET_BASE.subnets(new_prefix=24))
+    subnets: list[ipaddress.IPv4Network] = list(_SUBNET_BASE.subnets(new_prefix=24))
     start = int.from_bytes(digest[5:7], "big") % len(subnets)
     for i in range(len(subnets)):
         cand = subnets[(start + i) % len(subnets)]
@@ -112,8 +112,10 @@ def create_network(state: Path) -> Network:
     _run("ip", "link", "set", bridge, "up")
     # Keep pod traffic on the bridge: nothing is forwarded between it and any
     # other interface, whatever ip_forward says (the CNI bridge plugin turns it on).
+    # In the mangle table, which runs before filter, so no ACCEPT that kube-proxy
+    # (or anything else) puts in filter's FORWARD can come first.
     for rule in _forward_rules(net):
-        _run("iptables", "-I", "FORWARD", "1", *rule)
+        _run("iptables", "-t", "mangle", "-I", "FORWARD", "1", *rule)
     # Host-to-Service traffic (and a pod's before kube-proxy's rules exist) goes
     # to the bridge, never along the default route.
     _run("ip", "route", "replace", controlplane.SERVICE_CIDR, "dev", bridge, "src", gateway)
@@ -136,7 +138,7 @@ def delete_network(state: Path) -> None:
         return
     net = Network(**json.loads(record.read_text()))
     for rule in _forward_rules(net):
-        while _run("iptables", "-D", "FORWARD", *rule, check=False).returncode == 0:
+        while _run("iptables", "-t", "mangle", "-D", "FORWARD", *rule, check=False).returncode == 0:
             pass
     _run("ip", "link", "del", net.bridge, check=False)  # takes its routes along
     record.unlink()
@@ -453,7 +455,7 @@ def _start_kube_proxy(
     procs.start("kube-proxy", [binary("kube-proxy"), f"--config={path}", "--v=1"], state)
 
 
-_COREDNS_RBAC = """
+_RBAC = """
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: "devstack:coredns"}
@@ -477,14 +479,14 @@ kind: ClusterRoleBinding
 metadata: {name: "devstack:apiserver-kubelet-client"}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:kubelet-api-admin"}
 subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "%s"}
-""" % controlplane.KUBELET_CLIENT
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "KUBELET_CLIENT"}
+""".replace("KUBELET_CLIENT", controlplane.KUBELET_CLIENT)
 
 
 def _apply_rbac(plane: controlplane.ControlPlane) -> None:
     subprocess.run(
         [controlplane.binary("kubectl"), f"--kubeconfig={plane.kubeconfig}", "apply", "-f", "-"],
-        input=_COREDNS_RBAC,
+        input=_RBAC,
         text=True,
         check=True,
         capture_output=True,
@@ -555,29 +557,44 @@ def stop(state: Path) -> None:
     procs.stop("containerd", state)
     # Containers outlive containerd (each has its shim): kill them through runc's
     # state, then their shims, which serve this stack's containerd socket.
-    if p["runc_root"].exists():
-        r = _run(RUNC, f"--root={p['runc_root']}", "list", "-q", check=False)
-        ids = r.stdout.split()
+    # The shim keeps runc's state in <Root>/<containerd namespace>.
+    for root in p["runc_root"].glob("*") if p["runc_root"].exists() else []:
+        ids = _run(RUNC, f"--root={root}", "list", "-q", check=False).stdout.split()
         for cid in ids:
-            _run(RUNC, f"--root={p['runc_root']}", "kill", "--all", cid, "KILL", check=False)
+            _run(RUNC, f"--root={root}", "kill", "--all", cid, "KILL", check=False)
         for cid in ids:
             for _ in range(50):
-                if (
-                    _run(RUNC, f"--root={p['runc_root']}", "delete", "--force", cid, check=False)
-                    .returncode
-                    == 0
-                ):
+                if _run(RUNC, f"--root={root}", "delete", "--force", cid, check=False).returncode:
+                    time.sleep(0.1)
+                else:
                     break
-                time.sleep(0.1)
     _kill_shims(p["sock"])
     _unmount_under(p["root"])
     if had_proxy or (state / "node" / "kube-proxy.yaml").exists():
         with contextlib.suppress(RuntimeError):
             _run(binary("kube-proxy"), "--cleanup", check=False)
+        _remove_kubelet_chains()
     _remove_pod_cgroups(state)
     with contextlib.suppress(OSError):
         if LOCK.read_text().strip() == str(state):
             LOCK.unlink()
+
+
+def _remove_kubelet_chains() -> None:
+    """The chains the kubelet makes in both families (kube-proxy --cleanup leaves them)."""
+    for tool in ("iptables", "ip6tables"):
+        for hook in ("INPUT", "OUTPUT"):
+            while _run(tool, "-D", hook, "-j", "KUBE-FIREWALL", check=False).returncode == 0:
+                pass
+        for table, chain in (
+            ("filter", "KUBE-FIREWALL"),
+            ("filter", "KUBE-KUBELET-CANARY"),
+            ("nat", "KUBE-KUBELET-CANARY"),
+            ("mangle", "KUBE-KUBELET-CANARY"),
+            ("mangle", "KUBE-IPTABLES-HINT"),
+        ):
+            _run(tool, "-t", table, "-F", chain, check=False)
+            _run(tool, "-t", table, "-X", chain, check=False)
 
 
 def _kill_shims(sock: Path) -> None:
@@ -627,4 +644,3 @@ def _remove_pod_cgroups(state: Path) -> None:
 def clear(state: Path) -> None:
     """Forget the node's data (after `stop`)."""
     shutil.rmtree(state / "node", ignore_errors=True)
-

@@ -11,7 +11,6 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Literal
 
 from devstack import controlplane, procs, s3store

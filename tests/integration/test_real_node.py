@@ -32,6 +32,8 @@ def real_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.St
     state = Path(os.environ.get("FRESHET_REAL_NODE_STATE", tmp_path_factory.mktemp("realnode")))
     started = time.monotonic()
     s = devstack.up(state, node="real")
+    net_at_start = node.load_network(state)
+    assert net_at_start is not None
     print(f"\nstack with a real node up in {time.monotonic() - started:.1f}s")
     try:
         yield s
@@ -41,8 +43,10 @@ def real_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.St
         assert not leftover, f"processes left running after teardown: {leftover}"
         net = node.load_network(state)
         assert net is None, f"network record left: {net}"
-        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-        assert " fr" not in links or state.name not in links
+        links = subprocess.run(
+            ["ip", "-o", "link"], check=False, capture_output=True, text=True
+        ).stdout
+        assert f" {net_at_start.bridge}:" not in links, "bridge left"
         mounts = Path("/proc/self/mountinfo").read_text()
         assert str(state.resolve()) not in mounts, "mounts left under the state dir"
 
@@ -73,7 +77,9 @@ def ns(core: client.CoreV1Api) -> Iterator[str]:
 
 
 def _has_default_sa(core: client.CoreV1Api, ns: str) -> bool:
-    return any(sa.metadata.name == "default" for sa in core.list_namespaced_service_account(ns).items)
+    return any(
+        sa.metadata.name == "default" for sa in core.list_namespaced_service_account(ns).items
+    )
 
 
 def _poll(check: Any, timeout: float, what: str) -> Any:
@@ -157,9 +163,7 @@ def test_node_registers_ready(real_stack: devstack.Stack, core: client.CoreV1Api
     assert addresses["InternalIP"] == net.gateway
 
 
-def test_pod_runs_with_logs_and_exec(
-    core: client.CoreV1Api, hello_image: str, ns: str
-) -> None:
+def test_pod_runs_with_logs_and_exec(core: client.CoreV1Api, hello_image: str, ns: str) -> None:
     pod, latency = _run_pod(core, ns, _pod("hello", hello_image))
     print(f"\npod start latency (apply -> Running): {latency:.2f}s")
     assert pod.status.pod_ip
@@ -170,6 +174,34 @@ def test_pod_runs_with_logs_and_exec(
 
     _poll(logged, 15, "pod log")
     assert _exec(core, ns, "hello", ["/hello", "say", "exec", "works"]).strip() == "exec works"
+
+
+def test_pods_have_no_route_off_the_bridge(
+    real_stack: devstack.Stack, core: client.CoreV1Api, hello_image: str, ns: str
+) -> None:
+    """Pods reach their /24 and the Service CIDR via the gateway, nothing else;
+    the host forwards nothing between the bridge and another interface."""
+    _run_pod(core, ns, _pod("routes", hello_image))
+    net = node.load_network(real_stack.state)
+    assert net is not None
+    netns_dir = real_stack.state / "node" / "containerd" / "state" / "io.containerd.grpc.v1.cri"
+    namespaces = list((netns_dir / "netns").iterdir())
+    assert namespaces
+    for path in namespaces:
+        routes = subprocess.run(
+            ["nsenter", f"--net={path}", "ip", "-4", "route"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert "default" not in routes, routes
+        for line in routes.splitlines():
+            dst = line.split()[0]
+            assert dst in (net.subnet, controlplane.SERVICE_CIDR), routes
+    rules = subprocess.run(
+        ["iptables", "-t", "mangle", "-S", "FORWARD"], check=True, capture_output=True, text=True
+    ).stdout
+    assert f"-i {net.bridge} ! -o {net.bridge}" in rules, rules
 
 
 def test_run_as_non_root_refuses_a_root_image(
@@ -200,8 +232,9 @@ def test_read_only_root_filesystem_is_enforced(
     )
     core.create_namespaced_pod(ns, body)
     pod = _poll(
-        lambda: (p := core.read_namespaced_pod("ro", ns)).status.phase in ("Succeeded", "Failed")
-        and p,
+        lambda: (
+            (p := core.read_namespaced_pod("ro", ns)).status.phase in ("Succeeded", "Failed") and p
+        ),
         60,
         "pod ro finished",
     )
