@@ -598,17 +598,32 @@ def _remove_kubelet_chains() -> None:
 
 
 def _kill_shims(sock: Path) -> None:
+    """SIGKILL the runc shims serving this stack's containerd and remove their sockets.
+
+    A shim listens on /run/containerd/s/<sha256 of address/namespace/id> whatever
+    containerd's state dir says; a killed one leaves the socket behind.
+    """
     needle = f"{sock}".encode()
     for pid_dir in Path("/proc").iterdir():
         if not pid_dir.name.isdigit():
             continue
         try:
-            cmdline = (pid_dir / "cmdline").read_bytes()
+            argv = (pid_dir / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"containerd-shim" in cmdline and needle in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid_dir.name), signal.SIGKILL)
+        if not argv or b"containerd-shim" not in argv[0] or needle not in argv:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid_dir.name), signal.SIGKILL)
+        flags = {
+            argv[i].decode(): argv[i + 1].decode()
+            for i in range(len(argv) - 1)
+            if argv[i].startswith(b"-")
+        }
+        if {"-address", "-namespace", "-id"} <= flags.keys():
+            key = f"{flags['-address']}/{flags['-namespace']}/{flags['-id']}"
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            Path("/run/containerd/s", digest).unlink(missing_ok=True)
 
 
 def _unmount_under(root: Path) -> None:
