@@ -192,7 +192,7 @@ def _paths(state: Path) -> dict[str, Path]:
     }
 
 
-def _lock(state: Path) -> None:
+def check_free(state: Path) -> None:
     """Refuse a second real node on this machine (kube-proxy owns the host's KUBE-* chains)."""
     with contextlib.suppress(OSError, ValueError):
         other = Path(LOCK.read_text().strip())
@@ -200,6 +200,10 @@ def _lock(state: Path) -> None:
             raise RuntimeError(
                 f"a real node of the stack in {other} runs on this machine: stop it first"
             )
+
+
+def _lock(state: Path) -> None:
+    check_free(state)
     LOCK.write_text(str(state))
 
 

@@ -52,6 +52,8 @@ def up(
     reach them. A stack is one kind or the other from its first `up`.
     """
     state = state.resolve()
+    if node == "real":
+        real_node.check_free(state)
     if procs.pid_of("kube-apiserver", state) is None:
         down(state)  # whatever half of a previous stack survived
         _clear(state)
