@@ -35,8 +35,13 @@ kube: ## build the pinned Kubernetes, etcd and MinIO binaries into the cache (on
 prometheus: ## unpack Debian's pinned prometheus package into the cache (once; not installed)
 	bash hack/install-prometheus.sh
 
+.PHONY: images
+images: venv ## build the operator and trainer images into the cache (no registry: mmdebstrap + buildah)
+	@bash hack/install-node-packages.sh >/dev/null
+	@$(PY) -m devstack.images
+
 .PHONY: deps
-deps: venv kube prometheus ## everything the demo and the tests need
+deps: venv kube prometheus images ## everything the demo and the tests need
 
 .PHONY: lint
 lint: venv ## ruff and mypy

@@ -58,6 +58,7 @@ DPKG_OPTIONS = (
     "path-exclude=/usr/share/locale/*",
 )
 BASE_FORMAT = 1  # bump when the way the base is made changes
+BUILD_FORMAT = 1  # bump when the way images are built or indexed changes
 BASE_REPO = "localhost/freshet-base"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # Image name -> Dockerfile (relative to the repository root, the build context).
@@ -235,7 +236,7 @@ def input_hash(dockerfile: str, base: str, context: Path = REPO) -> str:
     ignore = ignore_file(path, context)
     rules = parse_ignore(ignore.read_text()) if ignore else []
     h = hashlib.sha256()
-    h.update(f"base {base}\n".encode())
+    h.update(f"format {BUILD_FORMAT}\nbase {base}\n".encode())
     h.update(b"dockerfile\n" + text.encode() + b"\n")
     h.update(b"dockerignore\n" + (ignore.read_bytes() if ignore else b"") + b"\n")
     for rel in context_files(context, copy_sources(text), rules):
@@ -295,9 +296,9 @@ def apt_mirrors(suite: str = SUITE) -> list[str]:
         if not path.is_file():
             continue
         for raw in path.read_text().splitlines():
-            line = re.sub(r"\[[^]]*\]", " ", raw.split("#", 1)[0]).split()
-            if len(line) >= 4 and line[0] == "deb":
-                entries.append((line[1], line[2], " ".join(line[3:])))
+            words = re.sub(r"\[[^]]*\]", " ", raw.split("#", 1)[0]).split()
+            if len(words) >= 4 and words[0] == "deb":
+                entries.append((words[1], words[2], " ".join(words[3:])))
     for path in sorted((etc / "sources.list.d").glob("*.sources")):
         for st in _deb822(path.read_text()):
             if st.get("enabled", "yes").lower() == "no" or "deb" not in st.get("types", "").split():
@@ -305,12 +306,12 @@ def apt_mirrors(suite: str = SUITE) -> list[str]:
             for uri in st.get("uris", "").split():
                 for s in st.get("suites", "").split():
                     entries.append((uri, s, st.get("components", "main")))
-    out = []
+    out: list[str] = []
     for uri, s, components in entries:
-        line = f"deb {uri} {s} {components}"
-        if s in wanted and line not in out:
-            out.append(line)
-    if not any(line.split()[2] == suite for line in out):
+        entry = f"deb {uri} {s} {components}"
+        if s in wanted and entry not in out:
+            out.append(entry)
+    if not any(e.split()[2] == suite for e in out):
         raise RuntimeError(f"no apt source on this machine serves Debian {suite}")
     return out
 
@@ -466,6 +467,9 @@ def build(name: str, dockerfile: str, base: dict[str, str], digest: str) -> dict
     _log(f"images: {name} built in {built:.0f} s, exported in {total - built:.0f} s")
     return {
         "archive": str(archive),
+        # The archive's RepoTags (the fully qualified <name>): what a pod's
+        # `image: <name>` resolves to once the archive is imported.
+        "ref": archive_config(archive)["RepoTags"][0],
         "image_id": iid,
         "input_hash": digest,
         "base_digest": base["digest"],
@@ -474,6 +478,17 @@ def build(name: str, dockerfile: str, base: dict[str, str], digest: str) -> dict
         "build_seconds": round(built, 1),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _drop(old: str | None, keep: str) -> None:
+    """Remove the image a rebuild replaced, with its untagged parent layers (best effort)."""
+    if old and old != keep:
+        subprocess.run(
+            ["buildah", "rmi", old],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
 
 
 @contextlib.contextmanager
@@ -535,11 +550,14 @@ def ensure(names: Sequence[str] | None = None, rebuild: bool = False) -> dict[st
             for n in wanted:
                 digest = input_hash(IMAGES[n], base["digest"])
                 entry = images.get(n, {})
-                if rebuild or entry.get("input_hash") != digest or not Path(
-                    entry.get("archive", "/nonexistent")
-                ).is_file():
+                if (
+                    rebuild
+                    or entry.get("input_hash") != digest
+                    or not Path(entry.get("archive", "/nonexistent")).is_file()
+                ):
                     images[n] = build(n, IMAGES[n], base, digest)
                     _write_index(index)
+                    _drop(entry.get("image_id"), keep=images[n]["image_id"])
         return {n: Path(images[n]["archive"]) for n in wanted}
 
 
@@ -563,6 +581,7 @@ def run_restricted(
     argv: Sequence[str],
     user: str = USER,
     timeout: float = 300,
+    readonly: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run `argv` in `image` with runc as `user`, read-only root, tmpfs /tmp, no capabilities.
 
@@ -573,11 +592,12 @@ def run_restricted(
     uid, _, gid = user.partition(":")
     ctr = _out(["buildah", "from", "--pull=never", image])
     bundle = Path(tempfile.mkdtemp(prefix="freshet-run-"))
+    cid = ""
     try:
         root = _out(["buildah", "mount", ctr])
         _run([RUNC, "spec", "--bundle", str(bundle)])
         spec = json.loads((bundle / "config.json").read_text())
-        spec["root"] = {"path": root, "readonly": True}
+        spec["root"] = {"path": root, "readonly": readonly}
         proc = spec["process"]
         proc["terminal"] = False
         proc["args"] = list(argv)
@@ -601,12 +621,13 @@ def run_restricted(
             [RUNC, "run", "--bundle", str(bundle), cid],
             text=True,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             timeout=timeout,
             check=False,
         )
     finally:
+        if cid:  # gone already unless the run timed out
+            subprocess.run([RUNC, "delete", "--force", cid], capture_output=True, check=False)
         subprocess.run(["buildah", "umount", ctr], stdout=subprocess.DEVNULL, check=False)
         subprocess.run(["buildah", "rm", ctr], stdout=subprocess.DEVNULL, check=False)
         shutil.rmtree(bundle, ignore_errors=True)
@@ -637,39 +658,61 @@ for top in ["/"] + ["/" + n for n in sorted(os.listdir("/")) if "/" + n not in s
             if not os.path.islink(p) and os.access(p, os.W_OK):
                 bad.append(p)
 ok_tmp = probe("/tmp")
-print("writable:", len(bad), *bad[:20], sep="\n")
+print("writable outside /tmp:", len(bad), *bad[:50], sep="\n")
 print("tmp-writable:", ok_tmp)
 sys.exit(1 if bad or not ok_tmp else 0)
 """
 
 
+# Per image: what must import, and an entrypoint run that must print `expect`.
+SMOKE = {
+    "freshet-operator:dev": {
+        "import": "import freshet_contract, freshet, freshet.handlers",
+        "args": ["--help"],
+        "expect": "Usage:",
+        "rc": 0,
+    },
+    "freshet-trainer:dev": {
+        "import": "import freshet_contract, freshet_trainer.train, freshet_trainer.serve, "
+        "freshet_trainer.reproduce, sklearn, pandas, pyarrow",
+        # No run contract in the environment: it starts, imports, and refuses.
+        "args": [],
+        "expect": "missing environment: FRESHET_S3_ENDPOINT",
+        "rc": 1,
+    },
+}
+
+
 def check(name: str) -> list[str]:
-    """Smoke checks of a built image; the problems found (empty when it is fine)."""
+    """Smoke checks of a built image, as a restricted pod runs it; the problems found."""
     problems = []
     cfg = image_config(name)
     if cfg.get("User") != USER:
         problems.append(f"{name}: user is {cfg.get('User')!r}, want {USER!r}")
-    imports = "import freshet_contract, freshet" if "operator" in name else (
-        "import freshet_contract, freshet_trainer.train, freshet_trainer.serve, sklearn"
-    )
-    runs = {
-        "import": ["python", "-c", imports],
-        "pip check": ["python", "-m", "pip", "check"],
-        "id": ["id"],
-        "read-only root": ["python", "-c", WRITABLE_PROBE],
+    smoke: dict[str, Any] = SMOKE[name]
+    entry = [*(cfg.get("Entrypoint") or []), *smoke["args"]]
+    uid, _, gid = USER.partition(":")
+    runs: dict[str, tuple[list[str], int, str]] = {
+        "id": (["id"], 0, f"uid={uid} gid={gid} groups={gid}"),
+        "import": (["python", "-c", smoke["import"]], 0, ""),
+        "pip check": (["python", "-m", "pip", "check"], 0, "No broken requirements"),
+        "read-only root": (["python", "-c", WRITABLE_PROBE], 0, "tmp-writable: True"),
+        "entrypoint": (entry, smoke["rc"], smoke["expect"]),
     }
-    if "trainer" in name:
-        runs["entrypoint --help"] = [*(cfg.get("Entrypoint") or []), "--help"]
-    for what, argv in runs.items():
+    for what, (argv, rc, expect) in runs.items():
         p = run_restricted(name, argv)
-        _log(f"images: {name}: {what}: rc={p.returncode} {p.stdout.strip()[-300:]}")
-        if p.returncode != 0:
-            problems.append(f"{name}: {what} failed ({p.returncode}): {p.stdout}{p.stderr}")
+        out = p.stdout + p.stderr
+        ok = p.returncode == rc and expect in out
+        _log(f"images: {name}: {what}: {'ok' if ok else 'FAILED'} (rc={p.returncode})")
+        if not ok:
+            problems.append(f"{name}: {what}: rc={p.returncode}, want {rc} and {expect!r}:\n{out}")
     return problems
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m devstack.images", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m devstack.images", description=(__doc__ or "").split("\n")[0]
+    )
     ap.add_argument("names", nargs="*", help=f"images (default: {', '.join(IMAGES)})")
     ap.add_argument("--rebuild", action="store_true", help="rebuild even when inputs are unchanged")
     ap.add_argument("--check", action="store_true", help="run the restricted smoke checks after")
