@@ -40,8 +40,13 @@ node: ## build the real node's binaries (kubelet, kube-proxy, containerd, CoreDN
 prometheus: ## unpack Debian's pinned prometheus package into the cache (once; not installed)
 	bash hack/install-prometheus.sh
 
+.PHONY: images
+images: venv ## build the operator and trainer images into the cache (no registry: mmdebstrap + buildah)
+	@bash hack/install-node-packages.sh >/dev/null
+	@$(PY) -m devstack.images
+
 .PHONY: deps
-deps: venv kube node prometheus ## everything the demo and the tests need
+deps: venv kube node prometheus images ## everything the demo and the tests need
 
 .PHONY: lint
 lint: venv ## ruff and mypy

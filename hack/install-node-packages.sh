@@ -2,7 +2,7 @@
 # Debian packages the local node needs (installed system-wide, once): runc (the
 # OCI runtime; Debian's crun refuses cgroup v1 hybrid hosts), the CNI plugins
 # (bridge, host-local, portmap), iptables and conntrack (kube-proxy), buildah and
-# mmdebstrap (images built without a registry: hack/build-images.sh).
+# mmdebstrap (images built without a registry: hack/devstack/images.py).
 set -euo pipefail
 PACKAGES=(runc containernetworking-plugins iptables conntrack buildah mmdebstrap uidmap)
 missing=()
