@@ -172,12 +172,7 @@ class PolicyController:
                 book=book,
                 store=store,
                 watcher=watcher,
-                slots=Slots(
-                    runs_elsewhere=len(self.rt.active_runs - {self.uid}),
-                    backfills_elsewhere=len(self.rt.active_backfills - {self.uid}),
-                    max_runs=self.rt.config.max_concurrent_runs,
-                    max_backfills=self.rt.config.max_concurrent_backfills,
-                ),
+                slots=self._slots(),
                 now=self.rt.clock(),
                 log=self.log,
             )
@@ -224,19 +219,21 @@ class PolicyController:
     # -- starting a run ------------------------------------------------------
 
     async def _plan(self, effects: Effects, snap: Snapshot, watcher: BucketWatcher) -> Progress:
-        planned = step.plan(snap)
+        # Count the slots and take them with no await in between: every policy
+        # runs on this event loop, so a count taken earlier (or slots taken
+        # later) would let two policies take the last slot.
+        planned = step.plan(replace(snap, slots=self._slots()))
         if isinstance(planned, step.Wait):
             return Progress(planned.retry_after or self.rt.config.resync_seconds, waiting=planned)
         spec, intent = snap.spec, planned.intent
+        self._take_slots(intent.trigger)
         try:
             await effects.check_job_prerequisites(spec)
         except Failure as f:
+            self._release_slots()
             if f.permanent:
                 raise
             return Progress(f.delay, waiting=step.Wait(f.reason, f.message, f.delay))
-        # Take the slots before the first await: every policy runs on this event
-        # loop, so taking them later would let two policies take the last slot.
-        self._take_slots(intent.trigger)
         try:
             await effects.write_run_spec(intent.spec_key, planned.run_spec)
             book = await self._commit(effects, transitions.started(snap.ledger, intent, snap.now))
@@ -270,6 +267,14 @@ class PolicyController:
             refused_fingerprint=step.spec_fingerprint(snap.spec),
         )
         await self._finish(effects, snap, judged, None)
+
+    def _slots(self) -> Slots:
+        return Slots(
+            runs_elsewhere=len(self.rt.active_runs - {self.uid}),
+            backfills_elsewhere=len(self.rt.active_backfills - {self.uid}),
+            max_runs=self.rt.config.max_concurrent_runs,
+            max_backfills=self.rt.config.max_concurrent_backfills,
+        )
 
     def _take_slots(self, reason: str) -> None:
         self.rt.active_runs.add(self.uid)
