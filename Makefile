@@ -31,12 +31,22 @@ kube: ## build the pinned Kubernetes, etcd and MinIO binaries into the cache (on
 	bash hack/build-kube.sh
 	bash hack/build-minio.sh || echo "warning: MinIO build failed; only the MinIO S3 flavour is affected" >&2
 
+.PHONY: node
+node: ## build the real node's binaries (kubelet, kube-proxy, containerd, CoreDNS, pause) into the cache (once)
+	bash hack/install-node-packages.sh
+	bash hack/build-node.sh
+
 .PHONY: prometheus
 prometheus: ## unpack Debian's pinned prometheus package into the cache (once; not installed)
 	bash hack/install-prometheus.sh
 
+.PHONY: images
+images: venv ## build the operator and trainer images into the cache (no registry: mmdebstrap + buildah)
+	@bash hack/install-node-packages.sh >/dev/null
+	@$(PY) -m devstack.images
+
 .PHONY: deps
-deps: venv kube prometheus ## everything the demo and the tests need
+deps: venv kube node prometheus images ## everything the demo and the tests need
 
 .PHONY: lint
 lint: venv ## ruff and mypy
@@ -57,8 +67,8 @@ bench: deps ## run every benchmark in bench/ with its defaults (each prints its 
 	set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done
 
 .PHONY: up
-up: deps ## start the local stack (control plane, S3, node agent) and leave it running
-	$(PY) -m devstack --state $(STATE) up
+up: deps ## start the local stack (control plane, S3, node agent; NODE=real: a real node) and leave it running
+	$(PY) -m devstack --state $(STATE) up $(if $(NODE),--node $(NODE),)
 
 .PHONY: down
 down: ## stop the local stack started by `make up` or `make demo KEEP=1`

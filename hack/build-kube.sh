@@ -4,13 +4,15 @@
 # binaries exist, so `make test` on a warm machine pays nothing here.
 #
 # k8s.io/kubernetes replaces its staging modules with local paths, so it cannot be
-# `go install`ed directly: we build it from a throwaway wrapper module that pins
-# every staging module to its published v0.X.Y twin. etcd's server module has the
-# same problem and gets the same treatment.
+# `go install`ed directly: lib/kube-wrapper.sh builds it from a throwaway wrapper
+# module (shared with build-node.sh). etcd's server module has the same problem
+# and gets the same treatment here.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=lib/kube-wrapper.sh
+source "$here/lib/kube-wrapper.sh"
 
 cache="${FRESHET_CACHE:-$HOME/.cache/freshet}"
 bindir="$cache/kube-$KUBE_VERSION-etcd-$ETCD_VERSION/bin"
@@ -34,40 +36,7 @@ trap 'rm -rf "$work"' EXIT
 
 # --- Kubernetes -------------------------------------------------------------
 if [[ ! -x "$bindir/kube-apiserver" || ! -x "$bindir/kubectl" ]]; then
-staging_minor="v0.${KUBE_VERSION#v1.}"
-mkdir -p "$work/kube"
-cd "$work/kube"
-go mod init freshet.local/kubebuild >/dev/null 2>&1
-go mod edit -require="k8s.io/kubernetes@$KUBE_VERSION"
-# Read the staging list from the pinned release's own go.mod, so a version bump
-# that adds a staging module needs no edit here.
-go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" >/dev/null
-kmod="$GOMODCACHE/cache/download/k8s.io/kubernetes/@v/$KUBE_VERSION.mod"
-for m in $(awk '/^replace|^\t?k8s.io\/[a-z0-9-]+ => \.\/staging/ {print $1}' "$kmod" | grep '^k8s.io/'); do
-  go mod edit -replace="$m=$m@$staging_minor"
-done
-ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION"
-  ldflags+=" -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2)"
-  ldflags+=" -X $pkg.gitTreeState=clean"
-done
-cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-GO
-echo "resolving Kubernetes $KUBE_VERSION modules..."
-go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION" \
-       "k8s.io/kubernetes/cmd/kube-controller-manager@$KUBE_VERSION" \
-       "k8s.io/kubernetes/cmd/kube-scheduler@$KUBE_VERSION" \
-       "k8s.io/kubernetes/cmd/kubectl@$KUBE_VERSION"
-echo "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl..."
-go build -trimpath -ldflags "$ldflags" -o "$bindir/" \
-  k8s.io/kubernetes/cmd/kube-apiserver \
-  k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler \
-  k8s.io/kubernetes/cmd/kubectl
+  kube_build "$work/kube" "$bindir" kube-apiserver kube-controller-manager kube-scheduler kubectl
 fi
 
 # --- helm -------------------------------------------------------------------

@@ -16,6 +16,12 @@ def main(argv: list[str] | None = None) -> int:
     p_up = sub.add_parser("up", help="start the stack (idempotent)")
     p_up.add_argument("--no-agent", action="store_true", help="do not start the node agent")
     p_up.add_argument(
+        "--node",
+        choices=("agent", "real"),
+        default="agent",
+        help="agent: pods as local processes (default); real: kubelet + containerd + runc",
+    )
+    p_up.add_argument(
         "--prometheus", action="store_true", help="also start Prometheus, scraping annotated pods"
     )
     sub.add_parser("down", help="stop everything the state directory records")
@@ -27,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "up":
-        s = stack.up(args.state, agent=not args.no_agent, prometheus=args.prometheus)
+        s = stack.up(
+            args.state, agent=not args.no_agent, prometheus=args.prometheus, node=args.node
+        )
         print(f"stack up; export KUBECONFIG={s.kubeconfig}")
         print(f"S3 endpoint http://{s.s3.endpoint} (credentials in {s.state / 's3.json'})")
         if s.prometheus_url:

@@ -87,6 +87,20 @@ class Authority:
         self.cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
         _write_key(self._key, self.dir / "ca.key")
 
+    @classmethod
+    def load(cls, directory: Path) -> Authority:
+        """The authority already in `directory` (its ca.crt and ca.key), to issue more
+        certificates from; constructing one would replace the CA."""
+        self = cls.__new__(cls)
+        self.dir = directory
+        self.cert_path = directory / "ca.crt"
+        self._cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+        key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"{directory / 'ca.key'} is not an EC key")
+        self._key = key
+        return self
+
     def issue(
         self,
         name: str,

@@ -1,6 +1,7 @@
 """The local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager
 and kube-scheduler, built from the pinned Go modules (hack/build-kube.sh) and
-started on loopback with generated certificates and RBAC.
+started on loopback (or, with a real node, on the stack bridge's gateway address,
+see devstack.node) with generated certificates and RBAC.
 
 Ports are chosen at start, so several stacks (a developer's and a test
 session's) can run side by side; everything a client needs is written into the
@@ -54,8 +55,18 @@ class ControlPlane:
     etcd: str
 
 
-def start(state: Path) -> ControlPlane:
-    """Generate credentials, start the four components, wait until each is healthy."""
+KUBELET_CLIENT = "kube-apiserver-kubelet-client"  # the API server's user towards kubelets
+
+
+def start(state: Path, address: str = "127.0.0.1", kubelet_client: bool = False) -> ControlPlane:
+    """Generate credentials, start the four components, wait until each is healthy.
+
+    `address` is where the API server listens and what it advertises (the
+    `kubernetes` Service's endpoint): loopback for the node agent, the stack
+    bridge's gateway for a real node, so pods reach it too. `kubelet_client`
+    gives the API server a client certificate for kubelets (`logs`, `exec`) and
+    makes it check their serving certificates against the stack's CA.
+    """
     state.mkdir(parents=True, exist_ok=True)
     pki = state / "pki"
     ca = certs.Authority(pki)
@@ -64,7 +75,7 @@ def start(state: Path) -> ControlPlane:
     etcd_port, peer_port, api_port = procs.free_port(), procs.free_port(), procs.free_port()
     etcd_url = f"http://127.0.0.1:{etcd_port}"
     peer_url = f"http://127.0.0.1:{peer_port}"
-    server = f"https://127.0.0.1:{api_port}"
+    server = f"https://{address}:{api_port}"
 
     procs.start(
         "etcd",
@@ -97,6 +108,7 @@ def start(state: Path) -> ControlPlane:
         "apiserver",
         "kube-apiserver",
         server_names=[
+            *([address] if address != "127.0.0.1" else []),
             "127.0.0.1",
             "localhost",
             "10.96.0.1",
@@ -111,8 +123,8 @@ def start(state: Path) -> ControlPlane:
         "kube-apiserver",
         [
             binary("kube-apiserver"),
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={address}",
+            f"--advertise-address={address}",
             f"--secure-port={api_port}",
             f"--etcd-servers={etcd_url}",
             f"--tls-cert-file={serving.cert}",
@@ -131,9 +143,7 @@ def start(state: Path) -> ControlPlane:
             f"--service-account-signing-key-file={sa_key}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            # Endpoints may not point at loopback, and nothing here routes to the
-            # service IP anyway: clients use the kubeconfig's address.
-            "--endpoint-reconciler-type=none",
+            *_endpoint_and_kubelet_flags(ca, address, kubelet_client),
             "--profiling=false",
             "--v=1",
         ],
@@ -189,6 +199,25 @@ def start(state: Path) -> ControlPlane:
     )
     (state / "controlplane.json").write_text(json.dumps(asdict(plane)))
     return plane
+
+
+def _endpoint_and_kubelet_flags(
+    ca: certs.Authority, address: str, kubelet_client: bool
+) -> list[str]:
+    flags = []
+    if address.startswith("127."):
+        # Endpoints may not point at loopback, and nothing here routes to the
+        # service IP anyway: clients use the kubeconfig's address.
+        flags.append("--endpoint-reconciler-type=none")
+    if kubelet_client:
+        pair = ca.issue("apiserver-kubelet-client", KUBELET_CLIENT)
+        flags += [
+            f"--kubelet-client-certificate={pair.cert}",
+            f"--kubelet-client-key={pair.key}",
+            f"--kubelet-certificate-authority={ca.cert_path}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+    return flags
 
 
 def _start_component(

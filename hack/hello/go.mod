@@ -1,0 +1,3 @@
+module freshet.local/hello
+
+go 1.22

@@ -1,0 +1,3 @@
+module freshet.local/pause
+
+go 1.22
