@@ -3,10 +3,10 @@ stack's own, kube-proxy for Services, CoreDNS for cluster DNS.
 
 Its own session stack (`real_stack` in tests/conftest.py: a real node and the node
 agent cannot share one, and only one real node runs per machine, so tests/e2e/
-test_real_pods.py shares it), started only when a test asks for it. The test image is `hello` (hack/hello/main.go): one
-static binary that prints a line and serves HTTP on :8080, and with arguments
-says something, GETs a URL or touches a file, so exec and in-pod HTTP checks
-need no shell.
+test_real_pods.py shares it), started only when a test asks for it.
+The test image is `hello` (hack/hello/main.go): one static binary that prints
+a line and serves HTTP on :8080, and with arguments says something, GETs a URL
+or touches a file, so exec and in-pod HTTP checks need no shell.
 """
 
 from __future__ import annotations
