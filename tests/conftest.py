@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
         devstack.down(state)
         leftover = {k: v for k, v in devstack.running(state).items() if v}
         assert not leftover, f"processes left running after teardown: {leftover}"
+
+
+@pytest.fixture(scope="session")
+def real_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
+    """A stack with a real node (kubelet + containerd + runc). Only one real node
+    can run per machine, so every test that needs one shares this one."""
+    from devstack import node
+
+    state = Path(os.environ.get("FRESHET_REAL_NODE_STATE", tmp_path_factory.mktemp("realnode")))
+    started = time.monotonic()
+    s = devstack.up(state, node="real")
+    net_at_start = node.load_network(state)
+    assert net_at_start is not None
+    print(f"\nstack with a real node up in {time.monotonic() - started:.1f}s")
+    try:
+        yield s
+    finally:
+        devstack.down(state)
+        leftover = {k: v for k, v in devstack.running(state).items() if v}
+        assert not leftover, f"processes left running after teardown: {leftover}"
+        net = node.load_network(state)
+        assert net is None, f"network record left: {net}"
+        links = subprocess.run(
+            ["ip", "-o", "link"], check=False, capture_output=True, text=True
+        ).stdout
+        assert f" {net_at_start.bridge}:" not in links, "bridge left"
+        mounts = Path("/proc/self/mountinfo").read_text()
+        assert str(state.resolve()) not in mounts, "mounts left under the state dir"
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,20 @@
 """The real node (devstack.node): kubelet + containerd + runc on a bridge of the
 stack's own, kube-proxy for Services, CoreDNS for cluster DNS.
 
-Its own session stack (a real node and the node agent cannot share one), started
-only when a test here runs. The test image is `hello` (hack/hello/main.go): one
-static binary that prints a line and serves HTTP on :8080, and with arguments
-says something, GETs a URL or touches a file, so exec and in-pod HTTP checks
-need no shell.
+Its own session stack (`real_stack` in tests/conftest.py: a real node and the node
+agent cannot share one, and only one real node runs per machine, so tests/e2e/
+test_real_pods.py shares it), started only when a test asks for it.
+The test image is `hello` (hack/hello/main.go): one static binary that prints
+a line and serves HTTP on :8080, and with arguments says something, GETs a URL
+or touches a file, so exec and in-pod HTTP checks need no shell.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,30 +24,6 @@ from kubernetes import client, config
 from kubernetes.stream import stream
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def real_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
-    state = Path(os.environ.get("FRESHET_REAL_NODE_STATE", tmp_path_factory.mktemp("realnode")))
-    started = time.monotonic()
-    s = devstack.up(state, node="real")
-    net_at_start = node.load_network(state)
-    assert net_at_start is not None
-    print(f"\nstack with a real node up in {time.monotonic() - started:.1f}s")
-    try:
-        yield s
-    finally:
-        devstack.down(state)
-        leftover = {k: v for k, v in devstack.running(state).items() if v}
-        assert not leftover, f"processes left running after teardown: {leftover}"
-        net = node.load_network(state)
-        assert net is None, f"network record left: {net}"
-        links = subprocess.run(
-            ["ip", "-o", "link"], check=False, capture_output=True, text=True
-        ).stdout
-        assert f" {net_at_start.bridge}:" not in links, "bridge left"
-        mounts = Path("/proc/self/mountinfo").read_text()
-        assert str(state.resolve()) not in mounts, "mounts left under the state dir"
 
 
 @pytest.fixture(scope="session")
