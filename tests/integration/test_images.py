@@ -74,7 +74,7 @@ def test_a_warm_ensure_builds_nothing(archives: dict[str, Path]) -> None:
 def test_runs_as_65532_with_its_group(archives: dict[str, Path], name: str) -> None:
     p = images.run_restricted(name, ["id"])
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "uid=65532 gid=65532 groups=65532"
+    assert p.stdout.strip() == "uid=65532(freshet) gid=65532(freshet) groups=65532(freshet)"
 
 
 @pytest.mark.parametrize("name", list(images.IMAGES))
