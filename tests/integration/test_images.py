@@ -8,7 +8,6 @@ read-only root filesystem and a tmpfs on /tmp.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -18,12 +17,6 @@ from devstack import images
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-
-if not (shutil.which("buildah") and shutil.which("mmdebstrap") and Path(images.RUNC).exists()):
-    pytest.skip(
-        "buildah, mmdebstrap and runc are needed: hack/install-node-packages.sh",
-        allow_module_level=True,
-    )
 
 
 @pytest.fixture(scope="module")
