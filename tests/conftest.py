@@ -22,6 +22,12 @@ from devstack import stack as devstack
 from kubernetes import client, config
 
 
+def _down_and_check(state: Path) -> None:
+    devstack.down(state)
+    leftover = {k: v for k, v in devstack.running(state).items() if v}
+    assert not leftover, f"processes left running after teardown: {leftover}"
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
     state = Path(os.environ.get("FRESHET_TEST_STATE", tmp_path_factory.mktemp("devstack")))
@@ -29,9 +35,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
     try:
         yield s
     finally:
-        devstack.down(state)
-        leftover = {k: v for k, v in devstack.running(state).items() if v}
-        assert not leftover, f"processes left running after teardown: {leftover}"
+        _down_and_check(state)
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +53,7 @@ def real_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.St
     try:
         yield s
     finally:
-        devstack.down(state)
-        leftover = {k: v for k, v in devstack.running(state).items() if v}
-        assert not leftover, f"processes left running after teardown: {leftover}"
+        _down_and_check(state)
         net = node.load_network(state)
         assert net is None, f"network record left: {net}"
         links = subprocess.run(
@@ -92,12 +94,8 @@ def s3(stack: devstack.Stack) -> Any:
 
 @pytest.fixture
 def bucket(s3: Any) -> Iterator[str]:
-    name = f"test-{secrets.token_hex(6)}"
-    s3.make_bucket(name)
-    yield name
-    for obj in s3.list_objects(name, recursive=True):
-        s3.remove_object(name, obj.object_name)
-    s3.remove_bucket(name)
+    with s3store.temporary_bucket(s3) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

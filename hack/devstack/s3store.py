@@ -15,7 +15,8 @@ import json
 import secrets
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -204,6 +205,20 @@ def client(info: S3Info) -> Minio:
         secure=False,
         region=info.region,
     )
+
+
+@contextmanager
+def temporary_bucket(s3: Minio) -> Iterator[str]:
+    """A new bucket with a random name, emptied and removed afterwards (tests, benchmarks)."""
+    name = f"test-{secrets.token_hex(6)}"
+    s3.make_bucket(name)
+    try:
+        yield name
+    finally:
+        for obj in s3.list_objects(name, recursive=True):
+            if obj.object_name is not None:
+                s3.remove_object(name, obj.object_name)
+        s3.remove_bucket(name)
 
 
 def stop(state: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -16,12 +15,8 @@ from minio import Minio
 @pytest.fixture
 def minio_bucket(minio_store: s3store.S3Info) -> Iterator[tuple[Minio, str]]:
     s3 = s3store.client(minio_store)
-    name = f"test-{secrets.token_hex(6)}"
-    s3.make_bucket(name)
-    yield s3, name
-    for obj in s3.list_objects(name, recursive=True):
-        s3.remove_object(name, obj.object_name)
-    s3.remove_bucket(name)
+    with s3store.temporary_bucket(s3) as name:
+        yield s3, name
 
 
 def test_a_notification_triggers_long_before_the_poll_interval(

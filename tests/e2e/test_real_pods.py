@@ -154,12 +154,8 @@ def ns(core: client.CoreV1Api) -> Iterator[str]:
 @pytest.fixture
 def bucket(real_stack: devstack.Stack) -> Iterator[tuple[Any, str]]:
     s3 = s3store.client(real_stack.s3)
-    name = f"test-{secrets.token_hex(6)}"
-    s3.make_bucket(name)
-    yield s3, name
-    for obj in s3.list_objects(name, recursive=True):
-        s3.remove_object(name, obj.object_name)
-    s3.remove_bucket(name)
+    with s3store.temporary_bucket(s3) as name:
+        yield s3, name
 
 
 def _container_uid(real_stack: devstack.Stack, container_id: str) -> tuple[int, int]:

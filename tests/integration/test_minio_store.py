@@ -8,7 +8,6 @@ import io
 import json
 import os
 import queue
-import secrets
 import socket
 import threading
 import time
@@ -41,13 +40,8 @@ def client(store: tuple[Path, s3store.S3Info]) -> Minio:
 
 @pytest.fixture
 def bucket(client: Minio) -> Iterator[str]:
-    name = f"test-{secrets.token_hex(6)}"
-    client.make_bucket(name)
-    yield name
-    for obj in client.list_objects(name, recursive=True):
-        assert obj.object_name is not None
-        client.remove_object(name, obj.object_name)
-    client.remove_bucket(name)
+    with s3store.temporary_bucket(client) as name:
+        yield name
 
 
 def test_records_flavour(store: tuple[Path, s3store.S3Info]) -> None:

@@ -5,7 +5,6 @@ test_minio_store.py)."""
 from __future__ import annotations
 
 import io
-import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -28,13 +27,8 @@ def store(request: pytest.FixtureRequest, stack: devstack.Stack) -> s3store.S3In
 @pytest.fixture
 def store_bucket(store: s3store.S3Info) -> Iterator[tuple[Minio, str]]:
     client = s3store.client(store)
-    name = f"test-{secrets.token_hex(6)}"
-    client.make_bucket(name)
-    yield client, name
-    for obj in client.list_objects(name, recursive=True):
-        assert obj.object_name is not None
-        client.remove_object(name, obj.object_name)
-    client.remove_bucket(name)
+    with s3store.temporary_bucket(client) as name:
+        yield client, name
 
 
 def test_put_get_list_delete(store_bucket: tuple[Minio, str]) -> None:
