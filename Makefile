@@ -67,8 +67,8 @@ bench: deps ## run every benchmark in bench/ with its defaults (each prints its 
 	set -e; for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done
 
 .PHONY: up
-up: deps ## start the local stack (control plane, S3, node agent; NODE=real: a real node) and leave it running
-	$(PY) -m devstack --state $(STATE) up $(if $(NODE),--node $(NODE),)
+up: deps ## start the local stack (control plane, S3, a real node; OPERATOR=1: helm-install freshet) and leave it running
+	$(PY) -m devstack --state $(STATE) up $(if $(OPERATOR),--operator,)
 
 .PHONY: down
 down: ## stop the local stack started by `make up` or `make demo KEEP=1`

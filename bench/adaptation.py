@@ -12,7 +12,7 @@ Protocol, per stream (bench/adaptation_streams.py):
   E=12, rainfall E=9). Each evaluation batch arrives as F files of B/F rows
   (default F=5): files are smaller than the evaluation batch, so a policy
   sees each change a file at a time. Evaluation batch 0 is warm-up only.
-- Dynamic, on the real stack (control plane, SeaweedFS, node agent, the real
+- Dynamic, on the real stack (control plane, SeaweedFS, a real node, the real
   operator process, as tests/e2e run it): one Dynamic TrainingPolicy with
   default settings except what it cannot do without: `data.label`,
   `training.image` and `training.estimator` (LogisticRegression, max_iter
@@ -24,7 +24,7 @@ Protocol, per stream (bench/adaptation_streams.py):
   left at 5 although it costs about 5 s per file: the point is the default.
   The F files of batch 0 are uploaded at once and a model must serve. Then,
   for every later file: first the serving model predicts the file's rows over
-  HTTP (the model-server pod's published port, as the e2e tests call it; the
+  HTTP (the model-server pod's IP, as the e2e tests call it; the
   answer must name the version status says is serving), then the file is
   uploaded with its labels, then the bench waits until status.lastRun is a
   finished run with a new runId (or the batch is counted quarantined), and
@@ -98,7 +98,7 @@ import adaptation_streams as streams
 import numpy as np
 import pandas as pd
 import sklearn
-from devstack import operatorproc, s3store, stack
+from devstack import release, s3store, stack
 from freshet.serving import VERSION_ANNOTATION, rollout_complete
 from freshet_trainer.train import fit_model
 from kubernetes import client, config
@@ -230,9 +230,9 @@ class Cycle:
     """The serving version once rolled out (the next file's predictor)."""
 
 
-def _post(port: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _post(url: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/predict",
+        f"{url}/predict",
         data=json.dumps({"rows": rows}).encode(),
         headers={"Content-Type": "application/json"},
     )
@@ -254,11 +254,11 @@ def predict(
     seen: set[str] = set()
     while True:
         with contextlib.suppress(Exception):
-            for port in sc.server_ports(api, ns, app):
+            for url in sc.server_urls(api, ns, app):
                 predictions: list[Any] = []
                 versions = set()
                 for start in range(0, len(rows), MAX_ROWS_PER_REQUEST):
-                    answer = _post(port, rows[start : start + MAX_ROWS_PER_REQUEST])
+                    answer = _post(url, rows[start : start + MAX_ROWS_PER_REQUEST])
                     predictions.extend(answer["predictions"])
                     versions.add(str(answer["version"]))
                 seen |= versions
@@ -362,7 +362,7 @@ class LiveStream:
                 predicted, _ = predict(self.api, self.ns, STATIC_SERVER, f, version)
                 row.append(predicted == f[LABEL].to_numpy())
             self.static_correct.append(row)
-        # Its pod has done its part: free the node agent from probing it.
+        # Its pod has done its part: give the node its CPU back.
         self.apps.patch_namespaced_deployment_scale(
             STATIC_SERVER, self.ns, {"spec": {"replicas": 0}}
         )
@@ -941,12 +941,11 @@ def main() -> None:
 
     state = args.state or Path(tempfile.mkdtemp(prefix="freshet-bench-adaptation-"))
     with contextlib.redirect_stdout(sys.stderr):
-        s = stack.up(state, agent=True)
+        s = stack.up(state)
     results: list[dict[str, Any]] = []
     live_started = time.monotonic()
     try:
-        operatorproc.install(s)
-        operatorproc.start(s)
+        release.install(s)
         new_client: Any = config.new_client_from_config  # untyped
         api = new_client(s.kubeconfig)
         lock = threading.Lock()
@@ -979,8 +978,6 @@ def main() -> None:
             results = list(pool.map(one, prepared))
     finally:
         live_wall = time.monotonic() - live_started
-        with contextlib.suppress(Exception):
-            operatorproc.stop(s)
         stack.down(state)
 
     wall = time.monotonic() - started

@@ -1,6 +1,6 @@
 """Rollback latency: failing check -> the Deployment back on the previous version.
 
-Starts its own stack (control plane, S3, node agent, Prometheus scraping the
+Starts its own stack (control plane, S3, a real node, Prometheus scraping the
 model-server pods every second) and the real operator. Each trial gets a fresh
 namespace, bucket, model-server Deployment and a Dynamic policy with
 `monitoring.source: Prometheus`, `intervalSeconds: 1`, `failureLimit: 0` and the
@@ -14,7 +14,7 @@ Clocks, all this machine's wall clock:
 
 - t0, the failing check: the operator's log line ``measured v2: Fail`` (written
   right after the PromQL answer is judged, before the rollback starts; the
-  log's timestamps have millisecond precision; status and events only carry
+  JSON log's timestamps have microsecond precision; status and events only carry
   seconds, and with failureLimit 0 status never shows v2 failing at all,
   because the same reconcile rolls back before status is written);
 - (a) status: the first TrainingPolicy watch event with `status.lastRollback`
@@ -48,7 +48,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from devstack import operatorproc, s3store, stack
+from devstack import release, s3store, stack
 from freshet.serving import VERSION_ANNOTATION, rollout_complete
 from kubernetes import client, config, watch
 from urllib3.exceptions import ProtocolError
@@ -60,7 +60,7 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 sc: Any = importlib.import_module("scenario")
 
 GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
-LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] .*measured v2: Fail\b")
+FAILING_CHECK = re.compile(r"measured v2: Fail\b")
 
 
 class Recorder:
@@ -134,17 +134,15 @@ def _serving(policy: dict[str, Any]) -> str | None:
     return ((policy.get("status") or {}).get("serving") or {}).get("version")
 
 
-def _log_time(stamp: str) -> float:
-    # kopf logs local wall-clock time with milliseconds, like logging's asctime.
-    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
-def _failing_check(log: Path, offset: int) -> float:
-    with log.open("rb") as f:
-        f.seek(offset)
-        for raw in f:
-            if m := LOG_LINE.match(raw.decode(errors="replace")):
-                return _log_time(m.group(1))
+def _failing_check(log: str) -> float:
+    """When the operator logged the failing check (the chart's JSON log lines carry
+    an ISO timestamp with microseconds)."""
+    for line in log.splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if FAILING_CHECK.search(str(entry.get("message", ""))):
+            return datetime.fromisoformat(entry["timestamp"]).timestamp()
     raise RuntimeError("no 'measured v2: Fail' line in the operator log")
 
 
@@ -177,7 +175,6 @@ def trial(s: stack.Stack, api: client.ApiClient, i: int, replicas: int) -> dict[
             },
         ),
     )
-    log = s.state / "logs" / f"{operatorproc.NAME}.log"
 
     def policy() -> dict[str, Any]:
         return dict(custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "ads"))
@@ -203,7 +200,7 @@ def trial(s: stack.Stack, api: client.ApiClient, i: int, replicas: int) -> dict[
             ),
             timeout=120,
         )
-        offset = log.stat().st_size
+        offset = len(release.logs(s))
         with Recorder(api, ns) as rec:
             sc.put(s3, bucket, "incoming/a1.csv", sc.batch_csv(600, seed=61 + 2 * i, flip=True))
             rolled = sc.wait_for(
@@ -221,7 +218,7 @@ def trial(s: stack.Stack, api: client.ApiClient, i: int, replicas: int) -> dict[
     rollback = rolled["status"]["lastRollback"]
     assert (rollback["fromVersion"], rollback["toVersion"]) == ("v2", "v1"), rollback
 
-    t0 = _failing_check(log, offset)
+    t0 = _failing_check(release.logs(s)[offset:])
     # The pointer goes v1 -> v2 (promotion) -> v1 (rollback): take the first v1 after a v2.
     seen_v2 = False
     t_pointer = t_rollout = None
@@ -272,10 +269,9 @@ def main() -> None:
     args = parser.parse_args()
 
     state = args.state or Path(tempfile.mkdtemp(prefix="freshet-bench-rollback-"))
-    s = stack.up(state, agent=True, prometheus=True)
+    s = stack.up(state, prometheus=True)
     try:
-        operatorproc.install(s)
-        operatorproc.start(s)
+        release.install(s)
         api = config.new_client_from_config(s.kubeconfig)
         trials = []
         for i in range(args.trials):
@@ -303,7 +299,6 @@ def main() -> None:
         }
         print(json.dumps(result, indent=1))
     finally:
-        operatorproc.stop(s)
         stack.down(state)
 
 

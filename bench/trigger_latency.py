@@ -1,10 +1,12 @@
 """Trigger latency: batch written to the bucket -> training Job created.
 
-Starts its own stack (control plane + S3, no node agent: Jobs only need to be
-created), the real operator, and N Dynamic policies on one bucket, each on its
+Starts its own stack (control plane, S3, a real node), the operator installed
+with the chart, and N Dynamic policies on one bucket, each on its
 own prefix, so all of them share one bucket watcher. It writes one batch per
 policy at a steady rate and times each from the end of its PUT to the Job's
-ADDED event on a watch, both on this machine's clock. Prints p50/p95/p99/max,
+ADDED event on a watch, both on this machine's clock. Jobs only need to be
+created: a ResourceQuota of zero pods keeps them from running (the operator
+reports PodsNotCreated). Prints p50/p95/p99/max,
 and counts missed (no Job) and duplicated (more than one Job) batches.
 
     .venv/bin/python bench/trigger_latency.py [--policies 200] [--rate 20] [--poll 1]
@@ -23,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from devstack import operatorproc, s3store, stack
+from devstack import release, s3store, stack
 from kubernetes import client, config, watch
 from urllib3.exceptions import ProtocolError
 
@@ -51,15 +53,25 @@ def main() -> None:
     args = parser.parse_args()
 
     state = args.state or Path(tempfile.mkdtemp(prefix="freshet-bench-"))
-    s = stack.up(state, agent=False)
+    s = stack.up(state)
     try:
-        operatorproc.install(s)
-        # Jobs never finish here (no node agent), so lift the operator-wide cap.
-        operatorproc.start(s, extra_env={"FRESHET_MAX_CONCURRENT_RUNS": str(args.policies + 1)})
+        # Every policy's first run starts at once: lift the operator-wide cap.
+        release.install(s, {"maxConcurrentRuns": str(args.policies + 1)})
         api = config.new_client_from_config(s.kubeconfig)
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
-        store = s.s3 if args.store == "seaweedfs" else s3store.start(state / "minio", "minio")
+        core.create_namespaced_resource_quota(
+            NS,
+            client.V1ResourceQuota(
+                metadata=client.V1ObjectMeta(name="no-pods"),
+                spec=client.V1ResourceQuotaSpec(hard={"pods": "0"}),
+            ),
+        )
+        store = (
+            s.s3
+            if args.store == "seaweedfs"
+            else s3store.start(state / "minio", "minio", address=s.address)
+        )
         s3 = s3store.client(store)
         s3.make_bucket(BUCKET)
         secret = {
@@ -187,7 +199,6 @@ def main() -> None:
         }
         print(json.dumps(result, indent=1))
     finally:
-        operatorproc.stop(s)
         if args.store == "minio":
             s3store.stop(state / "minio")
         stack.down(state)

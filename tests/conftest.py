@@ -1,9 +1,11 @@
 """Shared fixtures: one real local stack per test session, a namespace and a bucket per test.
 
 The stack (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-SeaweedFS and the node agent) is started lazily, only when a test asks for it,
-so `pytest tests/unit` starts no process at all. Teardown stops everything the
-session started, whatever the tests left behind.
+SeaweedFS and a real node: kubelet, containerd, runc, kube-proxy, CoreDNS) is
+started lazily, only when a test asks for it, so `pytest tests/unit` starts no
+process at all. Only one real node can run per machine, so the whole session
+shares this one. Teardown stops everything the session started, whatever the
+tests left behind, and checks that nothing is left.
 """
 
 from __future__ import annotations
@@ -17,62 +19,38 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devstack import s3store
+from devstack import node, release, s3store
 from devstack import stack as devstack
 from kubernetes import client, config
-
-
-def _down_and_check(state: Path) -> None:
-    devstack.down(state)
-    leftover = {k: v for k, v in devstack.running(state).items() if v}
-    assert not leftover, f"processes left running after teardown: {leftover}"
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
     state = Path(os.environ.get("FRESHET_TEST_STATE", tmp_path_factory.mktemp("devstack")))
-    s = devstack.up(state, agent=False)
-    try:
-        yield s
-    finally:
-        _down_and_check(state)
-
-
-@pytest.fixture(scope="session")
-def real_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devstack.Stack]:
-    """A stack with a real node (kubelet + containerd + runc). Only one real node
-    can run per machine, so every test that needs one shares this one."""
-    from devstack import node
-
-    state = Path(os.environ.get("FRESHET_REAL_NODE_STATE", tmp_path_factory.mktemp("realnode")))
     started = time.monotonic()
-    s = devstack.up(state, node="real")
-    net_at_start = node.load_network(state)
+    s = devstack.up(state)
+    net_at_start = node.load_network(s.state)
     assert net_at_start is not None
     print(f"\nstack with a real node up in {time.monotonic() - started:.1f}s")
     try:
         yield s
     finally:
-        _down_and_check(state)
-        net = node.load_network(state)
+        devstack.down(s.state)
+        leftover = {k: v for k, v in devstack.running(s.state).items() if v}
+        assert not leftover, f"processes left running after teardown: {leftover}"
+        net = node.load_network(s.state)
         assert net is None, f"network record left: {net}"
         links = subprocess.run(
             ["ip", "-o", "link"], check=False, capture_output=True, text=True
         ).stdout
         assert f" {net_at_start.bridge}:" not in links, "bridge left"
         mounts = Path("/proc/self/mountinfo").read_text()
-        assert str(state.resolve()) not in mounts, "mounts left under the state dir"
+        assert str(s.state) not in mounts, "mounts left under the state dir"
 
 
 @pytest.fixture(scope="session")
 def kube_api(stack: devstack.Stack) -> client.ApiClient:
     return config.new_client_from_config(stack.kubeconfig)
-
-
-@pytest.fixture(scope="session")
-def node_agent(stack: devstack.Stack) -> devstack.Stack:
-    """The stack, with its node agent registered and Ready (pods will run)."""
-    return devstack.up(stack.state, agent=True)
 
 
 @pytest.fixture
@@ -82,6 +60,13 @@ def namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -> Ite
     name = "".join(ch for ch in base if ch.isalnum() or ch == "-")[:40].strip("-")
     name = f"{name}-{secrets.token_hex(3)}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # Pods are admitted only once the namespace's default ServiceAccount exists.
+    deadline = time.monotonic() + 30
+    while not core.list_namespaced_service_account(
+        name, field_selector="metadata.name=default"
+    ).items:
+        assert time.monotonic() < deadline, f"no default ServiceAccount in {name} after 30s"
+        time.sleep(0.1)
     yield name
     core.delete_namespace(name, propagation_policy="Background")
 
@@ -99,34 +84,34 @@ def bucket(s3: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def operator_installed(node_agent: devstack.Stack) -> devstack.Stack:
-    """CRDs from crds/ and the chart's RBAC applied to the stack."""
-    from devstack import operatorproc
-
-    operatorproc.install(node_agent)
-    return node_agent
+def freshet_release(stack: devstack.Stack) -> devstack.Stack:
+    """charts/freshet installed with `helm upgrade --install` (CRDs, RBAC, the operator
+    Deployment running the built image as the chart's ServiceAccount)."""
+    started = time.monotonic()
+    release.install(stack)
+    print(f"\nhelm install -> operator pod Ready: {time.monotonic() - started:.1f}s")
+    return stack
 
 
 @pytest.fixture
-def freshet_operator(operator_installed: devstack.Stack) -> Iterator[int]:
-    """The real operator process, running as the chart's ServiceAccount; yields its metrics port.
+def freshet_operator(freshet_release: devstack.Stack) -> devstack.Stack:
+    """The stack, with the operator's pod Ready (observe it with devstack.release).
 
-    Started once and shared; a test that kills it (crash tests) leaves it to
-    the next test's use of this fixture to start it again.
-    """
-    from devstack import operatorproc, procs
-
-    port_file = operator_installed.state / "operator-metrics-port"
-    if procs.pid_of(operatorproc.NAME, operator_installed.state) is None:
-        port_file.write_text(str(operatorproc.start(operator_installed)))
-    yield int(port_file.read_text())
+    A test that scales the operator down, or installs the chart with other
+    values, puts it back (`release.install(stack)`) when it ends; if one failed
+    half-way, this brings it back up."""
+    if release.pod(freshet_release) is None:
+        release.scale(freshet_release, 1)
+    release.wait_ready(freshet_release)
+    return freshet_release
 
 
 @pytest.fixture(scope="session")
 def prometheus(stack: devstack.Stack) -> str:
-    """Base URL of a real Prometheus on the session stack, scraping pods annotated
-    `prometheus.io/scrape: "true"` every second. Stopped with the stack."""
-    url = devstack.up(stack.state, agent=False, prometheus=True).prometheus_url
+    """Base URL of a real Prometheus on the session stack (on the bridge, so pods
+    reach it), scraping pods annotated `prometheus.io/scrape: "true"` every second.
+    Stopped with the stack."""
+    url = devstack.up(stack.state, prometheus=True).prometheus_url
     assert url is not None
     return url
 
@@ -135,7 +120,7 @@ def prometheus(stack: devstack.Stack) -> str:
 def minio_store(stack: devstack.Stack) -> Iterator[s3store.S3Info]:
     """A MinIO server next to the stack's SeaweedFS: the store with bucket notifications."""
     state = stack.state / "minio"
-    info = s3store.start(state, flavour="minio")
+    info = s3store.start(state, flavour="minio", address=stack.address)
     try:
         yield info
     finally:

@@ -14,12 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, default=Path(".devstack"), help="state directory")
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="start the stack (idempotent)")
-    p_up.add_argument("--no-agent", action="store_true", help="do not start the node agent")
     p_up.add_argument(
-        "--node",
-        choices=("agent", "real"),
-        default="agent",
-        help="agent: pods as local processes (default); real: kubelet + containerd + runc",
+        "--operator", action="store_true", help="also helm-install freshet (charts/freshet)"
     )
     p_up.add_argument(
         "--prometheus", action="store_true", help="also start Prometheus, scraping annotated pods"
@@ -33,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "up":
-        s = stack.up(
-            args.state, agent=not args.no_agent, prometheus=args.prometheus, node=args.node
-        )
+        s = stack.up(args.state, prometheus=args.prometheus)
+        if args.operator:
+            from devstack import release
+
+            release.install(s)
+            print(f"freshet installed: helm --namespace {release.NAMESPACE} status freshet")
         print(f"stack up; export KUBECONFIG={s.kubeconfig}")
         print(f"S3 endpoint http://{s.s3.endpoint} (credentials in {s.state / 's3.json'})")
         if s.prometheus_url:

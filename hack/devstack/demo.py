@@ -1,9 +1,10 @@
 """`make demo`: a Dynamic TrainingPolicy end to end on the local stack, narrated.
 
-1. the stack comes up (control plane, S3 store, node agent) and freshet is
-   installed the way a user would: CRDs from crds/, RBAC from the chart, the
-   operator running as the chart's ServiceAccount;
-2. the example serving Deployment and policy from docs/examples are applied;
+1. the stack comes up (control plane, S3 store, a real node with freshet's
+   images) and freshet is installed the way a user would: `helm install` of
+   charts/freshet (CRDs, RBAC, the operator pod as the chart's ServiceAccount);
+2. the example serving Deployment and policy from docs/examples are applied
+   (with the locally built image tag);
 3. batches land in the bucket: one is not enough (minBatches: 2), the second
    triggers a training Job, the model passes the gate and is rolled out;
 4. more batches arrive and the next model replaces it; the model server answers
@@ -26,12 +27,14 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 
-from devstack import operatorproc, s3store, stack, synthetic
+from devstack import release, s3store, stack, synthetic
 
 NAMESPACE = "freshet-demo"
 BUCKET = "ml-data"
 POLICY = "spam-filter"
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+# The examples name the released image; the stack has the one built here.
+RELEASED_TRAINER, LOCAL_TRAINER = "freshet-trainer:0.1.0", "freshet-trainer:dev"
 
 
 def say(msg: str) -> None:
@@ -55,18 +58,27 @@ class Demo:
         self.custom = client.CustomObjectsApi(api)
         self.s3 = s3store.client(s.s3)
 
-    def kubectl(self, *args: str, show: bool = True) -> str:
+    def kubectl(self, *args: str, show: bool = True, stdin: str | None = None) -> str:
         out = subprocess.run(
-            [*self.s.kubectl(), "-n", NAMESPACE, *args], check=True, capture_output=True, text=True
+            [*self.s.kubectl(), "-n", NAMESPACE, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            input=stdin,
         ).stdout
         if show:
             print(f"$ kubectl {' '.join(args)}\n{out.rstrip()}", flush=True)
         return out
 
     def setup(self) -> None:
-        say("installing freshet: CRDs from crds/, RBAC from the Helm chart, the operator")
-        operatorproc.install(self.s)
-        operatorproc.start(self.s)
+        say("helm install freshet charts/freshet: CRDs, RBAC, the operator Deployment")
+        started = time.monotonic()
+        pod = release.install(self.s)
+        print(
+            f"operator pod {release.NAMESPACE}/{pod.metadata.name} Ready"
+            f" in {time.monotonic() - started:.1f}s",
+            flush=True,
+        )
         if not self.s3.bucket_exists(BUCKET):
             self.s3.make_bucket(BUCKET)
         self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
@@ -82,9 +94,13 @@ class Demo:
             k: base64.b64encode(v.encode()).decode() for k, v in secret.pop("stringData").items()
         }
         self.core.create_namespaced_secret(NAMESPACE, secret)
-        say("applying docs/examples/model-server.yaml and docs/examples/policy-dynamic.yaml")
-        self.kubectl("apply", "-f", str(EXAMPLES / "model-server.yaml"))
-        self.kubectl("apply", "-f", str(EXAMPLES / "policy-dynamic.yaml"))
+        say(
+            "applying docs/examples/model-server.yaml and docs/examples/policy-dynamic.yaml"
+            f" (image {RELEASED_TRAINER} -> {LOCAL_TRAINER}, built by `make images`)"
+        )
+        for example in ("model-server.yaml", "policy-dynamic.yaml"):
+            text = (EXAMPLES / example).read_text().replace(RELEASED_TRAINER, LOCAL_TRAINER)
+            self.kubectl("apply", "-f", "-", stdin=text)
         self.kubectl("rollout", "status", "deployment/spam-server", "--timeout=120s")
 
     def policy(self) -> dict[str, Any]:
@@ -113,26 +129,25 @@ class Demo:
     def predict(self) -> None:
         pods = self.core.list_namespaced_pod(NAMESPACE, label_selector="app=spam-server").items
         ready = [
-            (p.metadata.name, p.metadata.annotations or {})
+            (p.metadata.name, p.status.pod_ip)
             for p in pods
             if p.metadata is not None
             and p.status is not None
             and p.metadata.deletion_timestamp is None
             and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
         ]
-        pod, annotations = ready[0]
-        port = json.loads(annotations["devstack.freshet.dev/ports"])["server/8080"]
+        pod, ip = ready[0]
         body = json.dumps(
             {"rows": [{"x1": 1.2, "x2": -0.3, "cat": "a"}, {"x1": -1.0, "x2": 0.8, "cat": "b"}]}
         ).encode()
         req = urllib.request.Request(
-            f"http://127.0.0.1:{port}/predict",
+            f"http://{ip}:8080/predict",
             data=body,
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=10) as r:
             answer = json.loads(r.read())
-        print(f"POST /predict to pod {pod} -> {json.dumps(answer)}")
+        print(f"POST http://{ip}:8080/predict (pod {pod}) -> {json.dumps(answer)}")
 
     def run(self) -> None:
         self.setup()
@@ -179,8 +194,8 @@ class Demo:
 
 
 def run(state: Path, keep: bool = False) -> int:
-    say("starting the local stack (control plane, S3 store, node agent)")
-    s = stack.up(state, agent=True)
+    say("starting the local stack (control plane, S3 store, a real node)")
+    s = stack.up(state)
     ok = False
     try:
         Demo(s).run()

@@ -176,6 +176,20 @@ def import_image(state: Path, archive: Path) -> None:
     )
 
 
+def kill_container(state: Path, container_id: str) -> None:
+    """SIGKILL a container's process through containerd, as the kernel's OOM killer
+    or a crash would end it (kubelet sees it exit and applies the restart policy)."""
+    _run(
+        binary("ctr"),
+        f"--address={_paths(state)['sock']}",
+        "--namespace=k8s.io",
+        "tasks",
+        "kill",
+        "--signal=SIGKILL",
+        container_id,
+    )
+
+
 # --- processes --------------------------------------------------------------
 
 

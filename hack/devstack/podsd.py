@@ -10,16 +10,13 @@ The labels are the ones `kubernetes_sd_configs` would attach
 (`__meta_kubernetes_namespace`, `__meta_kubernetes_pod_name`,
 `__meta_kubernetes_pod_label_<name>`, `__meta_kubernetes_pod_annotation_<name>`,
 `__meta_kubernetes_pod_container_*`, ...), so the relabeling in
-prometheus.py reads like a real cluster's. What differs is devstack's network:
-a pod is reachable at <podIP>:<containerPort> only once the node agent has
-mapped that port (annotation `devstack.freshet.dev/ports`) and forwards it to
-the process. Where kubernetes_sd emits one target per declared container port,
-this emits one per pod, for the port the pod asks to be scraped on
-(`prometheus.io/port`, a containerPort number or a port name; else the first
-declared port), with that port's host port as
-`__meta_devstack_host_port`. Pods without a mapped port are left out: nothing
-could reach them. (Picking the port by annotation needs a comparison of two
-labels, which RE2 relabeling cannot express; here it is plain Python.)
+prometheus.py reads like a real cluster's, and the target is the pod's own
+address, <podIP>:<containerPort>, on the stack's bridge. Where kubernetes_sd
+emits one target per declared container port, this emits one per pod, for the
+port the pod asks to be scraped on (`prometheus.io/port`, a containerPort number
+or a port name; else the first declared port). (Picking the port by annotation
+needs a comparison of two labels, which RE2 relabeling cannot express; here it
+is plain Python.)
 
 Run: `python -m devstack.podsd --kubeconfig K --out DIR/pods.json`.
 """
@@ -39,10 +36,8 @@ from typing import Any
 
 log = logging.getLogger("devstack.podsd")
 
-PORTS_ANNOTATION = "devstack.freshet.dev/ports"
 PORT_ANNOTATION = "prometheus.io/port"
 META = "__meta_kubernetes_"
-HOST_PORT_LABEL = "__meta_devstack_host_port"
 WATCH_SECONDS = 30
 
 JSON = dict[str, Any]
@@ -80,11 +75,6 @@ def target_group(pod: JSON) -> JSON | None:
     if not ip or chosen is None:
         return None
     container, port = chosen
-    try:
-        mapped = json.loads(annotations.get(PORTS_ANNOTATION, "{}"))
-        host_port = int(mapped[f"{container['name']}/{int(port['containerPort'])}"])
-    except (ValueError, KeyError, TypeError):
-        return None  # not (yet) started by the node agent
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or []
@@ -104,7 +94,6 @@ def target_group(pod: JSON) -> JSON | None:
         f"{META}pod_container_port_name": str(port.get("name", "")),
         f"{META}pod_container_port_number": str(port.get("containerPort", "")),
         f"{META}pod_container_port_protocol": str(port.get("protocol") or "TCP"),
-        HOST_PORT_LABEL: str(host_port),
     }
     for owner in meta.get("ownerReferences") or []:
         if owner.get("controller"):

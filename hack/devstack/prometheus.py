@@ -1,4 +1,4 @@
-"""A real Prometheus server on loopback that scrapes the stack's pods.
+"""A real Prometheus server on the stack's bridge that scrapes the stack's pods.
 
 The binary is Debian's `prometheus` package at `PROMETHEUS_DEB_VERSION`
 (hack/versions.env), unpacked into the cache by hack/install-prometheus.sh and
@@ -8,8 +8,7 @@ server and keeps a file_sd file current with kubernetes_sd-style labels.
 
 The scrape job keeps the pods annotated `prometheus.io/scrape: "true"` (and not
 Succeeded/Failed), honours `prometheus.io/path` and `prometheus.io/scheme`,
-scrapes `<pod IP>:<container port>` as in a cluster (the node agent gives each
-pod a loopback address and forwards its container ports to the process), and
+scrapes `<pod IP>:<container port>` on the bridge as in a cluster, and
 labels every series with `namespace`, `pod`, `container` and `app` (the pod's
 `app` label, when it has one). Prometheus's own metrics are a second job.
 
@@ -100,8 +99,12 @@ def config(targets_dir: Path, self_address: str, scrape_interval: str) -> dict[s
     }
 
 
-def start(state: Path, kubeconfig: str, scrape_interval: str = "1s") -> str:
-    """Start pod discovery and Prometheus; wait until Prometheus is ready; return its URL."""
+def start(state: Path, kubeconfig: str, address: str, scrape_interval: str = "1s") -> str:
+    """Start pod discovery and Prometheus; wait until Prometheus is ready; return its URL.
+
+    It listens on `address` (the stack bridge's gateway), so the operator's pod
+    can query it as it would a Prometheus Service.
+    """
     state = state.resolve()
     root = state / "prometheus"
     targets = root / "targets"
@@ -128,7 +131,7 @@ def start(state: Path, kubeconfig: str, scrape_interval: str = "1s") -> str:
         (SD_NAME, state),
     )
 
-    address = f"127.0.0.1:{procs.free_port()}"
+    address = f"{address}:{procs.free_port(address)}"
     config_file = root / "prometheus.yml"
     config_file.write_text(
         yaml.safe_dump(config(targets, address, scrape_interval), sort_keys=False)

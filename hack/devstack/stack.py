@@ -1,25 +1,23 @@
-"""The whole local stack as one unit: control plane, S3 store, node agent and,
-on request, Prometheus.
+"""The whole local stack as one unit: control plane, S3 store, a real node (kubelet,
+containerd, runc, kube-proxy, CoreDNS) with freshet's images, and, on request,
+Prometheus.
 
-`up` starts what is not running yet and `down` stops everything recorded in the
-state directory, so both are safe to repeat and to call after a crash.
+The API server and the S3 store listen on the gateway address of the stack's own
+bridge, so pods reach them as they would in a cluster. `up` starts what is not
+running yet and `down` stops everything recorded in the state directory, so both
+are safe to repeat and to call after a crash. One real node runs per machine
+(kube-proxy owns the host's KUBE-* chains): a second stack is refused while one runs.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from devstack import controlplane, procs, s3store
+from devstack import controlplane, images, procs, s3store
 from devstack import node as real_node
 from devstack import prometheus as prom
-
-AGENT = "node-agent"
-OPERATOR = "freshet-operator"
-NODE_NAME = "local"
 
 
 @dataclass(frozen=True)
@@ -33,94 +31,64 @@ class Stack:
     def kubeconfig(self) -> str:
         return self.plane.kubeconfig
 
+    @property
+    def address(self) -> str:
+        """Where the host's services listen for pods (the bridge's gateway)."""
+        return plane_address(self.s3)
+
     def kubectl(self) -> list[str]:
         return [controlplane.binary("kubectl"), f"--kubeconfig={self.kubeconfig}"]
 
 
-NodeKind = Literal["agent", "real"]
-
-
-def up(
-    state: Path, agent: bool = True, prometheus: bool = False, node: NodeKind = "agent"
-) -> Stack:
+def up(state: Path, prometheus: bool = False) -> Stack:
     """Start what is not running yet; Prometheus (scraping annotated pods) only if asked.
 
-    `node="agent"` (the default) runs pods as local processes with the node agent
-    (when `agent`); `node="real"` brings up a real node instead (devstack.node:
-    kubelet, containerd, kube-proxy, CoreDNS on a bridge of the stack's own), with
-    the API server and S3 store listening on the bridge's gateway address so pods
-    reach them. A stack is one kind or the other from its first `up`.
+    The node's containerd gets freshet's images (built by devstack.images, or
+    taken from its cache) when the node starts, the way `kind load` would.
     """
     state = state.resolve()
-    if node == "real":
-        real_node.check_free(state)
+    real_node.check_free(state)
     if procs.pid_of("kube-apiserver", state) is None:
         down(state)  # whatever half of a previous stack survived
         _clear(state)
         started = time.monotonic()
-        address = "127.0.0.1"
-        if node == "real":
-            address = real_node.create_network(state).gateway
-        plane = controlplane.start(state, address=address, kubelet_client=node == "real")
+        address = real_node.create_network(state).gateway
+        plane = controlplane.start(state, address=address, kubelet_client=True)
         s3 = s3store.start(state, address=address)
         print(f"control plane and S3 store up in {time.monotonic() - started:.1f}s", flush=True)
     else:
         plane, s3 = controlplane.load(state), s3store.load(state)
-    net = real_node.load_network(state)
-    if node == "real":
-        if net is None:
-            raise RuntimeError(f"the stack in {state} runs without a real node: `down` it first")
-        if not real_node.running(state):
-            real_node.stop(state)  # half of a previous one
-            real_node.start(state, plane, real_node.create_network(state))
-    elif agent and net is None and procs.pid_of(AGENT, state) is None:
-        start_agent(state, plane)
+    if not real_node.running(state):
+        real_node.stop(state)  # half of a previous one
+        real_node.start(state, plane, real_node.create_network(state))
+        load_images(state)
     url: str | None = None
     if prometheus:
         if not prom.running(state):
             prom.stop(state)  # half of a previous one
-            prom.start(state, plane.kubeconfig)
+            prom.start(state, plane.kubeconfig, address=plane_address(s3))
         url = prom.load(state)
     elif prom.running(state):
         url = prom.load(state)
     return Stack(state, plane, s3, url)
 
 
-def start_agent(state: Path, plane: controlplane.ControlPlane) -> None:
-    procs.start(
-        AGENT,
-        [
-            sys.executable,
-            "-m",
-            "devstack.nodeagent",
-            "run",
-            f"--kubeconfig={plane.kubeconfig}",
-            f"--node-name={NODE_NAME}",
-            f"--state-dir={state / 'agent'}",
-        ],
-        state,
-        env={"PYTHONUNBUFFERED": "1"},
+def plane_address(s3: s3store.S3Info) -> str:
+    return s3.endpoint.rsplit(":", 1)[0]
+
+
+def load_images(state: Path) -> None:
+    """freshet's operator and trainer images into the node's containerd."""
+    started = time.monotonic()
+    archives = images.ensure()
+    ensured = time.monotonic()
+    for archive in archives.values():
+        real_node.import_image(state, archive)
+    print(
+        f"images ensured in {ensured - started:.1f}s, "
+        f"imported into the node in {time.monotonic() - ensured:.1f}s",
+        flush=True,
     )
-    procs.wait_until(
-        lambda: _node_ready(plane),
-        "node agent",
-        60,
-        state / "logs" / f"{AGENT}.log",
-        (AGENT, state),
-    )
-
-
-def _node_ready(plane: controlplane.ControlPlane) -> bool:
-    from kubernetes import client, config
-
-    try:
-        # kubernetes.config is unannotated.
-        api_client = config.new_client_from_config(plane.kubeconfig)  # type: ignore[no-untyped-call]
-        node = client.CoreV1Api(api_client).read_node(NODE_NAME)
-    except Exception:  # not registered yet
-        return False
-    conditions = node.status.conditions if node.status is not None else None
-    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
 
 
 def load(state: Path) -> Stack:
@@ -131,8 +99,6 @@ def load(state: Path) -> Stack:
 
 def down(state: Path) -> None:
     state = state.resolve()
-    procs.stop(OPERATOR, state, grace=30)
-    procs.stop(AGENT, state, grace=30)
     prom.stop(state)
     real_node.stop(state)
     s3store.stop(state)
@@ -144,7 +110,7 @@ def _clear(state: Path) -> None:
     """Forget a previous stack's data: every `up` after a `down` starts empty."""
     import shutil
 
-    for child in ("etcd", "s3-data", "agent", "pki", "logs", "pids", "prometheus"):
+    for child in ("etcd", "s3-data", "pki", "logs", "pids", "prometheus", "helm"):
         shutil.rmtree(state / child, ignore_errors=True)
     real_node.clear(state)
 
@@ -153,9 +119,7 @@ def running(state: Path) -> dict[str, int | None]:
     names = (
         *controlplane.COMPONENTS,
         s3store.NAME,
-        AGENT,
         *real_node.COMPONENTS,
-        OPERATOR,
         prom.NAME,
         prom.SD_NAME,
     )

@@ -1,5 +1,5 @@
-"""End-to-end tier: every test here runs pods through the node agent and talks to
-the real operator process."""
+"""End-to-end tier: every test here runs real pods on the stack's node and talks to
+the operator the chart installed."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def ns(
     namespace: str,
     bucket: str,
     stack: Stack,
-    freshet_operator: int,
+    freshet_operator: Stack,
 ) -> str:
     """A namespace ready for a policy: the store Secret (`store`) for `bucket` and a
     model-server Deployment (`model-server`), with the operator running."""

@@ -64,9 +64,11 @@ class FaultyS3:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # On the upstream's address (the stack bridge's gateway), so pods reach it.
+        host = self.upstream.rsplit(":", 1)[0]
+        self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
-        self.endpoint = f"127.0.0.1:{self._server.server_address[1]}"
+        self.endpoint = f"{host}:{self._server.server_address[1]}"
 
     def _fails(self, method: str, path: str) -> bool:
         with self._lock:

@@ -47,10 +47,23 @@ def store_secret(
     )
 
 
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "runAsUser": 65532,
+    "runAsGroup": 65532,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""The container security context of the Pod Security Standard `restricted`."""
+
+
 def model_server(
     api: client.ApiClient, ns: str, name: str = "model-server", replicas: int = 1
 ) -> None:
-    """A Deployment running the freshet model server, before any model exists."""
+    """A Deployment running the freshet model server, before any model exists,
+    restricted as a platform would run it, and its Service."""
 
     def secret_env(env: str, key: str) -> dict[str, Any]:
         return {"name": env, "valueFrom": {"secretKeyRef": {"name": "store", "key": key}}}
@@ -66,14 +79,17 @@ def model_server(
                 "metadata": {
                     "labels": {"app": name},
                     # Scraped by the stack's Prometheus when a test starts it.
-                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "http"},
+                    "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "8080"},
                 },
                 "spec": {
+                    "automountServiceAccountToken": False,
                     "containers": [
                         {
                             "name": "server",
                             "image": "freshet-trainer:dev",
                             "command": ["freshet-serve"],
+                            "securityContext": RESTRICTED,
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                             "ports": [{"name": "http", "containerPort": 8080}],
                             "env": [
                                 secret_env("FRESHET_S3_ENDPOINT", "endpoint"),
@@ -87,12 +103,25 @@ def model_server(
                                 "periodSeconds": 1,
                             },
                         }
-                    ]
+                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
                 },
             },
         },
     }
     client.AppsV1Api(api).create_namespaced_deployment(ns, body)
+    client.CoreV1Api(api).create_namespaced_service(
+        ns,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {
+                "selector": {"app": name},
+                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            },
+        },
+    )
 
 
 def policy(
@@ -202,17 +231,14 @@ def skewed_batch_csv(rows: int, seed: int, positive: float = 0.97) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def server_ports(api: client.ApiClient, ns: str, app: str = "model-server") -> list[int]:
-    """Host ports of the Ready model-server pods (published by the node agent)."""
-    import json
-
-    ports = []
+def server_urls(api: client.ApiClient, ns: str, app: str = "model-server") -> list[str]:
+    """Base URLs of the Ready model-server pods, on their pod IPs."""
+    urls = []
     for pod in client.CoreV1Api(api).list_namespaced_pod(ns, label_selector=f"app={app}").items:
         ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-        if ready and pod.metadata.deletion_timestamp is None:
-            published = json.loads((pod.metadata.annotations or {})["devstack.freshet.dev/ports"])
-            ports.append(int(published["server/8080"]))
-    return ports
+        if ready and pod.metadata.deletion_timestamp is None and pod.status.pod_ip:
+            urls.append(f"http://{pod.status.pod_ip}:8080")
+    return urls
 
 
 class Traffic:
@@ -249,15 +275,15 @@ class Traffic:
         import numpy as np
 
         rng = np.random.default_rng(0)
-        ports: list[int] = []
+        urls: list[str] = []
         refreshed = 0.0
         while not self.stop.is_set():
             if time.monotonic() - refreshed > 1.0:
-                # The API may be busy; keep the last ports and retry on the next tick.
+                # The API may be busy; keep the last pods and retry on the next tick.
                 with contextlib.suppress(Exception):
-                    ports = server_ports(self.api, self.ns)
+                    urls = server_urls(self.api, self.ns)
                 refreshed = time.monotonic()
-            for port in ports:
+            for url in urls:
                 rows = [
                     {
                         "x1": float(rng.normal(self.center[0], 0.3)),
@@ -267,7 +293,7 @@ class Traffic:
                     for _ in range(10)
                 ]
                 req = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/predict",
+                    f"{url}/predict",
                     data=json.dumps({"rows": rows}).encode(),
                     headers={"Content-Type": "application/json"},
                 )

@@ -20,10 +20,10 @@ from kubernetes import client
 
 def predict(api: client.ApiClient, ns: str, app: str, frame: pd.DataFrame) -> dict[str, Any]:
     """The answer of one Ready pod of `app` for the rows of `frame` (label left out)."""
-    port = sc.wait_for(f"a Ready {app} pod", lambda: sc.server_ports(api, ns, app))[0]
+    url = sc.wait_for(f"a Ready {app} pod", lambda: sc.server_urls(api, ns, app))[0]
     rows = json.loads(frame.drop(columns="label").to_json(orient="records"))
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/predict",
+        f"{url}/predict",
         data=json.dumps({"rows": rows}).encode(),
         headers={"Content-Type": "application/json"},
     )
@@ -62,7 +62,7 @@ def served_by(
 ) -> bool:
     """A Ready pod of `app` answers with `version` for the rows of `probe` (a CSV with
     the model's columns; by default those of `batch_csv`)."""
-    if not sc.server_ports(api, ns, app):
+    if not sc.server_urls(api, ns, app):
         return False
     rows = pd.read_csv(io.BytesIO(probe or batch_csv(1, seed=0))).head(5)
     try:

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import scenario as sc
-from devstack import operatorproc
+from devstack import release
+from devstack.stack import Stack
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,7 +36,7 @@ def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
     ns: str,
     bucket: str,
     s3: Any,
-    freshet_operator: int,
+    freshet_operator: Stack,
 ) -> None:
     sc.create_policy(
         kube_api,
@@ -126,7 +127,7 @@ def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
     }
     assert {"Triggered", "Trained", "Promoted", "GateRejected"} <= reasons
 
-    scraped = _samples(operatorproc.metrics(freshet_operator), namespace=ns, policy="churn")
+    scraped = _samples(release.metrics(freshet_operator), namespace=ns, policy="churn")
     assert scraped["freshet_promotions_total"] == 2
     assert scraped["freshet_gate_rejections_total"] == 1
     assert scraped["freshet_batches_seen_total"] == 8

@@ -13,12 +13,11 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 import scenario as sc
-from devstack import operatorproc
+from devstack import release
 from devstack.stack import Stack
 from faults import FaultyS3
 from kubernetes import client
@@ -26,14 +25,16 @@ from kubernetes.client.rest import ApiException
 
 
 @pytest.fixture
-def operator_log(stack: Stack, freshet_operator: int) -> Iterator[Path]:
-    """The operator's log; the test fails if a traceback is written to it meanwhile."""
-    path = stack.state / "logs" / f"{operatorproc.NAME}.log"
-    start = path.stat().st_size if path.exists() else 0
-    yield path
-    with path.open() as f:
-        f.seek(start)
-        written = f.read()
+def operator_log(freshet_operator: Stack) -> Iterator[None]:
+    """The test fails if the operator's container logs a traceback meanwhile (read
+    the cluster way, as `kubectl logs`), or if it restarts."""
+    restarts = release.restarts(freshet_operator)
+    before = release.logs(freshet_operator)
+    yield
+    assert release.restarts(freshet_operator) == restarts, "the operator restarted"
+    log = release.logs(freshet_operator)
+    assert log.startswith(before), "the operator's log was replaced"
+    written = log[len(before) :]
     assert "Traceback" not in written, written[-4000:]
 
 
@@ -59,7 +60,7 @@ def test_an_intent_that_cannot_be_saved_gets_no_job(
     bucket: str,
     s3: Any,
     stack: Stack,
-    operator_log: Path,
+    operator_log: None,
 ) -> None:
     """The run spec is written, the ledger save fails: no Job until the intent is saved."""
     with FaultyS3(stack.s3.endpoint) as store:
@@ -173,7 +174,7 @@ def test_a_job_the_api_server_refuses_fails_the_run_once_until_the_spec_changes(
     ns: str,
     bucket: str,
     s3: Any,
-    operator_log: Path,
+    operator_log: None,
     jobs_refused: None,
 ) -> None:
     sc.create_policy(kube_api, ns, sc.policy("refused", serving=None))
@@ -209,7 +210,7 @@ def test_a_job_the_api_server_refuses_fails_the_run_once_until_the_spec_changes(
 
 
 def test_a_missing_service_account_waits_before_any_job(
-    kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, operator_log: Path
+    kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, operator_log: None
 ) -> None:
     body = sc.policy("nosa", serving=None, training__serviceAccountName="trainer")
     sc.create_policy(kube_api, ns, body)
@@ -233,7 +234,7 @@ def test_a_missing_service_account_waits_before_any_job(
 
 
 def test_a_job_that_cannot_create_pods_is_reported_as_such(
-    kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, operator_log: Path
+    kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, operator_log: None
 ) -> None:
     client.CoreV1Api(kube_api).create_namespaced_resource_quota(
         ns,
@@ -271,7 +272,7 @@ def test_a_spec_only_the_operator_can_judge_gets_invalid_spec_before_any_run(
     ns: str,
     bucket: str,
     s3: Any,
-    operator_log: Path,
+    operator_log: None,
     case: str,
     override: dict[str, Any],
     field: str,
@@ -287,7 +288,7 @@ def test_a_spec_only_the_operator_can_judge_gets_invalid_spec_before_any_run(
 
 
 def test_a_policy_with_a_300_kb_spec_is_deleted_within_seconds(
-    kube_api: client.ApiClient, ns: str, operator_log: Path
+    kube_api: client.ApiClient, ns: str, operator_log: None
 ) -> None:
     params = {f"p{i:04d}": "x" * 1000 for i in range(300)}
     sc.create_policy(

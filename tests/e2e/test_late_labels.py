@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import scenario as sc
-from devstack import operatorproc
+from devstack import release
 from devstack.stack import Stack
 from devstack.synthetic import ConversionDay, conversion_day
 from kubernetes import client
@@ -214,11 +214,10 @@ def test_late_labels_are_matured_by_event_time_and_backfilled_once_per_change(
     assert p["status"]["lastRun"]["trigger"] == "Backfill"
 
     # Labels that arrive while the operator is down are caught up when it starts.
-    operatorproc.kill(stack)
+    release.scale(stack, 0)
     t3 = t2 + timedelta(days=1)
     assert stream.labels(1, t2, t3) > 0
-    port = operatorproc.start(stack)
-    (stack.state / "operator-metrics-port").write_text(str(port))
+    release.scale(stack, 1)
     runs = _wait_runs(kube_api, ns, s3, bucket, 3)
     assert runs[2]["trigger"] == "Backfill"
     assert runs[2]["relabelled"] == ["events/day-01.csv"]
@@ -259,10 +258,8 @@ def test_late_labels_are_matured_by_event_time_and_backfilled_once_per_change(
 def test_backfills_are_bounded_operator_wide_and_each_policy_is_caught_up(
     kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, stack: Stack
 ) -> None:
-    """With FRESHET_MAX_CONCURRENT_BACKFILLS=1, two policies' backfills never overlap."""
-    operatorproc.kill(stack)
-    port = operatorproc.start(stack, extra_env={"FRESHET_MAX_CONCURRENT_BACKFILLS": "1"})
-    (stack.state / "operator-metrics-port").write_text(str(port))
+    """With the chart's maxConcurrentBackfills=1, two policies' backfills never overlap."""
+    release.install(stack, {"maxConcurrentBackfills": "1"})
     try:
         policies = {"east": Stream(s3, bucket, "east/"), "west": Stream(s3, bucket, "west/")}
         for name, stream in policies.items():
@@ -296,7 +293,7 @@ def test_backfills_are_bounded_operator_wide_and_each_policy_is_caught_up(
             for name in policies
         }
     finally:
-        operatorproc.kill(stack)  # the next test's fixture starts it with the defaults
+        release.install(stack)  # the chart's defaults again
     for name, run in backfills.items():
         assert run["trigger"] == "Backfill", name
         assert run["relabelled"] == [f"{name}/events/day-00.csv"]

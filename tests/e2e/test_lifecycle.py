@@ -1,4 +1,5 @@
-"""Crash recovery and deletion: a killed operator resumes without duplicates or loss,
+"""Crash recovery and deletion: an operator whose container is SIGKILLed resumes
+without duplicates or loss when kubelet restarts it,
 and deleting a policy removes what it owns but never the user's Deployment or data."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import json
 from typing import Any
 
 import scenario as sc
-from devstack import operatorproc, procs
+from devstack import release
 from devstack.stack import Stack
 from kubernetes import client
 
@@ -29,14 +30,17 @@ def test_operator_killed_mid_run_resumes_without_duplicates_or_loss(
         sc.put(s3, bucket, f"incoming/c{i}.csv", sc.batch_csv(400, seed=20 + i))
 
     first = sc.wait_for("the first Job", lambda: sc.jobs_of(kube_api, ns, "ads"), every=0.05)
-    operatorproc.kill(stack)  # SIGKILL while the run is in flight
-    assert procs.pid_of(operatorproc.NAME, stack.state) is None
+    restarts = release.restarts(stack)
+    killed = release.kill(stack)  # SIGKILL while the run is in flight
+    (container,) = killed.status.container_statuses
+    assert container.restart_count == restarts + 1
+    assert container.last_state.terminated.exit_code == 137  # 128 + SIGKILL
     job_name = first[0].metadata.name
+    assert not _job_done(kube_api, ns, job_name), "the run ended before the crash"
     sc.wait_for("the orphaned run to finish", lambda: _job_done(kube_api, ns, job_name))
     sc.put(s3, bucket, "incoming/c2.csv", sc.batch_csv(400, seed=22))
 
-    port = operatorproc.start(stack)
-    (stack.state / "operator-metrics-port").write_text(str(port))
+    release.wait_ready(stack)  # kubelet restarted the container
     p = sc.wait_for(
         "v2 to serve after the restart",
         lambda: (q := sc.get_policy(kube_api, ns, "ads")) and sc.serving_version(q) == "v2" and q,

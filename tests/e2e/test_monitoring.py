@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import scenario as sc
-from devstack import operatorproc
+from devstack import release
+from devstack.stack import Stack
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -133,7 +134,7 @@ def test_prequential_measurements_stay_visible_after_each_promotion(
     ns: str,
     bucket: str,
     s3: Any,
-    freshet_operator: int,
+    freshet_operator: Stack,
 ) -> None:
     """Each run measures the serving model, then its promotion replaces it: status keeps
     that measurement (the replaced version's analysis) and totals agree with the counter."""
@@ -165,7 +166,7 @@ def test_prequential_measurements_stay_visible_after_each_promotion(
     assert "on 600 new rows" in previous["lastMeasurement"]["message"]
     # Two runs measured the serving model (v1, then v2): status and the counter agree.
     assert monitoring["totals"] == {"Pass": 2}
-    assert _measured(operatorproc.metrics(freshet_operator), ns, "steady") == {"Pass": 2.0}
+    assert _measured(release.metrics(freshet_operator), ns, "steady") == {"Pass": 2.0}
 
 
 def test_prometheus_analysis_holds_steady_then_rolls_back(

@@ -25,7 +25,7 @@ def test_a_notification_triggers_long_before_the_poll_interval(
     stack: Stack,
     minio_store: s3store.S3Info,
     minio_bucket: tuple[Minio, str],
-    freshet_operator: int,
+    freshet_operator: Stack,
 ) -> None:
     s3, bucket = minio_bucket
     ns = namespace

@@ -1,170 +1,39 @@
 """freshet on a real node: the images built by devstack.images, the operator
-installed with `helm install` of charts/freshet as a user would, a policy that
-trains in a real pod of `freshet-trainer:dev`, and a model server answering
-through its pod IP and its Service.
-
-Shares the real-node stack (`real_stack`, tests/conftest.py) with
-tests/integration/test_real_node.py: only one real node can run per machine.
-Prints the timings.
+installed with `helm upgrade --install` of charts/freshet as a user would (the
+session's `freshet_release`), a policy that trains in a real pod of
+`freshet-trainer:dev`, and a model server answering through its pod IP and its
+Service. Prints the timings.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import scenario as sc
-from devstack import controlplane, images, node, s3store
+from devstack import node, release
 from devstack import stack as devstack
-from kubernetes import client, config
-
-REPO = Path(__file__).resolve().parents[2]
-RELEASE_NS = "freshet-system"
-
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "runAsUser": 65532,
-    "runAsGroup": 65532,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+from kubernetes import client
 
 
 def _poll(what: str, check: Any, timeout: float, every: float = 0.2) -> Any:
     return sc.wait_for(what, check, timeout=timeout, every=every)
 
 
-@pytest.fixture(scope="module")
-def api(real_stack: devstack.Stack) -> client.ApiClient:
-    return config.new_client_from_config(real_stack.kubeconfig)  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture(scope="module")
-def core(api: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api)
-
-
-@pytest.fixture(scope="module")
-def imported(real_stack: devstack.Stack) -> dict[str, Path]:
-    """Both freshet images (built or taken from the cache) in the node's containerd."""
-    started = time.monotonic()
-    archives = images.ensure()
-    built = time.monotonic()
-    for archive in archives.values():
-        node.import_image(real_stack.state, archive)
-    print(
-        f"\nimages ensured in {built - started:.1f}s, "
-        f"imported into the node in {time.monotonic() - built:.1f}s"
-    )
-    return archives
-
-
-def _helm(real_stack: devstack.Stack, tmp: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "HELM_CACHE_HOME": str(tmp / "cache"),
-        "HELM_CONFIG_HOME": str(tmp / "config"),
-        "HELM_DATA_HOME": str(tmp / "data"),
-    }
-    p = subprocess.run(
-        [controlplane.binary("helm"), "--kubeconfig", str(real_stack.kubeconfig), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert p.returncode == 0, f"helm {' '.join(args)}: {p.stdout}\n{p.stderr}"
-    return p.stdout
-
-
 def _ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
-@pytest.fixture(scope="module")
-def operator_release(
-    real_stack: devstack.Stack,
-    core: client.CoreV1Api,
-    imported: dict[str, Path],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Any]:
-    """charts/freshet installed with helm (its crds/ come with it); yields the Ready pod."""
-    tmp = tmp_path_factory.mktemp("helm")
-    started = time.monotonic()
-    _helm(
-        real_stack,
-        tmp,
-        "install",
-        "freshet",
-        str(REPO / "charts" / "freshet"),
-        "--namespace",
-        RELEASE_NS,
-        "--create-namespace",
-        "--set",
-        "image.repository=freshet-operator",
-        "--set",
-        "image.tag=dev",
-        "--set",
-        "image.pullPolicy=Never",
-    )
-    installed = time.monotonic()
-
-    def ready_pod() -> Any:
-        for pod in core.list_namespaced_pod(RELEASE_NS).items:
-            if _ready(pod):
-                return pod
-        return None
-
-    try:
-        pod = _poll("the operator pod Ready", ready_pod, 180, every=0.5)
-        print(
-            f"\nhelm install {installed - started:.1f}s; operator pod Ready "
-            f"{time.monotonic() - started:.1f}s after helm install started"
-        )
-        yield pod
-    finally:
-        _helm(real_stack, tmp, "uninstall", "freshet", "--namespace", RELEASE_NS, "--wait")
-
-
-@pytest.fixture
-def ns(core: client.CoreV1Api) -> Iterator[str]:
-    name = f"rp-{secrets.token_hex(4)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    _poll(
-        "default ServiceAccount",
-        lambda: any(
-            sa.metadata.name == "default" for sa in core.list_namespaced_service_account(name).items
-        ),
-        30,
-    )
-    yield name
-    core.delete_namespace(name, grace_period_seconds=0, propagation_policy="Background")
-
-
-@pytest.fixture
-def bucket(real_stack: devstack.Stack) -> Iterator[tuple[Any, str]]:
-    s3 = s3store.client(real_stack.s3)
-    with s3store.temporary_bucket(s3) as name:
-        yield s3, name
-
-
-def _container_uid(real_stack: devstack.Stack, container_id: str) -> tuple[int, int]:
+def _container_uid(stack: devstack.Stack, container_id: str) -> tuple[int, int]:
     """The uid/gid containerd ran a container's process as (from its OCI spec)."""
     cid = container_id.removeprefix("containerd://")
     out = subprocess.run(
         [
             node.binary("ctr"),
-            f"--address={node._paths(real_stack.state)['sock']}",
+            f"--address={node._paths(stack.state)['sock']}",
             "--namespace=k8s.io",
             "containers",
             "info",
@@ -187,48 +56,8 @@ def _post(url: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return answer
 
 
-def _model_server(api: client.ApiClient, ns: str) -> None:
-    """scenario.model_server, restricted as the chart's pod is, with its Service."""
-    sc.model_server(api, ns)
-    apps = client.AppsV1Api(api)
-    apps.patch_namespaced_deployment(
-        "model-server",
-        ns,
-        {
-            "spec": {
-                "template": {
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "containers": [
-                            {
-                                "name": "server",
-                                "imagePullPolicy": "Never",
-                                "securityContext": RESTRICTED,
-                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                            }
-                        ],
-                        "volumes": [{"name": "tmp", "emptyDir": {}}],
-                    }
-                }
-            }
-        },
-    )
-    client.CoreV1Api(api).create_namespaced_service(
-        ns,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "model-server"},
-            "spec": {
-                "selector": {"app": "model-server"},
-                "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
-            },
-        },
-    )
-
-
-def test_operator_release_is_restricted(operator_release: Any) -> None:
-    pod = operator_release
+def test_operator_release_is_restricted(freshet_operator: devstack.Stack) -> None:
+    pod = release.wait_ready(freshet_operator)
     (c,) = pod.spec.containers
     assert c.image == "freshet-operator:dev"
     assert c.image_pull_policy == "Never"
@@ -244,19 +73,11 @@ def test_operator_release_is_restricted(operator_release: Any) -> None:
 
 
 def test_policy_trains_in_a_real_pod_and_serves(
-    real_stack: devstack.Stack,
-    api: client.ApiClient,
-    core: client.CoreV1Api,
-    operator_release: Any,
-    ns: str,
-    bucket: tuple[Any, str],
+    stack: devstack.Stack, kube_api: client.ApiClient, ns: str, bucket: str, s3: Any
 ) -> None:
-    s3, name = bucket
-    # With a real node the store listens on the bridge gateway, reachable from pods.
-    sc.store_secret(api, ns, real_stack, name)
-    _model_server(api, ns)
+    api, core = kube_api, client.CoreV1Api(kube_api)
     for i in range(2):
-        sc.put(s3, name, f"incoming/b{i}.csv", sc.batch_csv(400, seed=i))
+        sc.put(s3, bucket, f"incoming/b{i}.csv", sc.batch_csv(400, seed=i))
     created = time.monotonic()
     sc.create_policy(api, ns, sc.policy("real", mode="Static"))
 
@@ -281,7 +102,7 @@ def test_policy_trains_in_a_real_pod_and_serves(
     assert cs.state.terminated.exit_code == 0
     started = (cs.state.terminated.started_at - pod.metadata.creation_timestamp).total_seconds()
     print(f"training pod start (created -> container started): {started:.0f}s")
-    assert _container_uid(real_stack, cs.container_id) == (65532, 65532)
+    assert _container_uid(stack, cs.container_id) == (65532, 65532)
 
     # The trainer's structured log: JSON lines with the run id.
     log = core.read_namespaced_pod_log(pod.metadata.name, ns)
@@ -304,7 +125,7 @@ def test_policy_trains_in_a_real_pod_and_serves(
 
     server = _poll("a Ready model-server pod with v1", serving_pod, 120, every=0.5)
     (scs,) = server.status.container_statuses
-    assert _container_uid(real_stack, scs.container_id) == (65532, 65532)
+    assert _container_uid(stack, scs.container_id) == (65532, 65532)
     rows = [{"x1": 1.5, "x2": -1.0, "cat": "b"}, {"x1": -1.5, "x2": 1.0, "cat": "a"}]
     answer = _post(f"http://{server.status.pod_ip}:8080/predict", rows)
     assert len(answer["predictions"]) == 2, answer
@@ -328,8 +149,9 @@ def _finished(core: client.CoreV1Api, ns: str, name: str) -> Any:
 
 
 def test_read_only_root_filesystem_in_the_trainer_image(
-    core: client.CoreV1Api, imported: dict[str, Path], ns: str
+    kube_api: client.ApiClient, namespace: str
 ) -> None:
+    core, ns = client.CoreV1Api(kube_api), namespace
     body = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -343,7 +165,7 @@ def test_read_only_root_filesystem_in_the_trainer_image(
                     "image": "freshet-trainer:dev",
                     "imagePullPolicy": "Never",
                     "command": ["python", "-c", "open('/x', 'w')"],
-                    "securityContext": RESTRICTED,
+                    "securityContext": sc.RESTRICTED,
                 }
             ],
         },
@@ -352,37 +174,3 @@ def test_read_only_root_filesystem_in_the_trainer_image(
     pod = _poll("pod ro finished", lambda: _finished(core, ns, "ro"), 60)
     assert pod.status.phase == "Failed"
     assert "Read-only file system" in core.read_namespaced_pod_log("ro", ns)
-
-
-def test_run_as_non_root_refuses_a_root_image(
-    real_stack: devstack.Stack, core: client.CoreV1Api, ns: str
-) -> None:
-    ref, archive = node.image_archive("hello")
-    node.import_image(real_stack.state, archive)
-    body = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "root"},
-        "spec": {
-            "automountServiceAccountToken": False,
-            "containers": [
-                {
-                    "name": "main",
-                    "image": ref,
-                    "imagePullPolicy": "Never",
-                    "securityContext": {"runAsNonRoot": True},
-                }
-            ],
-        },
-    }
-    core.create_namespaced_pod(ns, body)
-
-    def refused() -> Any:
-        pod = core.read_namespaced_pod("root", ns)
-        for cs in pod.status.container_statuses or []:
-            if cs.state.waiting and cs.state.waiting.reason == "CreateContainerConfigError":
-                return cs.state.waiting
-        return None
-
-    waiting = _poll("CreateContainerConfigError", refused, 60)
-    assert "will run as root" in waiting.message

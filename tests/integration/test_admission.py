@@ -34,7 +34,7 @@ def test_there_are_at_least_ten_distinct_cases() -> None:
 
 
 def test_the_valid_policy_is_accepted(
-    kube_api: client.ApiClient, namespace: str, operator_installed: object
+    kube_api: client.ApiClient, namespace: str, freshet_release: object
 ) -> None:
     created = _create(kube_api, namespace, valid_policy("accepted"))
     assert created["spec"]["training"]["seed"] == 0  # type: ignore[index]  # a CRD default
@@ -44,7 +44,7 @@ def test_the_valid_policy_is_accepted(
 def test_near_misses_of_the_rules_are_accepted(
     kube_api: client.ApiClient,
     namespace: str,
-    operator_installed: object,
+    freshet_release: object,
     case_id: str,
     policy: Policy,
 ) -> None:
@@ -58,7 +58,7 @@ EXAMPLES = sorted((Path(__file__).parents[2] / "docs" / "examples").glob("policy
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_the_documented_examples_are_accepted(
-    kube_api: client.ApiClient, namespace: str, operator_installed: object, path: Path
+    kube_api: client.ApiClient, namespace: str, freshet_release: object, path: Path
 ) -> None:
     """The API server admits each example, and the operator's typed spec reads it back."""
     policy = yaml.safe_load(path.read_text())
@@ -73,7 +73,7 @@ def test_the_documented_examples_are_accepted(
 def test_invalid_policy_is_rejected_with_its_message(
     kube_api: client.ApiClient,
     namespace: str,
-    operator_installed: object,
+    freshet_release: object,
     case_id: str,
     policy: Policy,
     expected: str,

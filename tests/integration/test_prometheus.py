@@ -1,5 +1,5 @@
 """The stack's Prometheus discovers annotated pods, scrapes them at podIP:containerPort
-(the node agent's pod network) with namespace/pod/container/app labels, leaves
+on the stack's bridge with namespace/pod/container/app labels, leaves
 unannotated pods alone, and drops a pod's target when the pod goes away."""
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 
-# Serves Prometheus text on $PORT_8080 with a counter of a known value. The
+# Serves Prometheus text on port 8080 with a counter of a known value (in the
+# trainer image, which has prometheus_client). The
 # container declares another port first, so the scrape port must come from
 # the `prometheus.io/port` annotation, not from "the first port".
 EXPORTER = """
-import os, sys, threading
+import sys, threading
 from prometheus_client import Counter, start_http_server
 c = Counter("freshet_devstack_probe", "probe counter", ["flavour"])
 c.labels(sys.argv[1]).inc(float(sys.argv[2]))
-start_http_server(int(os.environ["PORT_8080"]), addr="127.0.0.1")
+start_http_server(8080)
 threading.Event().wait()
 """
 
@@ -45,10 +46,11 @@ def exporter(name: str, value: int, scrape: bool) -> dict[str, Any]:
                 "metadata": {"labels": {"app": name}, "annotations": annotations},
                 "spec": {
                     "terminationGracePeriodSeconds": 2,
+                    "automountServiceAccountToken": False,
                     "containers": [
                         {
                             "name": "exporter",
-                            "image": "freshet/exporter:dev",
+                            "image": "freshet-trainer:dev",
                             "command": ["python", "-c", EXPORTER, name, str(value)],
                             "ports": [
                                 {"name": "other", "containerPort": 9000},
@@ -100,7 +102,7 @@ def running_pod(core: client.CoreV1Api, ns: str, app: str) -> Any:
 
 
 def test_prometheus_scrapes_annotated_pods(
-    node_agent: devstack.Stack, prometheus: str, kube_api: client.ApiClient, namespace: str
+    stack: devstack.Stack, prometheus: str, kube_api: client.ApiClient, namespace: str
 ) -> None:
     apps, core = client.AppsV1Api(kube_api), client.CoreV1Api(kube_api)
     api(prometheus, "/api/v1/status/buildinfo")  # the API answers at all
@@ -109,10 +111,9 @@ def test_prometheus_scrapes_annotated_pods(
     pod = wait_for(lambda: running_pod(core, namespace, "scraped"), "scraped pod running", 60)
     wait_for(lambda: running_pod(core, namespace, "ignored"), "ignored pod running", 60)
     name = pod.metadata.name
-    # Scraped at the pod's own address and container port, as in a cluster (the
-    # node agent forwards it to the host port the process listens on).
+    # Scraped at the pod's own address and container port, as in a cluster.
     address = f"{pod.status.pod_ip}:8080"
-    assert pod.status.pod_ip != "127.0.0.1"
+    assert not pod.status.pod_ip.startswith("127.")
 
     promql = f'freshet_devstack_probe_total{{namespace="{namespace}"}}'
     series = wait_for(lambda: query(prometheus, promql), "the probe counter in Prometheus", 20)

@@ -1,9 +1,8 @@
 """The real node (devstack.node): kubelet + containerd + runc on a bridge of the
 stack's own, kube-proxy for Services, CoreDNS for cluster DNS.
 
-Its own session stack (`real_stack` in tests/conftest.py: a real node and the node
-agent cannot share one, and only one real node runs per machine, so tests/e2e/
-test_real_pods.py shares it), started only when a test asks for it.
+On the session's stack (`stack` in tests/conftest.py; one real node runs per
+machine, so every tier shares it).
 The test image is `hello` (hack/hello/main.go): one static binary that prints
 a line and serves HTTP on :8080, and with arguments says something, GETs a URL
 or touches a file, so exec and in-pod HTTP checks need no shell.
@@ -11,10 +10,8 @@ or touches a file, so exec and in-pod HTTP checks need no shell.
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,34 +24,24 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
-def core(real_stack: devstack.Stack) -> client.CoreV1Api:
-    api = config.new_client_from_config(real_stack.kubeconfig)  # type: ignore[no-untyped-call]
+def core(stack: devstack.Stack) -> client.CoreV1Api:
+    api = config.new_client_from_config(stack.kubeconfig)  # type: ignore[no-untyped-call]
     return client.CoreV1Api(api)
 
 
 @pytest.fixture(scope="session")
-def hello_image(real_stack: devstack.Stack) -> str:
+def hello_image(stack: devstack.Stack) -> str:
     """The test image, assembled once per binary (cached next to it) and imported."""
     started = time.monotonic()
     ref, archive = node.image_archive("hello")
-    node.import_image(real_stack.state, archive)
+    node.import_image(stack.state, archive)
     print(f"\nhello image built and imported in {time.monotonic() - started:.2f}s")
     return ref
 
 
 @pytest.fixture
-def ns(core: client.CoreV1Api) -> Iterator[str]:
-    name = f"rn-{secrets.token_hex(4)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    _poll(lambda: _has_default_sa(core, name), 30, "default ServiceAccount")
-    yield name
-    core.delete_namespace(name, grace_period_seconds=0, propagation_policy="Background")
-
-
-def _has_default_sa(core: client.CoreV1Api, ns: str) -> bool:
-    return any(
-        sa.metadata.name == "default" for sa in core.list_namespaced_service_account(ns).items
-    )
+def ns(namespace: str) -> str:
+    return namespace
 
 
 def _poll(check: Any, timeout: float, what: str) -> Any:
@@ -126,13 +113,13 @@ def _exec(core: client.CoreV1Api, ns: str, pod: str, command: list[str]) -> str:
     return str(out)
 
 
-def test_node_registers_ready(real_stack: devstack.Stack, core: client.CoreV1Api) -> None:
+def test_node_registers_ready(stack: devstack.Stack, core: client.CoreV1Api) -> None:
     n = core.read_node(node.NODE_NAME)
     ready = {c.type: c.status for c in n.status.conditions}
     assert ready["Ready"] == "True", ready
     assert n.status.node_info.kubelet_version == controlplane.versions()["KUBE_VERSION"]
     assert n.status.node_info.container_runtime_version.startswith("containerd://")
-    net = node.load_network(real_stack.state)
+    net = node.load_network(stack.state)
     assert net is not None
     addresses = {a.type: a.address for a in n.status.addresses}
     assert addresses["InternalIP"] == net.gateway
@@ -152,14 +139,14 @@ def test_pod_runs_with_logs_and_exec(core: client.CoreV1Api, hello_image: str, n
 
 
 def test_pods_have_no_route_off_the_bridge(
-    real_stack: devstack.Stack, core: client.CoreV1Api, hello_image: str, ns: str
+    stack: devstack.Stack, core: client.CoreV1Api, hello_image: str, ns: str
 ) -> None:
     """Pods reach their /24 and the Service CIDR via the gateway, nothing else;
     the host forwards nothing between the bridge and another interface."""
     _run_pod(core, ns, _pod("routes", hello_image))
-    net = node.load_network(real_stack.state)
+    net = node.load_network(stack.state)
     assert net is not None
-    netns_dir = real_stack.state / "node" / "containerd" / "state" / "io.containerd.grpc.v1.cri"
+    netns_dir = stack.state / "node" / "containerd" / "state" / "io.containerd.grpc.v1.cri"
     namespaces = list((netns_dir / "netns").iterdir())
     assert namespaces
     for path in namespaces:
@@ -218,7 +205,7 @@ def test_read_only_root_filesystem_is_enforced(
 
 
 def test_services_and_dns_from_a_pod(
-    real_stack: devstack.Stack, core: client.CoreV1Api, hello_image: str, ns: str
+    stack: devstack.Stack, core: client.CoreV1Api, hello_image: str, ns: str
 ) -> None:
     _run_pod(core, ns, _pod("web", hello_image, labels={"app": "web"}))
     svc = core.create_namespaced_service(
@@ -244,5 +231,5 @@ def test_services_and_dns_from_a_pod(
     assert "hello from web" in out
     out = _poll(lambda: get(f"http://web.{ns}.svc.cluster.local/"), 30, "web by DNS name")
     assert "hello from web" in out
-    out = _poll(lambda: get(f"{real_stack.s3.url}/"), 15, "S3 store")
+    out = _poll(lambda: get(f"{stack.s3.url}/"), 15, "S3 store")
     print(f"S3 store from a pod: {out.splitlines()[0]}")

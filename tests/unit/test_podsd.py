@@ -9,15 +9,14 @@ from typing import Any
 from devstack import podsd
 
 
-def pod(annotations: dict[str, str], ports: dict[str, int] | None = None) -> dict[str, Any]:
-    mapped = {"app/9000": 31000, "app/8080": 31001} if ports is None else ports
+def pod(annotations: dict[str, str]) -> dict[str, Any]:
     return {
         "metadata": {
             "namespace": "ns",
             "name": "web-1",
             "uid": "u1",
             "labels": {"app": "web", "pod-template-hash": "abc"},
-            "annotations": {**annotations, podsd.PORTS_ANNOTATION: json.dumps(mapped)},
+            "annotations": annotations,
             "ownerReferences": [{"kind": "ReplicaSet", "name": "web-abc", "controller": True}],
         },
         "spec": {
@@ -34,7 +33,7 @@ def pod(annotations: dict[str, str], ports: dict[str, int] | None = None) -> dic
             ],
         },
         "status": {
-            "podIP": "127.0.0.1",
+            "podIP": "10.208.0.7",
             "phase": "Running",
             "conditions": [{"type": "Ready", "status": "True"}],
         },
@@ -46,10 +45,9 @@ def test_port_by_number_name_or_first() -> None:
     by_name = podsd.target_group(pod({"prometheus.io/port": "metrics"}))
     first = podsd.target_group(pod({}))
     assert by_number is not None and by_name is not None and first is not None
-    assert by_number["labels"][podsd.HOST_PORT_LABEL] == "31001"
-    assert by_name["labels"][podsd.HOST_PORT_LABEL] == "31001"
-    assert by_number["targets"] == ["127.0.0.1:8080"]
-    assert first["labels"][podsd.HOST_PORT_LABEL] == "31000"
+    assert by_number["targets"] == by_name["targets"] == ["10.208.0.7:8080"]
+    assert by_name["labels"]["__meta_kubernetes_pod_container_port_name"] == "metrics"
+    assert first["targets"] == ["10.208.0.7:9000"]
 
 
 def test_kubernetes_sd_labels() -> None:
@@ -70,7 +68,9 @@ def test_kubernetes_sd_labels() -> None:
 
 def test_unreachable_pods_are_left_out() -> None:
     assert podsd.target_group(pod({"prometheus.io/port": "7777"})) is None  # no such port
-    assert podsd.target_group(pod({}, ports={})) is None  # agent has not mapped it yet
+    no_ports = pod({})
+    no_ports["spec"]["containers"][0]["ports"] = []
+    assert podsd.target_group(no_ports) is None
     no_ip = pod({})
     no_ip["status"].pop("podIP")
     assert podsd.target_group(no_ip) is None
