@@ -1,10 +1,9 @@
 """The local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager
 and kube-scheduler, built from the pinned Go modules (hack/build-kube.sh) and
-started on loopback (or, with a real node, on the stack bridge's gateway address,
-see devstack.node) with generated certificates and RBAC.
+started on the stack bridge's gateway address (see devstack.node) with generated
+certificates and RBAC.
 
-Ports are chosen at start, so several stacks (a developer's and a test
-session's) can run side by side; everything a client needs is written into the
+Ports are chosen at start; everything a client needs is written into the
 stack's state directory: `kubeconfig` (cluster admin) and `controlplane.json`.
 """
 
@@ -58,14 +57,13 @@ class ControlPlane:
 KUBELET_CLIENT = "kube-apiserver-kubelet-client"  # the API server's user towards kubelets
 
 
-def start(state: Path, address: str = "127.0.0.1", kubelet_client: bool = False) -> ControlPlane:
+def start(state: Path, address: str) -> ControlPlane:
     """Generate credentials, start the four components, wait until each is healthy.
 
     `address` is where the API server listens and what it advertises (the
-    `kubernetes` Service's endpoint): loopback for the node agent, the stack
-    bridge's gateway for a real node, so pods reach it too. `kubelet_client`
-    gives the API server a client certificate for kubelets (`logs`, `exec`) and
-    makes it check their serving certificates against the stack's CA.
+    `kubernetes` Service's endpoint): the stack bridge's gateway, so pods reach
+    it too. The API server gets a client certificate for the kubelet (`logs`,
+    `exec`) and checks the kubelet's serving certificate against the stack's CA.
     """
     state.mkdir(parents=True, exist_ok=True)
     pki = state / "pki"
@@ -108,7 +106,7 @@ def start(state: Path, address: str = "127.0.0.1", kubelet_client: bool = False)
         "apiserver",
         "kube-apiserver",
         server_names=[
-            *([address] if address != "127.0.0.1" else []),
+            address,
             "127.0.0.1",
             "localhost",
             "10.96.0.1",
@@ -143,7 +141,7 @@ def start(state: Path, address: str = "127.0.0.1", kubelet_client: bool = False)
             f"--service-account-signing-key-file={sa_key}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            *_endpoint_and_kubelet_flags(ca, address, kubelet_client),
+            *_kubelet_client_flags(ca),
             "--profiling=false",
             "--v=1",
         ],
@@ -201,23 +199,14 @@ def start(state: Path, address: str = "127.0.0.1", kubelet_client: bool = False)
     return plane
 
 
-def _endpoint_and_kubelet_flags(
-    ca: certs.Authority, address: str, kubelet_client: bool
-) -> list[str]:
-    flags = []
-    if address.startswith("127."):
-        # Endpoints may not point at loopback, and nothing here routes to the
-        # service IP anyway: clients use the kubeconfig's address.
-        flags.append("--endpoint-reconciler-type=none")
-    if kubelet_client:
-        pair = ca.issue("apiserver-kubelet-client", KUBELET_CLIENT)
-        flags += [
-            f"--kubelet-client-certificate={pair.cert}",
-            f"--kubelet-client-key={pair.key}",
-            f"--kubelet-certificate-authority={ca.cert_path}",
-            "--kubelet-preferred-address-types=InternalIP",
-        ]
-    return flags
+def _kubelet_client_flags(ca: certs.Authority) -> list[str]:
+    pair = ca.issue("apiserver-kubelet-client", KUBELET_CLIENT)
+    return [
+        f"--kubelet-client-certificate={pair.cert}",
+        f"--kubelet-client-key={pair.key}",
+        f"--kubelet-certificate-authority={ca.cert_path}",
+        "--kubelet-preferred-address-types=InternalIP",
+    ]
 
 
 def _start_component(

@@ -6,7 +6,8 @@ a registry) is pointed at a local Debian base instead:
 
 1. base: `mmdebstrap --variant=minbase` of bookworm with `BASE_PACKAGES`, from
    the Debian mirror apt on this machine uses (read from its sources at build
-   time), imported into buildah's storage as `localhost/freshet-base:<key>`.
+   time), imported into buildah's storage (under `$FRESHET_CACHE/buildah`) as
+   `localhost/freshet-base:<key>`.
    Cached as a tar under `$FRESHET_CACHE/images/` by the hash of its package
    list and options.
 2. each image: `buildah bud --pull=never --layers` from the repository root,
@@ -72,6 +73,15 @@ USER = "65532:65532"
 def cache_dir() -> Path:
     base = Path(os.environ.get("FRESHET_CACHE", Path.home() / ".cache" / "freshet"))
     return base / "images"
+
+
+def buildah() -> list[str]:
+    """buildah with its layer storage under the cache (`$FRESHET_CACHE/buildah`),
+    next to the archives, not in /var/lib/containers: an empty cache is a cold build.
+    Its run state (locks, mount counts) goes to /run, cleared at boot, one per storage."""
+    root = (cache_dir().parent / "buildah").resolve()
+    run = Path("/run") / f"freshet-buildah-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+    return ["buildah", "--root", str(root), "--runroot", str(run)]
 
 
 def _log(msg: str) -> None:
@@ -327,7 +337,7 @@ def _out(argv: Sequence[str]) -> str:
 def image_id(ref: str) -> str | None:
     """The full id of `ref` in buildah's storage, or None."""
     p = subprocess.run(
-        ["buildah", "inspect", "--type", "image", "--format", "{{.FromImageID}}", ref],
+        [*buildah(), "inspect", "--type", "image", "--format", "{{.FromImageID}}", ref],
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -338,25 +348,25 @@ def image_id(ref: str) -> str | None:
 
 def image_config(ref: str) -> dict[str, Any]:
     """The Docker-format config (User, Env, Entrypoint, ...) of an image in buildah's storage."""
-    data = json.loads(_out(["buildah", "inspect", "--type", "image", ref]))
+    data = json.loads(_out([*buildah(), "inspect", "--type", "image", ref]))
     config: dict[str, Any] = data["Docker"]["config"]
     return config
 
 
 def _import_tar(tar: Path, ref: str) -> str:
     """`buildah from scratch`, untar the rootfs, commit as `ref`; the image id."""
-    ctr = _out(["buildah", "from", "scratch"])
+    ctr = _out([*buildah(), "from", "scratch"])
     try:
-        mnt = _out(["buildah", "mount", ctr])
+        mnt = _out([*buildah(), "mount", ctr])
         _run(["tar", "-xpf", str(tar), "-C", mnt, "--numeric-owner"])
-        _run(["buildah", "umount", ctr], stdout=subprocess.DEVNULL)
-        _run(["buildah", "config", "--cmd", "/bin/bash", "--env", "LANG=C.UTF-8", ctr])
+        _run([*buildah(), "umount", ctr], stdout=subprocess.DEVNULL)
+        _run([*buildah(), "config", "--cmd", "/bin/bash", "--env", "LANG=C.UTF-8", ctr])
         _run(
-            ["buildah", "commit", "--quiet", "--timestamp", "0", "--format", "docker", ctr, ref],
+            [*buildah(), "commit", "--quiet", "--timestamp", "0", "--format", "docker", ctr, ref],
             stdout=subprocess.DEVNULL,
         )
     finally:
-        subprocess.run(["buildah", "rm", ctr], stdout=subprocess.DEVNULL, check=False)
+        subprocess.run([*buildah(), "rm", ctr], stdout=subprocess.DEVNULL, check=False)
     iid = image_id(ref)
     assert iid, ref
     return iid
@@ -431,7 +441,7 @@ def build(name: str, dockerfile: str, base: dict[str, str], digest: str) -> dict
     with tempfile.TemporaryDirectory() as tmp:
         iidfile = Path(tmp) / "iid"
         argv = [
-            "buildah",
+            *buildah(),
             "bud",
             "--pull=never",
             "--runtime",
@@ -461,7 +471,7 @@ def build(name: str, dockerfile: str, base: dict[str, str], digest: str) -> dict
     archive = cache_dir() / _archive_name(name)
     part = archive.with_name(f".{archive.name}.part")
     part.unlink(missing_ok=True)
-    _run(["buildah", "push", "--quiet", iid, f"docker-archive:{part}:{name}"])
+    _run([*buildah(), "push", "--quiet", iid, f"docker-archive:{part}:{name}"])
     part.rename(archive)
     total = time.monotonic() - t0
     _log(f"images: {name} built in {built:.0f} s, exported in {total - built:.0f} s")
@@ -484,7 +494,7 @@ def _drop(old: str | None, keep: str) -> None:
     """Remove the image a rebuild replaced, with its untagged parent layers (best effort)."""
     if old and old != keep:
         subprocess.run(
-            ["buildah", "rmi", old],
+            [*buildah(), "rmi", old],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=False,
@@ -590,11 +600,11 @@ def run_restricted(
     """
     cfg = image_config(image)
     uid, _, gid = user.partition(":")
-    ctr = _out(["buildah", "from", "--pull=never", image])
+    ctr = _out([*buildah(), "from", "--pull=never", image])
     bundle = Path(tempfile.mkdtemp(prefix="freshet-run-"))
     cid = ""
     try:
-        root = _out(["buildah", "mount", ctr])
+        root = _out([*buildah(), "mount", ctr])
         _run([RUNC, "spec", "--bundle", str(bundle)])
         spec = json.loads((bundle / "config.json").read_text())
         spec["root"] = {"path": root, "readonly": readonly}
@@ -628,8 +638,8 @@ def run_restricted(
     finally:
         if cid:  # gone already unless the run timed out
             subprocess.run([RUNC, "delete", "--force", cid], capture_output=True, check=False)
-        subprocess.run(["buildah", "umount", ctr], stdout=subprocess.DEVNULL, check=False)
-        subprocess.run(["buildah", "rm", ctr], stdout=subprocess.DEVNULL, check=False)
+        subprocess.run([*buildah(), "umount", ctr], stdout=subprocess.DEVNULL, check=False)
+        subprocess.run([*buildah(), "rm", ctr], stdout=subprocess.DEVNULL, check=False)
         shutil.rmtree(bundle, ignore_errors=True)
 
 

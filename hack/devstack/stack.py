@@ -53,7 +53,7 @@ def up(state: Path, prometheus: bool = False) -> Stack:
         _clear(state)
         started = time.monotonic()
         address = real_node.create_network(state).gateway
-        plane = controlplane.start(state, address=address, kubelet_client=True)
+        plane = controlplane.start(state, address)
         s3 = s3store.start(state, address=address)
         print(f"control plane and S3 store up in {time.monotonic() - started:.1f}s", flush=True)
     else:
