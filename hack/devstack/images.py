@@ -535,6 +535,16 @@ def _require_tools() -> None:
         )
 
 
+def _current(entry: dict[str, Any], digest: str) -> bool:
+    """Whether an index entry is the build of these inputs, in the archive and in storage."""
+    return (
+        entry.get("input_hash") == digest
+        and Path(entry.get("archive", "/nonexistent")).is_file()
+        and bool(iid := entry.get("image_id"))
+        and image_id(str(iid)) == iid
+    )
+
+
 def ensure(names: Sequence[str] | None = None, rebuild: bool = False) -> dict[str, Path]:
     """The docker-archive of each image (all of `IMAGES` by default), built if stale."""
     wanted = list(names or IMAGES)
@@ -542,15 +552,14 @@ def ensure(names: Sequence[str] | None = None, rebuild: bool = False) -> dict[st
         index = read_index()
         images = index.setdefault("images", {})
         base = index.get("base", {})
-        # Warm path: the base is known and every image's inputs are unchanged.
+        # Warm path: the base is known and every image's inputs are unchanged,
+        # its archive is there and buildah's storage still holds it.
         fresh = (
             not rebuild
             and base.get("key") == base_key()
             and "digest" in base
             and all(
-                images.get(n, {}).get("input_hash") == input_hash(IMAGES[n], base["digest"])
-                and Path(images[n]["archive"]).is_file()
-                for n in wanted
+                _current(images.get(n, {}), input_hash(IMAGES[n], base["digest"])) for n in wanted
             )
         )
         if not fresh:
@@ -560,11 +569,7 @@ def ensure(names: Sequence[str] | None = None, rebuild: bool = False) -> dict[st
             for n in wanted:
                 digest = input_hash(IMAGES[n], base["digest"])
                 entry = images.get(n, {})
-                if (
-                    rebuild
-                    or entry.get("input_hash") != digest
-                    or not Path(entry.get("archive", "/nonexistent")).is_file()
-                ):
+                if rebuild or not _current(entry, digest):
                     images[n] = build(n, IMAGES[n], base, digest)
                     _write_index(index)
                     _drop(entry.get("image_id"), keep=images[n]["image_id"])
