@@ -71,7 +71,7 @@ def install(s: Stack, values: Mapping[str, str] | None = None, timeout: float = 
     without `values` puts back what a test changed.
     """
     settings = {**IMAGE_VALUES, **(values or {})}
-    sets = [arg for k, v in settings.items() for arg in ("--set-string", f"{k}={v}")]
+    sets = [arg for k, v in settings.items() for arg in ("--set", f"{k}={v}")]
     helm(
         s,
         "upgrade",
