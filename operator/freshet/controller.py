@@ -130,6 +130,7 @@ class PolicyController:
             self.rt.controllers.pop(self.uid, None)
             self._release_slots()
             self.rt.watchers.unsubscribe(self.key)
+            metrics.forget(self.namespace, self.name)
 
     async def _unexpected(self, body: kopf.Body, e: Exception) -> float:
         """Say it once, with the traceback; then as a condition and an Event, backing off."""
@@ -553,6 +554,7 @@ class PolicyController:
         )
         current = dict(body.get("status") or {})
         desired = status.build(book, current, observation)
+        metrics.report_state(self.namespace, self.name, desired)
         for reason, message in status.new_problems(current, desired):
             kopf.warn(body, reason=reason, message=message)
         patch = status.merge_patch(current, desired)

@@ -134,6 +134,13 @@ def test_dynamic_policy_trains_on_arrival_and_gates_candidates(
     assert scraped["freshet_batches_consumed_total"] == 8
     assert scraped["freshet_trainings_total/started"] == 3
     assert scraped["freshet_trainings_total/succeeded"] == 3
+    # The state gauges say what status says.
+    assert scraped["freshet_policy_serving_version"] == 2
+    assert scraped["freshet_policy_condition/Degraded"] == 1
+    assert scraped["freshet_policy_condition/Ready"] == 1
+    assert scraped["freshet_policy_pending_batches"] == 0
+    promoted = datetime.fromisoformat(p["status"]["serving"]["promotedTime"].replace("Z", "+00:00"))
+    assert scraped["freshet_policy_last_promotion_timestamp_seconds"] == promoted.timestamp()
 
 
 def _seconds_between(earlier: str, later: str) -> float:
@@ -214,7 +221,8 @@ def _samples(text: str, **labels: str) -> dict[str, float]:
         for sample in family.samples:
             if all(sample.labels.get(k) == v for k, v in labels.items()):
                 key = sample.name
-                if "outcome" in sample.labels:
-                    key += "/" + sample.labels["outcome"]
+                for extra in ("outcome", "type"):
+                    if extra in sample.labels:
+                        key += "/" + sample.labels[extra]
                 out[key] = sample.value
     return out

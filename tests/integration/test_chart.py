@@ -4,6 +4,8 @@ one in crds/. No cluster: installs are in tests/e2e (the session's release)."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,11 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def render(*sets: str) -> dict[str, dict[str, Any]]:
-    """The rendered objects by `Kind/name`."""
+    """The rendered objects by `Kind/name`. A set `path:=json` goes as `--set-json`
+    (`--set` makes every float a string)."""
     argv = ["template", "freshet", str(CHART), "--namespace", NS]
     for s in sets:
-        argv += ["--set", s]
+        argv += ["--set-json", s.replace(":=", "=", 1)] if ":=" in s else ["--set", s]
     p = helm(*argv)
     assert p.returncode == 0, p.stderr
     objects = [o for o in yaml.safe_load_all(p.stdout) if o]
@@ -200,3 +203,152 @@ def test_notes() -> None:
     notes = p.stdout.split("NOTES:", 1)[1]
     assert f"kubectl --namespace {NS} rollout status deployment/freshet-operator" in notes
     assert "keeps the CRD" in notes
+
+
+def _exported_names() -> set[str]:
+    """Every series name the operator and the model server export."""
+    from freshet import metrics  # noqa: F401  (registers the operator's metrics)
+    from freshet_trainer.serve import ServerMetrics
+    from prometheus_client import REGISTRY
+
+    names = set()
+    for registry in (REGISTRY, ServerMetrics().registry):
+        for family in registry.collect():
+            for suffix in ("", "_total", "_bucket", "_sum", "_count", "_created"):
+                names.add(family.name + suffix)
+    return names
+
+
+def _series_in(expr: str) -> set[str]:
+    return set(re.findall(r"\b(freshet_[a-z_]+)", expr))
+
+
+def test_alerts_only_when_enabled_and_on_exported_series() -> None:
+    assert "PrometheusRule/freshet-operator" not in render()
+    rule = render("metrics.prometheusRule.enabled=true", "metrics.prometheusRule.labels.a=b")[
+        "PrometheusRule/freshet-operator"
+    ]
+    assert rule["metadata"]["labels"]["a"] == "b"
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(alerts) == {
+        "FreshetOperatorDown",
+        "FreshetPolicyDegraded",
+        "FreshetModelRolledBack",
+        "FreshetModelStale",
+        "FreshetQuarantineRateHigh",
+        "FreshetTrainingRunsFailing",
+    }
+    exported = _exported_names()
+    for name, alert in alerts.items():
+        assert _series_in(alert["expr"]) <= exported, name
+        assert alert["labels"]["severity"] in {"critical", "warning"}
+    # Prometheus's own templates survive helm's templating.
+    summary = alerts["FreshetPolicyDegraded"]["annotations"]["summary"]
+    assert "{{ $labels.namespace }}/{{ $labels.policy }}" in summary
+    assert 'up{job="freshet-operator-metrics"}' in alerts["FreshetOperatorDown"]["expr"]
+    assert "> 0.25" in alerts["FreshetQuarantineRateHigh"]["expr"]
+    stricter = render(
+        "metrics.prometheusRule.enabled=true", "metrics.prometheusRule.quarantineRatio:=0.1"
+    )
+    groups = stricter["PrometheusRule/freshet-operator"]["spec"]["groups"]
+    rate = next(r for g in groups for r in g["rules"] if r["alert"] == "FreshetQuarantineRateHigh")
+    assert "> 0.1" in rate["expr"]
+
+
+def test_dashboard_configmap_queries_exported_series() -> None:
+    assert "ConfigMap/freshet-operator-dashboard" not in render()
+    cm = render("metrics.dashboard.enabled=true", "metrics.dashboard.namespace=monitoring")[
+        "ConfigMap/freshet-operator-dashboard"
+    ]
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(cm["data"]["freshet.json"])
+    assert dashboard["uid"] == "freshet"
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", []) if "expr" in t]
+    assert len(exprs) >= 20
+    used = set().union(*map(_series_in, exprs))
+    assert used <= _exported_names(), used - _exported_names()
+    # Every per-policy state gauge is on the dashboard.
+    assert {
+        "freshet_policy_condition",
+        "freshet_policy_serving_version",
+        "freshet_policy_pending_batches",
+        "freshet_policy_quarantined_batches",
+        "freshet_policy_last_promotion_timestamp_seconds",
+    } <= used
+
+
+def _promtool(*args: str) -> None:
+    from devstack import prometheus
+
+    promtool = Path(prometheus.binary()).with_name("promtool")
+    p = subprocess.run([str(promtool), *args], capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def _series(name: str, policy: str, values: str, **labels: str) -> dict[str, str]:
+    extra = "".join(f', {k}="{v}"' for k, v in labels.items())
+    return {"series": f'{name}{{namespace="ml", policy="{policy}"{extra}}}', "values": values}
+
+
+def _expect(rule: dict[str, Any], policy: str, **labels: str) -> dict[str, Any]:
+    """The alert `rule` firing for ml/<policy>, its annotations expanded."""
+    annotations = {
+        k: v.replace("{{ $labels.namespace }}", "ml").replace("{{ $labels.policy }}", policy)
+        for k, v in rule["annotations"].items()
+    }
+    return {
+        "exp_labels": {**rule["labels"], "namespace": "ml", "policy": policy, **labels},
+        "exp_annotations": annotations,
+    }
+
+
+def test_alerts_are_valid_promql_and_fire_on_what_they_say(tmp_path: Path) -> None:
+    """promtool (from Debian's Prometheus package, as the stack's) checks the rules and
+    runs them over synthetic series: a policy Degraded for 20m fires, one that recovered
+    does not; a policy quarantining 1 batch in 2 fires, 1 in 10 does not."""
+    groups = render("metrics.prometheusRule.enabled=true")["PrometheusRule/freshet-operator"][
+        "spec"
+    ]["groups"]
+    rules = {r["alert"]: r for g in groups for r in g["rules"]}
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": groups}))
+    _promtool("check", "rules", str(rules_file))
+
+    quarantining = _expect(rules["FreshetQuarantineRateHigh"], "bad")
+    quarantining["exp_annotations"]["summary"] = "ml/bad quarantines 50% of its new batches"
+    cases = {
+        "rule_files": [str(rules_file)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    _series("freshet_policy_condition", "bad", "1x30", type="Degraded"),
+                    _series("freshet_policy_condition", "ok", "1x5 0x25", type="Degraded"),
+                    # 30 batches an hour each.
+                    _series("freshet_batches_seen_total", "bad", "0+0.5x120"),
+                    _series("freshet_batches_quarantined_total", "bad", "0+0.25x120"),
+                    _series("freshet_batches_seen_total", "ok", "0+0.5x120"),
+                    _series("freshet_batches_quarantined_total", "ok", "0+0.05x120"),
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "20m",
+                        "alertname": "FreshetPolicyDegraded",
+                        "exp_alerts": [
+                            _expect(rules["FreshetPolicyDegraded"], "bad", type="Degraded")
+                        ],
+                    },
+                    {
+                        "eval_time": "100m",
+                        "alertname": "FreshetQuarantineRateHigh",
+                        "exp_alerts": [quarantining],
+                    },
+                ],
+            }
+        ],
+    }
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(yaml.safe_dump(cases))
+    _promtool("test", "rules", str(tests))
