@@ -339,6 +339,7 @@ class LiveStream:
     def setup(self) -> None:
         core = client.CoreV1Api(self.api)
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.ns)))
+        release.serve_namespace(self.api, self.ns)
         self.s3.make_bucket(self.bucket)
         sc.store_secret(self.api, self.ns, self.s, self.bucket)
         sc.model_server(self.api, self.ns, name=DYNAMIC_SERVER)

@@ -151,6 +151,7 @@ def trial(s: stack.Stack, api: client.ApiClient, i: int, replicas: int) -> dict[
     apps = client.AppsV1Api(api)
     ns, bucket = f"rollback-{i}", f"bench-rollback-{i}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    release.serve_namespace(api, ns)
     s3 = s3store.client(s.s3)
     s3.make_bucket(bucket)
     sc.store_secret(api, ns, s, bucket)

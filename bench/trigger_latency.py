@@ -60,6 +60,7 @@ def main() -> None:
         api = config.new_client_from_config(s.kubeconfig)
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
+        release.serve_namespace(api, NS)
         core.create_namespaced_resource_quota(
             NS,
             client.V1ResourceQuota(

@@ -67,6 +67,7 @@ def namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -> Ite
     ).items:
         assert time.monotonic() < deadline, f"no default ServiceAccount in {name} after 30s"
         time.sleep(0.1)
+    release.serve_namespace(kube_api, name)  # what its admin does to let freshet in
     yield name
     core.delete_namespace(name, propagation_policy="Background")
 

@@ -54,6 +54,7 @@ class Demo:
     def __init__(self, s: stack.Stack) -> None:
         self.s = s
         api = config.new_client_from_config(s.kubeconfig)  # type: ignore[no-untyped-call]  # untyped client
+        self.api = api
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.s3 = s3store.client(s.s3)
@@ -82,6 +83,8 @@ class Demo:
         if not self.s3.bucket_exists(BUCKET):
             self.s3.make_bucket(BUCKET)
         self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+        say(f"letting freshet into {NAMESPACE}: a RoleBinding to ClusterRole {release.TENANT_ROLE}")
+        release.serve_namespace(self.api, NAMESPACE)
         secret = yaml.safe_load((EXAMPLES / "store-secret.yaml").read_text())
         secret["stringData"].update(
             endpoint=self.s.s3.endpoint,

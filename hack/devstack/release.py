@@ -25,6 +25,8 @@ RELEASE = "freshet"
 NAMESPACE = "freshet-system"
 DEPLOYMENT = "freshet-operator"
 CONTAINER = "operator"
+SERVICE_ACCOUNT = "freshet-operator"
+TENANT_ROLE = "freshet-operator-tenant"
 SELECTOR = "app.kubernetes.io/name=freshet,app.kubernetes.io/component=operator"
 METRICS_PORT = 9090
 CHART = Path(__file__).resolve().parents[2] / "charts" / "freshet"
@@ -88,6 +90,21 @@ def install(s: Stack, values: Mapping[str, str] | None = None, timeout: float = 
         f"{timeout:.0f}s",
     )
     return wait_ready(s, timeout)
+
+
+def serve_namespace(api: client.ApiClient, namespace: str) -> None:
+    """What a namespace's admin does to let freshet act there (cluster mode): bind
+    the chart's ClusterRole freshet-operator-tenant to the operator's ServiceAccount."""
+    binding = client.V1RoleBinding(
+        metadata=client.V1ObjectMeta(name="freshet"),
+        role_ref=client.V1RoleRef(
+            api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=TENANT_ROLE
+        ),
+        subjects=[
+            client.RbacV1Subject(kind="ServiceAccount", name=SERVICE_ACCOUNT, namespace=NAMESPACE)
+        ],
+    )
+    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(namespace, binding)
 
 
 def uninstall(s: Stack) -> None:

@@ -96,15 +96,25 @@ class Effects:
     # -- the cluster -----------------------------------------------------------
 
     async def check_job_prerequisites(self, spec: PolicySpec) -> None:
-        """What the Job needs and the API server would only report on its pods."""
-        sa = spec.training.service_account_name
-        if sa is not None and not await self._api(
-            f"read ServiceAccount {sa}", self.kube.service_account_exists, self.policy.namespace, sa
-        ):
+        """What the Job needs and the API server would refuse, or only report on its pods."""
+        sa, ns = spec.training.service_account_name, self.policy.namespace
+        if sa is None or sa == "default":
+            return
+        exists = self.kube.service_account_exists
+        if not await self._api(f"read ServiceAccount {sa}", exists, ns, sa):
             raise Failure(
                 "ServiceAccountNotFound",
                 f"ServiceAccount {sa!r} (spec.training.serviceAccountName) not found in"
-                f" {self.policy.namespace}; training waits for it",
+                f" {ns}; training waits for it",
+                delay=30.0,
+            )
+        annotations = await self._api(f"read Namespace {ns}", self.kube.namespace_annotations, ns)
+        if sa not in names.allowed_training_accounts(annotations):
+            raise Failure(
+                "ServiceAccountNotAllowed",
+                f"ServiceAccount {sa!r} (spec.training.serviceAccountName) is not allowed to"
+                f" run training Jobs in {ns}: its admin lists it in the namespace annotation"
+                f" {names.TRAINING_ACCOUNTS_ANNOTATION}; training waits for it",
                 delay=30.0,
             )
 

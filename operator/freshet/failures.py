@@ -18,6 +18,10 @@ from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
 MAX_DELAY_SECONDS = 300.0
+RBAC_HINT = (
+    "in cluster mode a namespace's admin lets freshet in with a RoleBinding to"
+    " ClusterRole freshet-operator-tenant: docs/install.md"
+)
 
 
 class Failure(Exception):
@@ -45,10 +49,13 @@ def from_api(e: ApiException, what: str, *, rejected: str) -> Failure:
     `rejected` is the reason for a request the API server refused as invalid
     (`JobRejected`, ...): the same request is refused again until the spec changes.
     """
-    message = f"cannot {what}: {api_message(e)}"
+    said = api_message(e)
+    message = f"cannot {what}: {said}"
     if e.status in (400, 422):
         return Failure(rejected, message, permanent=True)
     if e.status == 403:
+        if " cannot " in said:  # RBAC's words, not an admission policy's
+            message += f" ({RBAC_HINT})"
         return Failure("Forbidden", message, permanent=True)
     return Failure("APIUnavailable", message, delay=10.0)
 

@@ -65,6 +65,10 @@ class Kube:
             raise
         return True
 
+    def namespace_annotations(self, namespace: str) -> dict[str, str]:
+        ns = self.core.read_namespace(namespace)
+        return dict((ns.metadata.annotations if ns.metadata else None) or {})
+
     def pods_not_created(self, namespace: str, job: str) -> str | None:
         """The Job controller's newest FailedCreate message for `job`, if any."""
         listed = self.core.list_namespaced_event(

@@ -23,3 +23,14 @@ RETRAIN_ANNOTATION: Final = f"{GROUP}/retrain"
 
 ROLLBACK_ANNOTATION: Final = f"{GROUP}/rollback"
 """Setting this annotation on a policy to a new value rolls the serving model back once."""
+
+TRAINING_ACCOUNTS_ANNOTATION: Final = f"{GROUP}/training-service-accounts"
+"""On a Namespace, set by its admin: the ServiceAccounts (comma-separated) training
+Jobs there may run as, besides `default`. The chart's ValidatingAdmissionPolicy
+reads the same annotation."""
+
+
+def allowed_training_accounts(namespace_annotations: dict[str, str]) -> set[str]:
+    """The ServiceAccounts training Jobs may run as in a namespace with these annotations."""
+    listed = namespace_annotations.get(TRAINING_ACCOUNTS_ANNOTATION, "")
+    return {"default", *(name.strip() for name in listed.split(",") if name.strip())}

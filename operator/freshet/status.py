@@ -59,6 +59,7 @@ PROBLEM_REASONS = frozenset(
         "InvalidSpec",
         "ReconcileFailed",
         "ServiceAccountNotFound",
+        "ServiceAccountNotAllowed",
         "PodsNotCreated",
         "JobRejected",
         "Forbidden",

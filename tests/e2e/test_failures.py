@@ -209,7 +209,7 @@ def test_a_job_the_api_server_refuses_fails_the_run_once_until_the_spec_changes(
     )
 
 
-def test_a_missing_service_account_waits_before_any_job(
+def test_a_missing_or_unallowed_service_account_waits_before_any_job(
     kube_api: client.ApiClient, ns: str, bucket: str, s3: Any, operator_log: None
 ) -> None:
     body = sc.policy("nosa", serving=None, training__serviceAccountName="trainer")
@@ -225,12 +225,29 @@ def test_a_missing_service_account_waits_before_any_job(
     assert sc.jobs_of(kube_api, ns, "nosa") == []
     assert "lastRun" not in p["status"]
 
-    client.CoreV1Api(kube_api).create_namespaced_service_account(
+    core = client.CoreV1Api(kube_api)
+    core.create_namespaced_service_account(
         ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="trainer"))
     )
-    sc.wait_for(
-        "a Job once the ServiceAccount exists", lambda: sc.jobs_of(kube_api, ns, "nosa"), timeout=60
+    # It exists, but the namespace's admin has not allowed it for training yet.
+    p = sc.wait_for(
+        "the ServiceAccount not allowed, in status",
+        lambda: reason_is(kube_api, ns, "nosa", "Training", "ServiceAccountNotAllowed"),
+        timeout=60,
     )
+    assert "freshet.dev/training-service-accounts" in sc.condition(p, "Training")["message"]
+    assert "ServiceAccountNotAllowed" in events(kube_api, ns, "nosa")
+    assert sc.jobs_of(kube_api, ns, "nosa") == []
+
+    core.patch_namespace(
+        ns, {"metadata": {"annotations": {"freshet.dev/training-service-accounts": "ci, trainer"}}}
+    )
+    (job,) = sc.wait_for(
+        "a Job once the ServiceAccount is allowed",
+        lambda: sc.jobs_of(kube_api, ns, "nosa"),
+        timeout=60,
+    )
+    assert job.spec.template.spec.service_account_name == "trainer"
 
 
 def test_a_job_that_cannot_create_pods_is_reported_as_such(

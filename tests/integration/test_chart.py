@@ -67,11 +67,16 @@ def test_defaults_render_the_operator_and_its_crd() -> None:
     objects = render()
     assert set(objects) == {
         "ServiceAccount/freshet-operator",
-        "ClusterRole/freshet-operator",
-        "ClusterRoleBinding/freshet-operator",
+        "ClusterRole/freshet-operator-discovery",
+        "ClusterRole/freshet-operator-watch",
+        "ClusterRole/freshet-operator-tenant",
+        "ClusterRoleBinding/freshet-operator-discovery",
+        "ClusterRoleBinding/freshet-operator-watch",
         "Service/freshet-operator-metrics",
         "Deployment/freshet-operator",
         "CustomResourceDefinition/trainingpolicies.freshet.dev",
+        "ValidatingAdmissionPolicy/freshet-operator-jobs",
+        "ValidatingAdmissionPolicyBinding/freshet-operator-jobs",
     }
     (c,) = operator(objects)["spec"]["containers"]
     assert c["image"] == "freshet-operator:0.1.0"  # the chart's appVersion
@@ -84,6 +89,75 @@ def test_defaults_render_the_operator_and_its_crd() -> None:
         "FRESHET_METRICS_PORT": "9090",
     }
     assert "imagePullSecrets" not in operator(objects)["spec"]
+
+
+def _rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def test_cluster_mode_binds_no_write_and_no_secret_cluster_wide() -> None:
+    objects = render()
+    bound = {
+        o["roleRef"]["name"] for k, o in objects.items() if k.startswith("ClusterRoleBinding/")
+    }
+    assert bound == {"freshet-operator-discovery", "freshet-operator-watch"}
+    cluster_wide = set().union(*(_rules(objects[f"ClusterRole/{name}"]) for name in bound))
+    writes = {"create", "delete", "patch", "update"}
+    assert {(g, r, v) for g, r, v in cluster_wide if v in writes} == {
+        ("freshet.dev", "trainingpolicies", "patch"),
+        ("freshet.dev", "trainingpolicies/status", "patch"),
+    }
+    assert not any(r in ("secrets", "pods", "serviceaccounts") for _, r, _ in cluster_wide)
+    # What a namespace's admin binds to let it in.
+    tenant = _rules(objects["ClusterRole/freshet-operator-tenant"])
+    assert ("", "secrets", "get") in tenant
+    assert ("batch", "jobs", "create") in tenant
+    assert ("apps", "deployments", "patch") in tenant
+    assert not any(v in ("list", "watch") for _, r, v in tenant if r == "secrets")
+    assert not any(k.startswith("RoleBinding/") for k in objects)
+    assert "FRESHET_NAMESPACES" not in env(objects)
+
+
+def test_namespaced_mode_binds_only_the_listed_namespaces() -> None:
+    p = helm(
+        "template", "freshet", str(CHART), "--namespace", NS, "--set", "namespaces={team-a,team-b}"
+    )
+    assert p.returncode == 0, p.stderr
+    objects = [o for o in yaml.safe_load_all(p.stdout) if o]
+    bindings = {
+        (o["metadata"]["namespace"], o["roleRef"]["name"])
+        for o in objects
+        if o["kind"] == "RoleBinding"
+    }
+    assert bindings == {
+        (ns, f"freshet-operator-{role}")
+        for ns in ("team-a", "team-b")
+        for role in ("watch", "tenant")
+    }
+    cluster_bound = {o["roleRef"]["name"] for o in objects if o["kind"] == "ClusterRoleBinding"}
+    assert cluster_bound == {"freshet-operator-discovery"}
+    (deployment,) = (o for o in objects if o["kind"] == "Deployment")
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"name": "FRESHET_NAMESPACES", "value": "team-a,team-b"} in c["env"]
+    assert "'/namespaces/0': 'Team_A' does not match pattern" in refused("namespaces={Team_A}")
+
+
+def test_the_admission_policy_judges_only_the_operators_jobs() -> None:
+    objects = render()
+    vap = objects["ValidatingAdmissionPolicy/freshet-operator-jobs"]
+    (condition,) = vap["spec"]["matchConditions"]
+    assert condition["expression"] == (
+        'request.userInfo.username == "system:serviceaccount:freshet-system:freshet-operator"'
+    )
+    binding = objects["ValidatingAdmissionPolicyBinding/freshet-operator-jobs"]
+    assert binding["spec"] == {"policyName": "freshet-operator-jobs", "validationActions": ["Deny"]}
+    assert not any("ValidatingAdmission" in k for k in render("admissionPolicy.enabled=false"))
 
 
 def test_the_crd_is_crds_own_and_kept_on_uninstall() -> None:
