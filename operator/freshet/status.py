@@ -54,6 +54,9 @@ class Observation:
     data: DataCounts | None = None
 
 
+MIRRORS = frozenset({conditions.ConditionType.RECONCILING, conditions.ConditionType.STALLED})
+"""Conditions that repeat another's reason for kstatus: never an Event of their own."""
+
 PROBLEM_REASONS = frozenset(
     {
         "InvalidSpec",
@@ -104,7 +107,9 @@ def new_problems(current: dict[str, Any], desired: dict[str, Any]) -> list[tuple
     return [
         (str(c["reason"]), str(c.get("message")))
         for c in desired.get("conditions") or []
-        if c.get("reason") in PROBLEM_REASONS and before.get(c.get("type")) != c.get("reason")
+        if c.get("reason") in PROBLEM_REASONS
+        and before.get(c.get("type")) != c.get("reason")
+        and c.get("type") not in MIRRORS
     ]
 
 

@@ -83,7 +83,14 @@ def test_set_condition_keeps_others_in_place_and_does_not_mutate() -> None:
 def test_set_conditions_appends_new_types_in_order() -> None:
     updates = derive_conditions(StatusFacts())
     after = set_conditions([], updates, generation=1, now=T0)
-    assert [c["type"] for c in after] == ["Ready", "Training", "Degraded", "DataHealthy"]
+    assert [c["type"] for c in after] == [
+        "Ready",
+        "Training",
+        "Degraded",
+        "DataHealthy",
+        "Reconciling",
+        "Stalled",
+    ]
 
 
 def by_type(facts: StatusFacts) -> dict[str, tuple[str, str]]:
@@ -127,6 +134,27 @@ CASES: list[tuple[str, StatusFacts, str, tuple[str, str]]] = [
     ("data healthy", StatusFacts(), "DataHealthy", ("True", "NoQuarantine")),
     ("data quarantined", StatusFacts(quarantined=2), "DataHealthy",
      ("False", "BatchesQuarantined")),
+    # kstatus: Reconciling while the first model trains, Stalled when a person must act.
+    ("reconciling: first model", StatusFacts(last_run_id="p-1", last_run_phase=RunPhase.RUNNING),
+     "Reconciling", ("True", "FirstModelTraining")),
+    ("reconciled: awaiting data", StatusFacts(), "Reconciling", ("False", "Reconciled")),
+    ("reconciling: first run settling", StatusFacts(waiting=("Settling", "quiet 1s")),
+     "Reconciling", ("True", "Settling")),
+    ("reconciled: settling with a model", serving(RunPhase.PROMOTED, waiting=("Settling", "q")),
+     "Reconciling", ("False", "Reconciled")),
+    ("reconciled: retraining", serving(RunPhase.RUNNING), "Reconciling", ("False", "Reconciled")),
+    ("stalled: invalid spec", StatusFacts(spec_error="bad"), "Stalled", ("True", "InvalidSpec")),
+    ("stalled: forbidden", serving(blocked=("Forbidden", "cannot get secrets")), "Stalled",
+     ("True", "Forbidden")),
+    ("stalled: account not allowed", StatusFacts(waiting=("ServiceAccountNotAllowed", "x")),
+     "Stalled", ("True", "ServiceAccountNotAllowed")),
+    ("stalled: pods not created", StatusFacts(last_run_phase=RunPhase.RUNNING,
+                                              running=("PodsNotCreated", "quota")),
+     "Stalled", ("True", "PodsNotCreated")),
+    ("not stalled: outage", StatusFacts(blocked=("StoreUnavailable", "down")), "Stalled",
+     ("False", "Progressing")),
+    ("not stalled: awaiting batches", StatusFacts(waiting=("AwaitingBatches", "1 of 2")),
+     "Stalled", ("False", "Progressing")),
 ]  # fmt: skip
 
 

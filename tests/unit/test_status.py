@@ -398,3 +398,12 @@ def test_a_problem_gets_one_event_when_its_condition_turns_to_it() -> None:
     assert new_problems(first, again) == []
     waiting = build(book, first, observe(waiting=("Settling", "quiet period")))
     assert new_problems(first, waiting) == []
+
+
+def test_a_stalled_policy_gets_one_event_not_two() -> None:
+    """Stalled repeats Ready's reason for kstatus; the Event comes from Ready alone."""
+    from freshet.status import new_problems
+
+    forbidden = build(Ledger(), {}, observe(blocked=("Forbidden", "cannot get secrets")))
+    assert conditions_of(forbidden)["Stalled"] == ("True", "Forbidden")
+    assert new_problems({}, forbidden) == [("Forbidden", "cannot get secrets")]

@@ -31,6 +31,35 @@ class ConditionType(StrEnum):
     DATA_HEALTHY = "DataHealthy"
     STALE = "Stale"
     """The serving model is older than monitoring.maxModelAgeSeconds."""
+    RECONCILING = "Reconciling"
+    """kstatus: working towards a first model (tools that wait, wait)."""
+    STALLED = "Stalled"
+    """kstatus: cannot make progress until someone acts (tools that wait, fail)."""
+
+
+FIRST_RUN_DUE = frozenset({"Settling", "ConcurrencyLimit"})
+"""Training reasons that say a run starts soon on its own."""
+
+NEEDS_ACTION = frozenset(
+    {
+        "InvalidSpec",
+        "Forbidden",
+        "JobRejected",
+        "ServiceAccountNotFound",
+        "ServiceAccountNotAllowed",
+        "PodsNotCreated",
+        "StoreAccessDenied",
+        "StoreSecretNotFound",
+        "StoreSecretInvalid",
+        "DeploymentNotFound",
+        "ServingContainerNotFound",
+        "PointerRejected",
+        "RolloutStalled",
+    }
+)
+"""Reasons that hold a policy until a person changes something (the spec, RBAC, a
+Secret, a Deployment, a quota): Stalled. An outage (APIUnavailable,
+StoreUnavailable) clears by itself and is not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +96,19 @@ class StatusFacts:
 
 
 def derive_conditions(facts: StatusFacts) -> list[ConditionUpdate]:
-    """Ready, Training, Degraded, DataHealthy and (when it applies) Stale: one each."""
-    updates = [_ready(facts), _training(facts), _degraded(facts), _data_healthy(facts)]
+    """Ready, Training, Degraded, DataHealthy, Reconciling, Stalled and (when it
+    applies) Stale: one each. Reconciling and Stalled follow from Ready and
+    Training, in the abnormal-true polarity kstatus (kubectl wait, Flux, Helm 4's
+    --wait) reads."""
+    ready, training = _ready(facts), _training(facts)
+    updates = [
+        ready,
+        training,
+        _degraded(facts),
+        _data_healthy(facts),
+        _reconciling(facts, ready, training),
+        _stalled(ready, training),
+    ]
     return updates if facts.stale is None else [*updates, facts.stale]
 
 
@@ -140,6 +180,27 @@ def _degraded(facts: StatusFacts) -> ConditionUpdate:
     return ConditionUpdate(
         ConditionType.DEGRADED, "False", "AsExpected", "the last run did not fail"
     )
+
+
+def _reconciling(
+    facts: StatusFacts, ready: ConditionUpdate, training: ConditionUpdate
+) -> ConditionUpdate:
+    """True while the first model is on its way: training, or its run about to start
+    (the quiet period, a free slot). Waiting for data that is not there yet, and a
+    Dynamic policy's later retrains, are its steady state, not reconciling."""
+    if ready.reason == "FirstModelTraining":
+        return ConditionUpdate(ConditionType.RECONCILING, "True", ready.reason, ready.message)
+    if facts.serving_version is None and training.reason in FIRST_RUN_DUE:
+        return ConditionUpdate(ConditionType.RECONCILING, "True", training.reason, training.message)
+    return ConditionUpdate(ConditionType.RECONCILING, "False", "Reconciled", "nothing in progress")
+
+
+def _stalled(ready: ConditionUpdate, training: ConditionUpdate) -> ConditionUpdate:
+    """True when Ready or Training says a person must act first (NEEDS_ACTION)."""
+    for c in (ready, training):
+        if c.reason in NEEDS_ACTION:
+            return ConditionUpdate(ConditionType.STALLED, "True", c.reason, c.message)
+    return ConditionUpdate(ConditionType.STALLED, "False", "Progressing", "no action needed")
 
 
 def _data_healthy(facts: StatusFacts) -> ConditionUpdate:
