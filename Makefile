@@ -33,7 +33,7 @@ kube: ## build the pinned Kubernetes, etcd and MinIO binaries into the cache (on
 
 .PHONY: node
 node: ## build the real node's binaries (kubelet, kube-proxy, containerd, CoreDNS, pause) into the cache (once)
-	bash hack/install-node-packages.sh
+	bash hack/install-debian-packages.sh
 	bash hack/build-node.sh
 
 .PHONY: prometheus
@@ -42,7 +42,7 @@ prometheus: ## unpack Debian's pinned prometheus package into the cache (once; n
 
 .PHONY: images
 images: venv ## build the operator and trainer images into the cache (no registry: mmdebstrap + buildah)
-	@bash hack/install-node-packages.sh >/dev/null
+	@bash hack/install-debian-packages.sh >/dev/null
 	@$(PY) -m devstack.images
 
 .PHONY: deps

@@ -4,7 +4,7 @@
 # build-kube.sh), containerd + ctr + containerd-shim-runc-v2, CoreDNS, and two
 # tiny static programs kept in hack/: `pause` (the pod sandbox image's only
 # file) and `hello` (the test image). Re-running is a no-op once they exist.
-# runc, the CNI plugins and iptables come from Debian (install-node-packages.sh).
+# runc, the CNI plugins and iptables come from Debian (install-debian-packages.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env

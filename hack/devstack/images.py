@@ -531,7 +531,7 @@ def _require_tools() -> None:
     missing = [t for t in ("buildah", "mmdebstrap", RUNC) if not shutil.which(t)]
     if missing:
         raise RuntimeError(
-            f"missing {', '.join(missing)}: run hack/install-node-packages.sh (as root)"
+            f"missing {', '.join(missing)}: run hack/install-debian-packages.sh (as root)"
         )
 
 

@@ -4,7 +4,7 @@ CoreDNS for cluster DNS.
 
 Binaries: hack/build-node.sh (kubelet, kube-proxy, containerd, ctr, the runc
 shim, CoreDNS, `pause`, `hello`) and Debian's runc, CNI plugins and iptables
-(hack/install-node-packages.sh).
+(hack/install-debian-packages.sh).
 
 Network: each stack gets a Linux bridge `fr<hash>` and a private /24 of its own
 (`network.json`); the bridge's gateway address is the host's face towards the

@@ -11,6 +11,8 @@ from devstack.stack import Stack
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.gitops import argocd_health
+
 
 def _deployment_version(api: client.ApiClient, ns: str) -> str | None:
     dep = client.AppsV1Api(api).read_namespaced_deployment("model-server", ns)
@@ -94,6 +96,8 @@ def test_prequential_monitoring_rolls_back_a_regressed_model(
     assert status["serving"]["version"] == "v1"
     assert status["rejectedVersions"] == ["v2"]
     assert sc.condition(p, "Degraded")["reason"] == "RolledBack"
+    health, message = argocd_health(p)  # docs/gitops/health.lua on the live status
+    assert health == "Degraded" and message.startswith("RolledBack: "), message
     assert "2 failed measurement(s) in a row (failureLimit 1)" in status["lastRollback"]["message"]
     assert "> maxRegression 0.1" in status["lastRollback"]["message"]
     # A fresh analysis starts for the restored version.

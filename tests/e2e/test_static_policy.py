@@ -7,6 +7,8 @@ from typing import Any
 import scenario as sc
 from kubernetes import client
 
+from tests.gitops import argocd_health
+
 
 def test_static_policy_trains_once_and_on_request(
     kube_api: client.ApiClient,
@@ -18,10 +20,22 @@ def test_static_policy_trains_once_and_on_request(
         sc.put(s3, bucket, f"incoming/s{i}.csv", sc.batch_csv(400, seed=10 + i))
     sc.create_policy(kube_api, ns, sc.policy("fraud", mode="Static"))
 
+    # Argo CD's health check (docs/gitops/health.lua) on the live status: Progressing
+    # while the first model trains, Healthy once it serves.
+    sc.wait_for(
+        "Argo CD health Progressing while the first model trains",
+        lambda: (
+            (h := argocd_health(sc.get_policy(kube_api, ns, "fraud")))[0] == "Progressing"
+            and "FirstModelTraining" in h[1]
+            and h
+        ),
+        every=0.2,
+    )
     p = sc.wait_for(
         "v1 to serve",
         lambda: (q := sc.get_policy(kube_api, ns, "fraud")) and sc.serving_version(q) == "v1" and q,
     )
+    assert argocd_health(p) == ("Healthy", "Serving: model v1 is serving")
     assert p["status"]["lastRun"]["trigger"] == "Created"
     assert len(sc.jobs_of(kube_api, ns, "fraud")) == 1
 
