@@ -48,6 +48,10 @@ images: venv ## build the operator and trainer images into the cache (no registr
 .PHONY: deps
 deps: venv kube node prometheus images ## everything the demo and the tests need
 
+.PHONY: manifests
+manifests: venv kube ## regenerate deploy/ (install.yaml, kustomize base and overlays) from the chart
+	$(PY) hack/gen-manifests.py
+
 .PHONY: lint
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check operator trainer-image hack tests bench contract
