@@ -42,7 +42,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from freshet_trainer import logs
+from freshet_trainer import logs, oip
 from freshet_trainer.artifact import ArtifactUnreadable, ChecksumMismatch, ModelArtifact
 from freshet_trainer.store import ObjectNotFound, ObjectStore, StoreConfig, StoreConfigError
 
@@ -77,6 +77,7 @@ class ServeConfig:
     port: int = 8080
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_rows: int = DEFAULT_MAX_ROWS
+    model_name: str = "model"  # its name in the Open Inference Protocol's paths
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServeConfig:
@@ -98,6 +99,7 @@ class ServeConfig:
             port=_int_env(env, "PORT", cls.port),
             max_body_bytes=_int_env(env, "FRESHET_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             max_rows=_int_env(env, "FRESHET_MAX_ROWS", DEFAULT_MAX_ROWS),
+            model_name=env.get("FRESHET_MODEL_NAME", "").strip() or cls.model_name,
         )
 
 
@@ -222,6 +224,16 @@ def create_app(config: ServeConfig, store: ObjectStore | None) -> web.Applicatio
             web.get("/healthz", _healthz),
             web.get("/readyz", _readyz),
             web.get("/metrics", _metrics),
+            # The Open Inference Protocol (oip.py).
+            web.get("/v2", _v2_server),
+            web.get("/v2/health/live", _healthz),
+            web.get("/v2/health/ready", _v2_ready),
+            web.get("/v2/models/{name}", _v2_model),
+            web.get("/v2/models/{name}/ready", _v2_model_ready),
+            web.post("/v2/models/{name}/infer", _v2_infer),
+            web.get("/v2/models/{name}/versions/{version}", _v2_model),
+            web.get("/v2/models/{name}/versions/{version}/ready", _v2_model_ready),
+            web.post("/v2/models/{name}/versions/{version}/infer", _v2_infer),
         ]
     )
     return app
@@ -309,6 +321,20 @@ async def _predict(request: web.Request) -> web.Response:
         return _error(413, f"request body exceeds {server.config.max_body_bytes} bytes")
     try:
         rows = _parse_rows(body, server.config.max_rows)
+    except BadRequest as error:
+        return _error(400, str(error))
+    answer = await _answer(server, loaded, rows)
+    if isinstance(answer, web.Response):
+        return answer
+    return web.json_response({"version": loaded.version, **answer})
+
+
+async def _answer(
+    server: ServerState, loaded: LoadedModel, rows: list[dict[str, Any]]
+) -> dict[str, Any] | web.Response:
+    """Predictions for checked rows, counted; or the error response. Shared by both
+    protocols, so they answer the same for the same rows."""
+    try:
         _check_columns(loaded.artifact, rows)
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(None, _predict_rows, loaded.artifact, rows)
@@ -320,7 +346,68 @@ async def _predict(request: web.Request) -> web.Response:
         log.exception("prediction failed", extra={"rows": len(rows)})
         return _error(500, "internal error while predicting; see the server log")
     _count(server.metrics, loaded, answer)
-    return web.json_response({"version": loaded.version, **answer})
+    return answer
+
+
+def _v2_model_of(request: web.Request) -> LoadedModel | web.Response:
+    """The loaded model the path names, or the error (404 another name or version,
+    503 not loaded yet)."""
+    server = request.app[STATE]
+    name, version = request.match_info["name"], request.match_info.get("version")
+    if name != server.config.model_name:
+        served = server.config.model_name
+        return _error(404, f"model {name!r} not found; this server serves {served!r}")
+    loaded = server.model
+    if loaded is None:
+        return _error(503, f"model {name!r} not loaded (state: {server.state})")
+    if version is not None and version != loaded.version:
+        return _error(404, f"version {version!r} not found; {loaded.version} is serving")
+    return loaded
+
+
+async def _v2_server(request: web.Request) -> web.Response:
+    return web.json_response({"name": "freshet", "extensions": []})
+
+
+async def _v2_ready(request: web.Request) -> web.Response:
+    ready = request.app[STATE].model is not None
+    return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+
+async def _v2_model_ready(request: web.Request) -> web.Response:
+    loaded = _v2_model_of(request)
+    ready = not isinstance(loaded, web.Response)
+    body = {"name": request.match_info["name"], "ready": ready}
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def _v2_model(request: web.Request) -> web.Response:
+    loaded = _v2_model_of(request)
+    if isinstance(loaded, web.Response):
+        return loaded
+    a = loaded.artifact
+    proba = a.classification and hasattr(a.pipeline[-1], "predict_proba")
+    name = request.app[STATE].config.model_name
+    return web.json_response(oip.metadata(name, loaded.version, a.numeric, a.categorical, proba))
+
+
+async def _v2_infer(request: web.Request) -> web.Response:
+    server = request.app[STATE]
+    loaded = _v2_model_of(request)
+    if isinstance(loaded, web.Response):
+        return loaded
+    try:
+        body = json.loads(await request.read(), parse_constant=_no_constant)
+        rows, wanted = oip.rows_of(body, set(loaded.artifact.numeric), server.config.max_rows)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"request body exceeds {server.config.max_body_bytes} bytes")
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # InferError included
+        return _error(400, str(error))
+    answer = await _answer(server, loaded, rows)
+    if isinstance(answer, web.Response):
+        return answer
+    name = server.config.model_name
+    return web.json_response(oip.response(name, loaded.version, body.get("id"), answer, wanted))
 
 
 def _count(metrics: ServerMetrics, loaded: LoadedModel, answer: dict[str, Any]) -> None:
