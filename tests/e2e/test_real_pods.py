@@ -130,6 +130,8 @@ def test_policy_trains_in_a_real_pod_and_serves(
     answer = _post(f"http://{server.status.pod_ip}:8080/predict", rows)
     assert len(answer["predictions"]) == 2, answer
     print(f"pod IP {server.status.pod_ip}: {answer}")
+    # The same rows through the Open Inference Protocol, with a v2 client library.
+    assert _v2_predictions(f"{server.status.pod_ip}:8080", rows) == answer["predictions"]
     cluster_ip = core.read_namespaced_service("model-server", ns).spec.cluster_ip
 
     def via_service() -> dict[str, Any] | None:
@@ -141,6 +143,22 @@ def test_policy_trains_in_a_real_pod_and_serves(
 
     answer = _poll("predictions through the Service", via_service, 30)
     print(f"Service {cluster_ip}: {answer}")
+
+
+def _v2_predictions(url: str, rows: list[dict[str, Any]]) -> list[Any]:
+    import numpy as np
+    import tritonclient.http as v2
+
+    client = v2.InferenceServerClient(url=url)
+    tensors = []
+    for column in ("x1", "x2", "cat"):
+        values = np.array([r[column] for r in rows], dtype=object if column == "cat" else None)
+        tensor = v2.InferInput(column, [len(rows)], "BYTES" if column == "cat" else "FP64")
+        tensor.set_data_from_numpy(values, binary_data=False)
+        tensors.append(tensor)
+    result = client.infer("model", tensors)
+    predictions: list[Any] = result.as_numpy("predict").tolist()
+    return predictions
 
 
 def _finished(core: client.CoreV1Api, ns: str, name: str) -> Any:
