@@ -6,23 +6,24 @@ those namespaces; unset, it watches all of them.
 
 from __future__ import annotations
 
-import os
 import sys
+from collections.abc import Sequence
 
 from kopf.cli import main as kopf_main
 
+from freshet.config import OperatorConfig
 
-def scope(namespaces: str) -> list[str]:
-    """kopf's namespace arguments for FRESHET_NAMESPACES."""
-    listed = [n.strip() for n in namespaces.split(",") if n.strip()]
-    return [f"--namespace={n}" for n in listed] or ["--all-namespaces"]
+
+def scope(namespaces: Sequence[str]) -> list[str]:
+    """kopf's namespace arguments for the namespaces the operator serves."""
+    return [f"--namespace={n}" for n in namespaces] or ["--all-namespaces"]
 
 
 def main() -> None:
     sys.argv = [
         "kopf",
         "run",
-        *scope(os.environ.get("FRESHET_NAMESPACES", "")),
+        *scope(OperatorConfig.from_env().namespaces),
         "--standalone",
         "-m",
         "freshet.handlers",

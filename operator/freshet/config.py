@@ -19,6 +19,8 @@ class OperatorConfig:
     # (a Deployment rollout, a Secret that was fixed).
     resync_seconds: float = 30.0
     rollout_timeout_seconds: float = 600.0
+    # The namespaces it serves (the chart's `namespaces`); empty: all of them.
+    namespaces: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -28,4 +30,7 @@ class OperatorConfig:
             metrics_port=int(os.environ.get("FRESHET_METRICS_PORT", "9090")),
             resync_seconds=float(os.environ.get("FRESHET_RESYNC_SECONDS", "30")),
             rollout_timeout_seconds=float(os.environ.get("FRESHET_ROLLOUT_TIMEOUT", "600")),
+            namespaces=tuple(
+                n.strip() for n in os.environ.get("FRESHET_NAMESPACES", "").split(",") if n.strip()
+            ),
         )

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
 from freshet import names
@@ -21,6 +22,7 @@ from freshet.controller import PolicyController, Runtime
 from freshet.kube import Kube, api_client
 
 _POLICIES = (names.GROUP, names.VERSION, names.PLURAL)
+FINALIZER = f"{names.GROUP}/finalizer"
 
 
 @kopf.on.startup()
@@ -36,7 +38,7 @@ def configure(
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="freshet.dev", key="last-handled-configuration"
     )
-    settings.persistence.finalizer = "freshet.dev/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.networking.error_backoffs = [1, 2, 5, 10]
@@ -47,6 +49,33 @@ def configure(
         config.max_concurrent_runs,
         config.metrics_port,
     )
+
+
+@kopf.on.cleanup()
+def release_finalizers(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Leave no policy waiting for an operator that is gone.
+
+    kopf puts a finalizer on each policy so that its daemon stops before the
+    policy goes; nothing else depends on it (Jobs go with their owner, data is
+    kept). Once the daemons have stopped, at shutdown, it is taken off again, so
+    a policy deleted after `helm uninstall` (or while the operator restarts) is
+    deleted at once instead of hanging; the next start puts it back.
+    """
+    runtime: Runtime | None = memo.get("runtime")
+    if runtime is None:
+        return
+    finalizer = FINALIZER
+    try:
+        held = runtime.kube.policies_with_finalizer(runtime.config.namespaces, finalizer)
+    except ApiException as e:
+        logger.warning("cannot list policies to release their finalizers: %s", e.reason)
+        return
+    for namespace, name, finalizers in held:
+        try:
+            runtime.kube.remove_finalizer(namespace, name, finalizers, finalizer)
+        except ApiException as e:  # gone, or changed meanwhile: the next start sees it
+            logger.warning("[%s/%s] finalizer kept: %s", namespace, name, e.reason)
+    logger.info("released the finalizers of %d policies", len(held))
 
 
 @kopf.daemon(*_POLICIES, cancellation_timeout=30)

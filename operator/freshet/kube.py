@@ -122,3 +122,41 @@ class Kube:
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURAL, name, {"status": status}
         )
+
+    def policies_with_finalizer(
+        self, namespaces: tuple[str, ...], finalizer: str
+    ) -> list[tuple[str, str, list[str]]]:
+        """(namespace, name, finalizers) of the policies holding `finalizer`."""
+        listings: list[Any] = (
+            [
+                self.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
+                for ns in namespaces
+            ]
+            if namespaces
+            else [self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)]
+        )
+        return [
+            (p["metadata"]["namespace"], p["metadata"]["name"], list(p["metadata"]["finalizers"]))
+            for listing in listings
+            for p in listing["items"]
+            if finalizer in (p["metadata"].get("finalizers") or [])
+        ]
+
+    def remove_finalizer(
+        self, namespace: str, name: str, finalizers: list[str], finalizer: str
+    ) -> None:
+        """Remove one finalizer; refused (409/422) if the list changed meanwhile."""
+        index = finalizers.index(finalizer)
+        patch = [
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
+        self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            patch,
+            _content_type="application/json-patch+json",
+        )

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from freshet import names
 from freshet.__main__ import scope
+from freshet.config import OperatorConfig
 from freshet.failures import from_api
 from kubernetes.client.exceptions import ApiException
 
 
-def test_scope_is_all_namespaces_unless_listed() -> None:
-    assert scope("") == ["--all-namespaces"]
-    assert scope(" , ") == ["--all-namespaces"]
-    assert scope("team-a, team-b") == ["--namespace=team-a", "--namespace=team-b"]
+def test_scope_is_all_namespaces_unless_listed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for unset in ("", " , "):
+        monkeypatch.setenv("FRESHET_NAMESPACES", unset)
+        assert scope(OperatorConfig.from_env().namespaces) == ["--all-namespaces"]
+    monkeypatch.setenv("FRESHET_NAMESPACES", "team-a, team-b")
+    assert OperatorConfig.from_env().namespaces == ("team-a", "team-b")
+    assert scope(("team-a", "team-b")) == ["--namespace=team-a", "--namespace=team-b"]
 
 
 def test_default_is_always_allowed_and_the_annotation_adds_more() -> None:
