@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-# The training Job (`freshet-train`); `freshet-quarantine` and `freshet-reproduce`
-# read the same store variables.
+# The training Job (`freshet-train`) and `freshet-reproduce` read the same store
+# variables.
 RUN_SPEC_KEY: Final = "FRESHET_RUN_SPEC_KEY"
 """Object key of the run's spec.json."""
 S3_ENDPOINT: Final = "FRESHET_S3_ENDPOINT"

@@ -4,7 +4,7 @@ Everything lives under one *state root* per policy, ``freshet/<namespace>/<name>
 so a policy's whole record can be listed, copied or deleted by prefix, and two
 policies (even with the same name in different namespaces) never share a key.
 The operator writes run specs, the ledger and quarantine; the trainer writes
-results and models and releases quarantined batches (``freshet-quarantine``):
+results and models and releases quarantined batches (``kubectl freshet quarantine``):
 both compute the same keys from here. Pure string building: no store access.
 """
 

@@ -96,6 +96,10 @@ class ObjectStore:
         self._client.copy_object(self.bucket, to, CopySource(self.bucket, key))
         self._client.remove_object(self.bucket, key)
 
+    def remove(self, key: str) -> None:
+        """Delete `key`; deleting what is not there is not an error (S3's own rule)."""
+        self._client.remove_object(self.bucket, key)
+
     def etag(self, key: str) -> str | None:
         """The object's current ETag, or None when there is no such object."""
         try:

@@ -90,7 +90,7 @@ class Snapshot:
     label_objects: tuple[Batch, ...] = ()
     """Listed under spec.data.labels.prefix."""
     released: frozenset[str] = frozenset()
-    """Quarantined keys put back by `freshet-quarantine release` (see gather)."""
+    """Quarantined keys put back by `kubectl freshet quarantine release` (see gather)."""
     streaming: bool = False
     """The bucket announces changes (notifications) rather than being polled."""
     slots: Slots
@@ -121,7 +121,7 @@ def find_released(
     quarantined: Mapping[str, str],
     listed: tuple[Batch, ...],
 ) -> frozenset[str]:
-    """Quarantined batches (and label files) put back by `freshet-quarantine release`.
+    """Quarantined batches (and label files) put back by `kubectl freshet quarantine release`.
 
     A released batch keeps its ETag, so the ledger alone would ignore it
     forever: one that is under the prefix again and gone from quarantine/

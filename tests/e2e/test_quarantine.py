@@ -151,17 +151,14 @@ def test_a_released_batch_is_trained_on_and_leaves_the_quarantine(
         sc.GROUP, sc.VERSION, ns, sc.PLURAL, "churn",
         {"spec": {"validation": {"maxNullFraction": "0.5"}}},
     )  # fmt: skip
+    # `kubectl freshet`, with the user's kubeconfig and no store credentials of its own.
     env = {
-        "PATH": os.environ["PATH"],
-        "FRESHET_S3_ENDPOINT": stack.s3.endpoint,
-        "FRESHET_S3_BUCKET": bucket,
-        "FRESHET_S3_SECURE": "false",
-        "AWS_ACCESS_KEY_ID": stack.s3.access_key,
-        "AWS_SECRET_ACCESS_KEY": stack.s3.secret_key,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "KUBECONFIG": stack.kubeconfig,
     }
     released = subprocess.run(
-        [str(Path(sys.executable).parent / "freshet-quarantine"), "--policy", f"{ns}/churn",
-         "release", "incoming/holes.csv"],
+        [stack.kubectl()[0], "freshet", "-n", ns, "quarantine", "release", "churn",
+         "incoming/holes.csv"],
         env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert released.returncode == 0, released.stderr
