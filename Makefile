@@ -49,8 +49,9 @@ images: venv ## build the operator and trainer images into the cache (no registr
 deps: venv kube node prometheus images ## everything the demo and the tests need
 
 .PHONY: manifests
-manifests: venv kube ## regenerate deploy/ (install.yaml, kustomize base and overlays) from the chart
+manifests: venv kube ## regenerate deploy/ (install.yaml, kustomize) from the chart, and the CRD reference
 	$(PY) hack/gen-manifests.py
+	$(PY) hack/gen-crd-reference.py
 
 .PHONY: lint
 lint: venv ## ruff and mypy

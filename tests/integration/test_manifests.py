@@ -89,3 +89,15 @@ def test_applied_server_side(stack: Stack, team_a: str, source: list[str]) -> No
     )
     assert "customresourcedefinition.apiextensions.k8s.io/trainingpolicies.freshet.dev" in out
     assert "deployment.apps/freshet-operator serverside-applied (server dry run)" in out
+
+
+def test_the_crd_reference_is_current() -> None:
+    """docs/reference/trainingpolicy.md is generated from crds/ (hack/gen-crd-reference.py)."""
+    path = REPO / "hack" / "gen-crd-reference.py"
+    spec = importlib.util.spec_from_file_location("gen_crd_reference", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = (REPO / "docs" / "reference" / "trainingpolicy.md").read_text()
+    assert page == module.render(), "run hack/gen-crd-reference.py"
+    assert "| `spec.mode` (required) | string |" in page
