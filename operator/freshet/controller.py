@@ -1,7 +1,11 @@
 """One policy's control loop: snapshot, decide, transition, effects, status.
 
-Each TrainingPolicy gets one `PolicyController`, driven by a kopf daemon, so a
-policy's runs are strictly serial while many policies proceed concurrently.
+Each TrainingPolicy gets one `PolicyController`, its loop an asyncio task the
+`Runtime` starts on the policy's first event and cancels on its deletion, so a
+policy's runs are strictly serial while many policies proceed concurrently. No
+finalizer is involved: nothing needs the loop to stop before the policy goes
+(its Jobs go with it, its data stays), so a policy is never held up by an
+operator that is down or uninstalled.
 A step gathers a frozen `Snapshot`, asks the pure `decisions.step` what now,
 computes the next ledger with a pure `transitions` function, saves it and only
 then takes it as the policy's ledger, carries out the writes through
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -55,6 +60,7 @@ class Runtime:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     watchers: WatcherRegistry = field(default_factory=WatcherRegistry)
     controllers: dict[str, PolicyController] = field(default_factory=dict)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     active_runs: set[str] = field(default_factory=set)
     active_backfills: set[str] = field(default_factory=set)
     _http: aiohttp.ClientSession | None = None
@@ -70,11 +76,47 @@ class Runtime:
         if controller is not None:
             controller.wake.set()
 
-    def wake_on_change(self, uid: str, body: Any) -> None:
-        """Wake the policy's loop if its spec or annotations changed since its last step."""
+    def policy_event(self, kind: str | None, body: kopf.Body) -> None:
+        """A policy was seen: start its loop, hand it the newest object, wake it if its
+        spec or annotations changed (status-only events do not wake), or stop it."""
+        meta = body.get("metadata") or {}
+        uid = str(meta["uid"])
+        if kind == "DELETED":
+            task = self.tasks.pop(uid, None)
+            if task is not None:
+                task.cancel()
+            return
         controller = self.controllers.get(uid)
-        if controller is not None and controller.observed != _observed(body):
+        if controller is None:
+            controller = PolicyController(self, str(meta["namespace"]), str(meta["name"]), uid)
+            controller.body = body
+            self.controllers[uid] = controller
+            task = asyncio.create_task(controller.run(), name=f"policy {controller.key}")
+            task.add_done_callback(functools.partial(self._ended, uid))
+            self.tasks[uid] = task
+            return
+        controller.body = body
+        if controller.observed != _observed(body):
             controller.wake.set()
+
+    def _ended(self, uid: str, task: asyncio.Task[None]) -> None:
+        """A loop ended: cancelled (deleted, shutting down) or, a bug, crashed: the next
+        event of the policy starts it again."""
+        if self.tasks.get(uid) is task:
+            del self.tasks[uid]
+        if not task.cancelled() and task.exception() is not None:
+            logging.getLogger("freshet.policy").error(
+                "policy loop crashed", exc_info=task.exception()
+            )
+
+    async def stop(self, grace: float) -> None:
+        """Cancel every policy's loop and wait up to `grace` seconds for them (the
+        operator is stopping)."""
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,14 +153,18 @@ class PolicyController:
         self._errors = 0
         self.observed: tuple[int, str] | None = None
         """(generation, annotations) of the policy at the last step's start."""
+        self.body: kopf.Body | None = None
+        """The newest object seen (Runtime.policy_event keeps it current)."""
 
     # -- the loop --------------------------------------------------------------
 
-    async def run(self, body: kopf.Body, stopped: kopf.DaemonStopped) -> None:
-        self.rt.controllers[self.uid] = self
+    async def run(self) -> None:
+        """Step, then wait for a wake-up or the step's delay, until cancelled."""
         try:
-            while not stopped:
+            while True:
                 self.wake.clear()
+                body = self.body
+                assert body is not None, "policy_event sets the body before the loop starts"
                 try:
                     delay = await self.step(body)
                     self._errors = 0
@@ -127,7 +173,8 @@ class PolicyController:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=delay)
         finally:
-            self.rt.controllers.pop(self.uid, None)
+            if self.rt.controllers.get(self.uid) is self:
+                del self.rt.controllers[self.uid]
             self._release_slots()
             self.rt.watchers.unsubscribe(self.key)
             metrics.forget(self.namespace, self.name)

@@ -84,9 +84,9 @@ def job(name: str, account: str | None = None, **pod: Any) -> dict[str, Any]:
     }
 
 
-def refused(create: Any, *args: Any) -> ApiException:
+def refused(call: Any, *args: Any, **kwargs: Any) -> ApiException:
     with pytest.raises(ApiException) as raised:
-        create(*args, dry_run="All")
+        call(*args, **kwargs)
     assert raised.value.status == 403, raised.value.body
     return raised.value
 
@@ -127,12 +127,16 @@ def test_the_escalation_through_a_job_is_refused(
 
     # The escalation the issue found: a Job in kube-system as namespace-controller.
     denied = refused(
-        batch.create_namespaced_job, "kube-system", job("escalate", "namespace-controller")
+        batch.create_namespaced_job,
+        "kube-system",
+        job("escalate", "namespace-controller"),
+        dry_run="All",
     )
     assert "cannot create resource" in denied.body
 
     # Where it serves: only the ServiceAccounts the namespace allows.
-    denied = refused(batch.create_namespaced_job, ns, job("as-other", "namespace-controller"))
+    as_other = job("as-other", "namespace-controller")
+    denied = refused(batch.create_namespaced_job, ns, as_other, dry_run="All")
     assert "freshet.dev/training-service-accounts" in denied.body, denied.body
     batch.create_namespaced_job(ns, job("as-default"), dry_run="All")
     client.CoreV1Api(kube_api).patch_namespace(
@@ -147,7 +151,7 @@ def test_the_escalation_through_a_job_is_refused(
         "host-pid": {"hostPID": True},
         "host-path": {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]},
     }.items():
-        denied = refused(batch.create_namespaced_job, ns, job(name, **pod))
+        denied = refused(batch.create_namespaced_job, ns, job(name, **pod), dry_run="All")
         assert "ValidatingAdmissionPolicy" in denied.body, denied.body
 
     # The policy binds to the operator's requests only: an admin's Job is not judged.

@@ -2,8 +2,9 @@
 serving throughout: `helm upgrade` from the previous chart (0.1.0, packaged in
 tests/e2e/charts) keeps policies and serving and takes the CRD over so later
 upgrades update it; `helm uninstall` with a policy present leaves the policy,
-the CRD, the Deployment and the data, and no finalizer that would hang the
-policy's deletion. Runs last among the e2e tests; it puts the session's release
+the CRD, the Deployment and the data, and nothing that would hang the policy's
+deletion (this operator puts no finalizer on policies, and takes off the one
+0.1.0 put there). Runs last among the e2e tests; it puts the session's release
 back when it ends."""
 
 from __future__ import annotations
@@ -59,21 +60,20 @@ def test_upgrade_from_the_previous_chart_then_uninstall_with_a_policy_present(
         assert crd.metadata.labels["helm.sh/chart"].startswith("freshet-0.2")
         p = sc.get_policy(kube_api, ns, "kept")
         assert sc.serving_version(p) == "v1"
+        # 0.1.0's daemons put a finalizer on each policy; this operator needs none.
+        sc.wait_for(
+            "0.1.0's finalizer taken off",
+            lambda: not sc.get_policy(kube_api, ns, "kept")["metadata"].get("finalizers"),
+            timeout=30,
+        )
         sc.put(s3, bucket, "incoming/b1.csv", sc.batch_csv(400, seed=71))
         _serving(kube_api, ns, "v2")  # the upgraded operator carries on
 
         # Uninstall with the policy present.
         release.uninstall(stack)
         assert release.pod(stack) is None
-        p = sc.wait_for(
-            "the finalizer released at shutdown",
-            lambda: (
-                (q := sc.get_policy(kube_api, ns, "kept"))
-                and "freshet.dev/finalizer" not in (q["metadata"].get("finalizers") or [])
-                and q
-            ),
-            timeout=30,
-        )
+        p = sc.get_policy(kube_api, ns, "kept")
+        assert not p["metadata"].get("finalizers")
         assert sc.serving_version(p) == "v2"
         assert _crd(kube_api).metadata.name == CRD  # kept: deleting it deletes every policy
         dep = client.AppsV1Api(kube_api).read_namespaced_deployment("model-server", ns)

@@ -58,7 +58,7 @@ def test_the_namespaced_overlay_is_the_chart_in_namespaced_mode(stack: Stack) ->
     assert cluster == _objects((DEPLOY / "install.yaml").read_text())
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def team_a(stack: Stack) -> Iterator[str]:
     """The namespace the namespaced overlay names."""
     _kubectl(stack, "create", "namespace", "team-a")
