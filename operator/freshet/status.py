@@ -57,26 +57,8 @@ class Observation:
 MIRRORS = frozenset({conditions.ConditionType.RECONCILING, conditions.ConditionType.STALLED})
 """Conditions that repeat another's reason for kstatus: never an Event of their own."""
 
-PROBLEM_REASONS = frozenset(
-    {
-        "InvalidSpec",
-        "ReconcileFailed",
-        "ServiceAccountNotFound",
-        "ServiceAccountNotAllowed",
-        "PodsNotCreated",
-        "JobRejected",
-        "Forbidden",
-        "APIUnavailable",
-        "StoreUnavailable",
-        "StoreAccessDenied",
-        "StoreSecretNotFound",
-        "StoreSecretInvalid",
-        "DeploymentNotFound",
-        "ServingContainerNotFound",
-        "PointerRejected",
-        "RolloutStalled",
-        "RunSpecMissing",
-    }
+PROBLEM_REASONS = conditions.NEEDS_ACTION | frozenset(
+    {"ReconcileFailed", "APIUnavailable", "StoreUnavailable", "RunSpecMissing"}
 )
 """Condition reasons that get one Warning Event when a condition turns to them; the
 problems a run reports itself (TrainingFailed, GateRejected, ...) are not here."""

@@ -3,7 +3,6 @@ users, current with the chart, and accepted by the real API server."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,8 @@ import pytest
 import yaml
 from devstack.stack import Stack
 
+from tests import hack_scripts
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,13 +21,7 @@ DEPLOY = REPO / "deploy"
 
 
 def _gen() -> Any:
-    # Loaded by path: hack/gen-manifests.py is a script, not a module name.
-    path = REPO / "hack" / "gen-manifests.py"
-    spec = importlib.util.spec_from_file_location("gen_manifests", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return hack_scripts.load("gen-manifests")
 
 
 def _objects(text: str) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -93,11 +88,7 @@ def test_applied_server_side(stack: Stack, team_a: str, source: list[str]) -> No
 
 def test_the_crd_reference_is_current() -> None:
     """docs/reference/trainingpolicy.md is generated from crds/ (hack/gen-crd-reference.py)."""
-    path = REPO / "hack" / "gen-crd-reference.py"
-    spec = importlib.util.spec_from_file_location("gen_crd_reference", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = hack_scripts.load("gen-crd-reference")
     page = (REPO / "docs" / "reference" / "trainingpolicy.md").read_text()
     assert page == module.render(), "run hack/gen-crd-reference.py"
     assert "| `spec.mode` (required) | string |" in page

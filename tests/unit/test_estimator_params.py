@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from types import ModuleType
 
 from freshet import estimators
 from freshet.spec import EstimatorClass
-from policies import CRD_PATH, REPO
+from policies import CRD_PATH
+
+from tests import hack_scripts
 
 
 def _generator() -> ModuleType:
-    # Loaded by path: hack/gen-estimator-params.py is a script, not a module name.
-    path = REPO / "hack" / "gen-estimator-params.py"
-    spec = importlib.util.spec_from_file_location("gen_estimator_params", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return hack_scripts.load("gen-estimator-params")
 
 
 def test_the_committed_table_is_what_the_script_generates() -> None:
