@@ -75,8 +75,10 @@ async def policy_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, *
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={names.MANAGED_BY_LABEL: names.MANAGED_BY})
-def job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A training Job progressed: wake the policy that owns it."""
+async def job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A training Job progressed: wake the policy that owns it. Async, so it runs on
+    the event loop: kopf runs sync handlers in threads, and asyncio.Event is not
+    thread-safe."""
     runtime: Runtime | None = memo.get("runtime")
     for owner in body.get("metadata", {}).get("ownerReferences") or []:
         if owner.get("kind") == names.KIND and runtime is not None:
