@@ -130,6 +130,10 @@ def _start_seaweedfs(state: Path, data: Path, info: S3Info) -> None:
         # keep a second store (a test session next to a demo) from starting.
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
+        # Every bucket is a collection with volumes of its own. Left automatic, the
+        # count is free disk / volume size: on a fuller disk a test session ran out
+        # ("No writable volumes and no free volumes left"). Volumes are sparse files.
+        "-volume.max=1000",
     ]
     procs.start(NAME, argv, state, cwd=state)
     _record(state, info)

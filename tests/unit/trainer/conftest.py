@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +22,15 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3store.S3Info]:
 
 
 @pytest.fixture
-def s3_env(s3: s3store.S3Info, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A fresh bucket, and the pod environment pointing at it (also set in os.environ)."""
-    bucket = f"t-{uuid.uuid4().hex[:16]}"
+def s3_env(s3: s3store.S3Info, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A fresh bucket, and the pod environment pointing at it (also set in os.environ);
+    the bucket is removed afterwards."""
     client = Minio(s3.endpoint, s3.access_key, s3.secret_key, secure=False, region=s3.region)
-    client.make_bucket(bucket)
+    with s3store.temporary_bucket(client) as bucket:
+        yield _pod_env(s3, bucket, monkeypatch)
+
+
+def _pod_env(s3: s3store.S3Info, bucket: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     env = {
         "FRESHET_S3_ENDPOINT": s3.endpoint,
         "FRESHET_S3_SECURE": "false",
