@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from minio.error import S3Error
 
 from freshet import names
+from freshet.failures import api_message
 from freshet.kube import Kube
 from freshet.ledger import Ledger
 from freshet.objectstore import ObjectStore
@@ -126,15 +127,8 @@ def _api_error(e: ApiException, what: str) -> str:
     if e.status == 404:
         return f"{what} not found"
     if e.status == 403:
-        return f"{what}: forbidden for you ({_api_message(e)})"
-    return f"{what}: {_api_message(e)}"
-
-
-def _api_message(e: ApiException) -> str:
-    try:
-        return str(json.loads(e.body or "{}").get("message") or e.reason)
-    except ValueError:
-        return str(e.reason)
+        return f"{what}: forbidden for you ({api_message(e)})"
+    return f"{what}: {api_message(e)}"
 
 
 def _policies(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
