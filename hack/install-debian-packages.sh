@@ -5,7 +5,7 @@
 # buildah and mmdebstrap (images built without a registry: hack/devstack/images.py),
 # and lua5.1 (the interpreter Argo CD's health checks are written for: docs/gitops).
 set -euo pipefail
-PACKAGES=(runc containernetworking-plugins iptables conntrack buildah mmdebstrap uidmap lua5.1)
+PACKAGES=(runc containernetworking-plugins iptables conntrack buildah mmdebstrap uidmap lua5.1 chromium chromium-driver fonts-dejavu-core)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,11 +17,9 @@ environment.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import click
@@ -30,13 +28,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from minio.error import S3Error
 
-from freshet import names
+from freshet import actions, names
 from freshet.failures import api_message
-from freshet.kube import Kube
 from freshet.ledger import Ledger
 from freshet.objectstore import ObjectStore
+from freshet.policy_store import StoreUnavailable, open_store
 from freshet.quarantine import NotQuarantined, Quarantine
-from freshet.store_config import StoreSecretError, parse_store_secret
 
 
 @dataclass
@@ -99,28 +96,12 @@ class Target:
     def store(self, policy: dict[str, Any]) -> tuple[ObjectStore, StateLayout]:
         """The policy's object store, with the credentials of its own store Secret."""
         secret = policy["spec"]["data"]["storeRef"]["name"]
-        what = f"Secret {self.namespace}/{secret} (spec.data.storeRef)"
         try:
-            data = Kube(self.api).secret_data(self.namespace, secret)
+            return open_store(self.api, policy, self.endpoint)
         except ApiException as e:
-            fail(_api_error(e, what))
-        if data is None:
-            fail(f"{what} not found")
-        try:
-            store_config = parse_store_secret(secret, data)
-        except StoreSecretError as e:
+            fail(_api_error(e, f"Secret {self.namespace}/{secret} (spec.data.storeRef)"))
+        except StoreUnavailable as e:
             fail(str(e))
-        if self.endpoint:  # the Secret names the store as pods see it
-            store_config = dataclasses.replace(store_config, endpoint=self.endpoint)
-        root = (policy.get("status") or {}).get("stateRoot")
-        if root:
-            return ObjectStore(store_config), StateLayout(root)
-        layout = StateLayout.for_policy(self.namespace, _name(policy))
-        return ObjectStore(store_config), layout
-
-
-def _name(policy: dict[str, Any]) -> str:
-    return str(policy["metadata"]["name"])
 
 
 def _api_error(e: ApiException, what: str) -> str:
@@ -148,10 +129,6 @@ def _policies(ctx: click.Context, param: click.Parameter, incomplete: str) -> li
 def fail(message: str) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _table(rows: list[list[str]], header: list[str]) -> None:
@@ -275,8 +252,8 @@ def history(target: Target, policy: str) -> None:
 def retrain(target: Target, policy: str) -> None:
     """Ask for one retrain now (annotation freshet.dev/retrain)."""
     target.policy(policy)
-    value = _now()
-    target.patch(policy, {"metadata": {"annotations": {names.RETRAIN_ANNOTATION: value}}})
+    value = actions.request_value()
+    target.patch(policy, actions.retrain(value))
     click.echo(f"retrain requested for {target.namespace}/{policy} ({value})")
 
 
@@ -291,15 +268,17 @@ def rollback(target: Target, policy: str, version: str | None) -> None:
     if version:
         _pin(target, policy, version)
         return
-    value = _now()
-    target.patch(policy, {"metadata": {"annotations": {names.ROLLBACK_ANNOTATION: value}}})
+    value = actions.request_value()
+    target.patch(policy, actions.rollback(value))
     click.echo(f"rollback requested for {target.namespace}/{policy} ({value})")
 
 
 def _pin(target: Target, policy: str, version: str) -> None:
-    if not version.startswith("v") or not version[1:].isdigit():
-        fail(f"version must look like v3, got {version!r}")
-    target.patch(policy, {"spec": {"serving": {"pinnedVersion": version}}})
+    try:
+        body = actions.pin(version)
+    except actions.InvalidVersion as e:
+        fail(str(e))
+    target.patch(policy, body)
     click.echo(f"{target.namespace}/{policy} pinned to {version}")
 
 
@@ -309,7 +288,7 @@ def _pin(target: Target, policy: str, version: str) -> None:
 @click.pass_obj
 def pin(target: Target, policy: str, version: str) -> None:
     """Serve VERSION and promote nothing newer until unpinned."""
-    if not (target.policy(policy)["spec"].get("serving") or {}).get("deploymentRef"):
+    if not actions.can_pin(target.policy(policy)):
         fail(f"{target.namespace}/{policy} has no spec.serving: nothing to pin")
     _pin(target, policy, version)
 
@@ -320,7 +299,7 @@ def pin(target: Target, policy: str, version: str) -> None:
 def unpin(target: Target, policy: str) -> None:
     """Let promotions through again."""
     target.policy(policy)
-    target.patch(policy, {"spec": {"serving": {"pinnedVersion": None}}})
+    target.patch(policy, actions.unpin())
     click.echo(f"{target.namespace}/{policy} unpinned")
 
 

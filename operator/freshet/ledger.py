@@ -27,7 +27,8 @@ from freshet.decisions.outcome import Outcome
 from freshet.objectstore import ObjectStore
 
 SCHEMA_VERSION = 1
-MAX_RUNS = 50
+MAX_RUNS = 100
+"""Run records kept: the dashboard charts this many versions."""
 MAX_PREVIOUS = 5
 
 
@@ -116,6 +117,12 @@ class RunRecord(_Model):
     finished_time: datetime = Field(alias="finishedTime")
     metrics: dict[str, float] = {}
     baseline_metrics: dict[str, float] | None = Field(default=None, alias="baselineMetrics")
+    dummy_metrics: dict[str, float] | None = Field(default=None, alias="dummyMetrics")
+    """The dummy baseline on the same holdout: what the gate requires the candidate to beat."""
+    live_metrics: dict[str, float] | None = Field(default=None, alias="liveMetrics")
+    """Prequential: the serving model on the run's new labelled rows, before training."""
+    train_rows: int | None = Field(default=None, alias="trainRows")
+    holdout_rows: int | None = Field(default=None, alias="holdoutRows")
     batches: int = 0
     relabelled: list[str] = []
 

@@ -137,6 +137,10 @@ def finished(
             finished_time=now,
             metrics=candidate,
             baseline_metrics=result.metrics.baseline if result else None,
+            dummy_metrics=result.metrics.dummy if result else None,
+            live_metrics=result.monitoring.serving if result and result.monitoring else None,
+            train_rows=result.rows.train if result and result.rows else None,
+            holdout_rows=result.rows.holdout if result and result.rows else None,
             batches=trained_batches(intent, result),
             relabelled=intent.relabelled,
         )

@@ -77,6 +77,8 @@ def test_defaults_render_the_operator_and_its_crd() -> None:
         "CustomResourceDefinition/trainingpolicies.freshet.dev",
         "ValidatingAdmissionPolicy/freshet-operator-jobs",
         "ValidatingAdmissionPolicyBinding/freshet-operator-jobs",
+        "ClusterRole/freshet-operator-view",
+        "ClusterRole/freshet-operator-edit",
     }
     (c,) = operator(objects)["spec"]["containers"]
     assert c["image"] == "freshet-operator:0.1.0"  # the chart's appVersion
@@ -265,6 +267,10 @@ def test_monitors_only_when_enabled() -> None:
         ("metrics.serviceMonitor=true", "/metrics/serviceMonitor"),  # the 0.1.0 spelling
         ("metrics.serviceMonitor.interval=often", "/metrics/serviceMonitor/interval"),
         ("logFormat=xml", "/logFormat"),
+        ("dashboard.replicas=2", "/dashboard"),  # one replica: sessions are in memory
+        ("dashboard.service.type=Internal", "/dashboard/service/type"),
+        ("dashboard.ingress.tls[0].secret=x", "/dashboard/ingress/tls/0"),
+        ("rbac.aggregateToDefaultRoles=maybe", "/rbac/aggregateToDefaultRoles"),
     ],
 )
 def test_the_schema_refuses_values_that_would_fail_later(value: str, says: str) -> None:
@@ -277,6 +283,260 @@ def test_notes() -> None:
     notes = p.stdout.split("NOTES:", 1)[1]
     assert f"kubectl --namespace {NS} rollout status deployment/freshet-operator" in notes
     assert "keeps the CRD" in notes
+
+
+DASHBOARD = "freshet-operator-dashboard"
+DASHBOARD_OBJECTS = {
+    f"ServiceAccount/{DASHBOARD}",
+    f"ClusterRole/{DASHBOARD}-review",
+    f"ClusterRole/{DASHBOARD}-reader",
+    f"ClusterRoleBinding/{DASHBOARD}-review",
+    f"ClusterRoleBinding/{DASHBOARD}-reader",
+    f"Deployment/{DASHBOARD}",
+    f"Service/{DASHBOARD}",
+}
+
+
+def _dashboard_container(objects: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (c,) = objects[f"Deployment/{DASHBOARD}"]["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def test_defaults_aggregate_policy_rights_into_the_default_roles_and_no_dashboard() -> None:
+    objects = render()
+    assert not any("dashboard" in k for k in objects)
+    assert not any(k.startswith("Ingress/") for k in objects)
+    view = objects["ClusterRole/freshet-operator-view"]
+    edit = objects["ClusterRole/freshet-operator-edit"]
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k: v for k, v in view["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        f"{aggregate}view": "true",
+        f"{aggregate}edit": "true",
+        f"{aggregate}admin": "true",
+    }
+    assert {k: v for k, v in edit["metadata"]["labels"].items() if k.startswith(aggregate)} == {
+        f"{aggregate}edit": "true",
+        f"{aggregate}admin": "true",
+    }
+    assert _rules(view) == {
+        ("freshet.dev", "trainingpolicies", v) for v in ("get", "list", "watch")
+    }
+    assert _rules(edit) == {
+        ("freshet.dev", "trainingpolicies", v) for v in ("create", "update", "patch", "delete")
+    }
+    # Bound by nobody: the default roles carry them.
+    assert not any(
+        o["roleRef"]["name"] in ("freshet-operator-view", "freshet-operator-edit")
+        for k, o in objects.items()
+        if k.startswith(("RoleBinding/", "ClusterRoleBinding/"))
+    )
+    off = render("rbac.aggregateToDefaultRoles=false")
+    assert set(objects) - set(off) == {
+        "ClusterRole/freshet-operator-view",
+        "ClusterRole/freshet-operator-edit",
+    }
+
+
+def test_the_dashboard_runs_read_only_as_its_own_account() -> None:
+    default = render()
+    objects = render("dashboard.enabled=true")
+    assert set(objects) - set(default) == DASHBOARD_OBJECTS
+    assert _rules(objects[f"ClusterRole/{DASHBOARD}-review"]) == {
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "create"),
+    }
+    assert _rules(objects[f"ClusterRole/{DASHBOARD}-reader"]) == {
+        ("freshet.dev", "trainingpolicies", "get"),
+        ("freshet.dev", "trainingpolicies", "list"),
+        ("freshet.dev", "trainingpolicies", "watch"),
+        ("", "events", "get"),
+        ("", "events", "list"),
+        ("batch", "jobs", "get"),
+        ("batch", "jobs", "list"),
+        ("", "pods", "get"),
+        ("", "pods", "list"),
+        ("", "secrets", "get"),
+    }
+    subject = {"kind": "ServiceAccount", "name": DASHBOARD, "namespace": NS}
+    for role in ("review", "reader"):
+        binding = objects[f"ClusterRoleBinding/{DASHBOARD}-{role}"]
+        assert binding["roleRef"]["name"] == f"{DASHBOARD}-{role}"
+        assert binding["subjects"] == [subject]
+    # The operator's own RBAC does not change.
+    operator_rbac = {k: o for k, o in default.items() if "Role" in k}
+    assert {k: objects[k] for k in operator_rbac} == operator_rbac
+
+    deployment = objects[f"Deployment/{DASHBOARD}"]
+    assert deployment["spec"]["replicas"] == 1
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == DASHBOARD
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    c = _dashboard_container(objects)
+    assert c["image"] == "freshet-operator:0.1.0"
+    assert c["command"] == ["freshet"]
+    assert c["args"] == ["dashboard", "--in-cluster", "--listen", "0.0.0.0:8080"]
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert c["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}}]
+    assert c["ports"] == [{"name": "http", "containerPort": 8080}]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["env"] == [{"name": "FRESHET_LOG_FORMAT", "value": "json"}]  # all namespaces
+    assert c["resources"] == {
+        "requests": {"cpu": "20m", "memory": "96Mi"},
+        "limits": {"memory": "256Mi"},
+    }
+
+    service = objects[f"Service/{DASHBOARD}"]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+    # Each Service selects only its own component's pods.
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    operator_labels = operator(objects)["metadata"]["labels"]
+    metrics = objects["Service/freshet-operator-metrics"]["spec"]["selector"]
+    assert not service["spec"]["selector"].items() <= operator_labels.items()
+    assert not metrics.items() <= labels.items()
+
+
+def test_dashboard_values() -> None:
+    objects = render(
+        "dashboard.enabled=true",
+        "dashboard.service.type=NodePort",
+        "dashboard.service.port=8443",
+        "dashboard.resources.limits.memory=1Gi",
+        "dashboard.podAnnotations.team=ml",
+        "logFormat=plain",
+        "image.repository=registry.example/freshet-operator",
+        "image.tag=1.2.3",
+        "imagePullSecrets[0].name=pull",
+        "priorityClassName=system-cluster-critical",
+        "nodeSelector.pool=ops",
+        "tolerations[0].key=dedicated",
+        "tolerations[0].operator=Exists",
+        "affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
+    )
+    template = objects[f"Deployment/{DASHBOARD}"]["spec"]["template"]
+    pod = template["spec"]
+    c = _dashboard_container(objects)
+    assert c["image"] == "registry.example/freshet-operator:1.2.3"
+    assert {"name": "FRESHET_LOG_FORMAT", "value": "plain"} in c["env"]
+    assert c["resources"]["limits"] == {"memory": "1Gi"}
+    assert template["metadata"]["annotations"] == {"team": "ml"}
+    # The operator's pod annotations are its own.
+    assert "annotations" not in operator(objects)["metadata"]
+    # Placement and pulling as the operator's pod.
+    for key in ("imagePullSecrets", "priorityClassName", "nodeSelector", "tolerations", "affinity"):
+        assert pod[key] == operator(objects)["spec"][key], key
+    assert pod["imagePullSecrets"] == [{"name": "pull"}]
+    assert pod["nodeSelector"] == {"pool": "ops"}
+    service = objects[f"Service/{DASHBOARD}"]["spec"]
+    assert service["type"] == "NodePort"
+    assert service["ports"] == [{"name": "http", "port": 8443, "targetPort": "http"}]
+
+
+def test_namespaced_dashboard_reads_only_the_listed_namespaces() -> None:
+    p = helm(
+        "template",
+        "freshet",
+        str(CHART),
+        "--namespace",
+        NS,
+        "--set",
+        "namespaces={team-a,team-b}",
+        "--set",
+        "dashboard.enabled=true",
+    )
+    assert p.returncode == 0, p.stderr
+    objects = [o for o in yaml.safe_load_all(p.stdout) if o]
+    dashboard_bindings = {
+        (o["kind"], o["metadata"].get("namespace", ""), o["roleRef"]["name"])
+        for o in objects
+        if o["kind"] in ("RoleBinding", "ClusterRoleBinding")
+        and o["subjects"][0]["name"] == DASHBOARD
+    }
+    assert dashboard_bindings == {
+        ("ClusterRoleBinding", "", f"{DASHBOARD}-review"),
+        ("RoleBinding", "team-a", f"{DASHBOARD}-reader"),
+        ("RoleBinding", "team-b", f"{DASHBOARD}-reader"),
+    }
+    for o in objects:
+        if o["kind"] == "RoleBinding" and o["roleRef"]["name"] == f"{DASHBOARD}-reader":
+            assert o["roleRef"]["kind"] == "ClusterRole"
+            assert o["subjects"] == [{"kind": "ServiceAccount", "name": DASHBOARD, "namespace": NS}]
+    (deployment,) = (
+        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == DASHBOARD
+    )
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"name": "FRESHET_NAMESPACES", "value": "team-a,team-b"} in c["env"]
+
+
+def test_dashboard_ingress_only_when_enabled() -> None:
+    assert f"Ingress/{DASHBOARD}" not in render("dashboard.enabled=true")
+    assert not any(k.startswith("Ingress/") for k in render("dashboard.ingress.enabled=true"))
+    objects = render(
+        "dashboard.enabled=true",
+        "dashboard.ingress.enabled=true",
+        "dashboard.ingress.className=nginx",
+        "dashboard.ingress.host=freshet.example.com",
+        "dashboard.ingress.annotations.cert-manager\\.io/cluster-issuer=letsencrypt",
+        "dashboard.ingress.tls[0].hosts[0]=freshet.example.com",
+        "dashboard.ingress.tls[0].secretName=freshet-dashboard-tls",
+    )
+    ingress = objects[f"Ingress/{DASHBOARD}"]
+    assert ingress["apiVersion"] == "networking.k8s.io/v1"
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["freshet.example.com"], "secretName": "freshet-dashboard-tls"}
+    ]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "freshet.example.com"
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/"
+    assert path["pathType"] == "Prefix"
+    assert path["backend"] == {"service": {"name": DASHBOARD, "port": {"name": "http"}}}
+    assert "http" in {p["name"] for p in objects[f"Service/{DASHBOARD}"]["spec"]["ports"]}
+    # No host, class or TLS: every host, the cluster's default class.
+    bare = render("dashboard.enabled=true", "dashboard.ingress.enabled=true")[
+        f"Ingress/{DASHBOARD}"
+    ]
+    (rule,) = bare["spec"]["rules"]
+    assert "host" not in rule
+    assert "tls" not in bare["spec"]
+    assert "ingressClassName" not in bare["spec"]
+
+
+def test_dashboard_notes() -> None:
+    p = helm(
+        "install",
+        "freshet",
+        str(CHART),
+        "--namespace",
+        NS,
+        "--dry-run=client",
+        "--set",
+        "dashboard.enabled=true",
+        "--set",
+        "dashboard.service.port=8081",
+    )
+    assert p.returncode == 0, p.stderr
+    notes = p.stdout.split("NOTES:", 1)[1]
+    assert f"kubectl --namespace {NS} port-forward svc/{DASHBOARD} 8080:8081" in notes
+    assert "http://127.0.0.1:8080" in notes
+    assert "create token" in notes
+    assert "Authorization: Bearer" in notes
+    p = helm("install", "freshet", str(CHART), "--namespace", NS, "--dry-run=client")
+    assert "port-forward" not in p.stdout.split("NOTES:", 1)[1]
 
 
 def _exported_names() -> set[str]:

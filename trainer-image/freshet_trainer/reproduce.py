@@ -32,10 +32,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from freshet_contract import logs
 from freshet_contract.run import RunSpec
 from pydantic import ValidationError
 
-from freshet_trainer import logs
 from freshet_trainer.artifact import ArtifactUnreadable, ChecksumMismatch, ModelArtifact
 from freshet_trainer.manifest import Manifest
 from freshet_trainer.reading import UnreadableBatch, read_batch_file

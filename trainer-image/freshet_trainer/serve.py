@@ -32,6 +32,7 @@ import pandas as pd
 import urllib3
 from aiohttp import web
 from freshet_contract import env as variables
+from freshet_contract import logs
 from minio.error import MinioException
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -42,7 +43,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from freshet_trainer import logs, oip
+from freshet_trainer import oip
 from freshet_trainer.artifact import ArtifactUnreadable, ChecksumMismatch, ModelArtifact
 from freshet_trainer.store import ObjectNotFound, ObjectStore, StoreConfig, StoreConfigError
 

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from freshet_contract import env as variables
-from freshet_contract import layout
+from freshet_contract import layout, logs
 from freshet_contract.result import (
     DriftedBatch,
     HoldoutSummary,
@@ -42,7 +42,7 @@ from freshet_contract.run import LabelFile, ModelRef, RunSpec
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator, clone
 
-from freshet_trainer import late_labels, logs, window
+from freshet_trainer import late_labels, window
 from freshet_trainer.artifact import (
     ArtifactUnreadable,
     ChecksumMismatch,

@@ -1,8 +1,11 @@
-"""One JSON object per log line, carrying the run id and model version.
+"""One JSON object per log line: `time`, `level`, `logger`, `msg`, the component, and
+the bound context (e.g. the run id and model version) on each.
 
 Job and server pods are read through `kubectl logs` and log collectors; JSON
 lines with the run id and version on every line can be filtered without
-parsing free text. Fields passed with `extra=` become keys of the line.
+parsing free text. Fields passed with `extra=` become keys of the line. Part of
+the contract because the operator's side reads it too: the dashboard shows a
+running trainer's lines (`msg` and `time`) as the run's progress.
 """
 
 from __future__ import annotations
