@@ -27,6 +27,9 @@ DEPLOYMENT = "freshet-operator"
 CONTAINER = "operator"
 SERVICE_ACCOUNT = "freshet-operator"
 TENANT_ROLE = "freshet-operator-tenant"
+DASHBOARD = "freshet-operator-dashboard"
+"""The dashboard's ServiceAccount, Service and Deployment (chart value dashboard.enabled)."""
+DASHBOARD_STORE_ROLE = f"{DASHBOARD}-store"
 SELECTOR = "app.kubernetes.io/name=freshet,app.kubernetes.io/component=operator"
 METRICS_PORT = 9090
 CHART = Path(__file__).resolve().parents[2] / "charts" / "freshet"
@@ -94,17 +97,24 @@ def install(s: Stack, values: Mapping[str, str] | None = None, timeout: float = 
 
 def serve_namespace(api: client.ApiClient, namespace: str) -> None:
     """What a namespace's admin does to let freshet act there (cluster mode): bind
-    the chart's ClusterRole freshet-operator-tenant to the operator's ServiceAccount."""
-    binding = client.V1RoleBinding(
-        metadata=client.V1ObjectMeta(name="freshet"),
-        role_ref=client.V1RoleRef(
-            api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=TENANT_ROLE
-        ),
-        subjects=[
-            client.RbacV1Subject(kind="ServiceAccount", name=SERVICE_ACCOUNT, namespace=NAMESPACE)
-        ],
-    )
-    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(namespace, binding)
+    the chart's ClusterRole freshet-operator-tenant to the operator's ServiceAccount,
+    and freshet-operator-dashboard-store to the dashboard's (it reads the store
+    Secret to show results; a binding to a role not installed grants nothing)."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    for name, role, account in (
+        ("freshet", TENANT_ROLE, SERVICE_ACCOUNT),
+        ("freshet-dashboard", DASHBOARD_STORE_ROLE, DASHBOARD),
+    ):
+        binding = client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name=name),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role
+            ),
+            subjects=[
+                client.RbacV1Subject(kind="ServiceAccount", name=account, namespace=NAMESPACE)
+            ],
+        )
+        rbac.create_namespaced_role_binding(namespace, binding)
 
 
 def uninstall(s: Stack) -> None:

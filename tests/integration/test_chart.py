@@ -290,6 +290,7 @@ DASHBOARD_OBJECTS = {
     f"ServiceAccount/{DASHBOARD}",
     f"ClusterRole/{DASHBOARD}-review",
     f"ClusterRole/{DASHBOARD}-reader",
+    f"ClusterRole/{DASHBOARD}-store",
     f"ClusterRoleBinding/{DASHBOARD}-review",
     f"ClusterRoleBinding/{DASHBOARD}-reader",
     f"Deployment/{DASHBOARD}",
@@ -355,8 +356,14 @@ def test_the_dashboard_runs_read_only_as_its_own_account() -> None:
         ("batch", "jobs", "list"),
         ("", "pods", "get"),
         ("", "pods", "list"),
-        ("", "secrets", "get"),
     }
+    # Secrets only where a namespace opts in (like the operator's tenant role).
+    assert _rules(objects[f"ClusterRole/{DASHBOARD}-store"]) == {("", "secrets", "get")}
+    assert not any(
+        o["roleRef"]["name"] == f"{DASHBOARD}-store"
+        for k, o in objects.items()
+        if k.startswith(("RoleBinding/", "ClusterRoleBinding/"))
+    )
     subject = {"kind": "ServiceAccount", "name": DASHBOARD, "namespace": NS}
     for role in ("review", "reader"):
         binding = objects[f"ClusterRoleBinding/{DASHBOARD}-{role}"]
@@ -468,9 +475,11 @@ def test_namespaced_dashboard_reads_only_the_listed_namespaces() -> None:
         ("ClusterRoleBinding", "", f"{DASHBOARD}-review"),
         ("RoleBinding", "team-a", f"{DASHBOARD}-reader"),
         ("RoleBinding", "team-b", f"{DASHBOARD}-reader"),
+        ("RoleBinding", "team-a", f"{DASHBOARD}-store"),
+        ("RoleBinding", "team-b", f"{DASHBOARD}-store"),
     }
     for o in objects:
-        if o["kind"] == "RoleBinding" and o["roleRef"]["name"] == f"{DASHBOARD}-reader":
+        if o["kind"] == "RoleBinding" and o["roleRef"]["name"].startswith(DASHBOARD):
             assert o["roleRef"]["kind"] == "ClusterRole"
             assert o["subjects"] == [{"kind": "ServiceAccount", "name": DASHBOARD, "namespace": NS}]
     (deployment,) = (
