@@ -216,3 +216,21 @@ def scale(s: Stack, replicas: int, timeout: float = 120) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"operator pods still there {timeout:.0f}s after scaling to 0")
         time.sleep(0.3)
+
+
+DASHBOARD_SELECTOR = "app.kubernetes.io/name=freshet,app.kubernetes.io/component=dashboard"
+DASHBOARD_PORT = 8080
+
+
+def dashboard_url(s: Stack, timeout: float = 120) -> str:
+    """The URL of the dashboard's Ready pod (chart value dashboard.enabled), on its pod
+    IP: the node's bridge is routed from here, as a port-forward would be."""
+    core = client.CoreV1Api(_api(s))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods = core.list_namespaced_pod(NAMESPACE, label_selector=DASHBOARD_SELECTOR).items
+        ready = [p for p in pods if _ready(p)]
+        if ready:
+            return f"http://{ready[0].status.pod_ip}:{DASHBOARD_PORT}"
+        time.sleep(0.3)
+    raise RuntimeError(f"no Ready dashboard pod in {NAMESPACE} after {timeout:.0f}s")
