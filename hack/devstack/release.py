@@ -228,7 +228,9 @@ def dashboard_url(s: Stack, timeout: float = 120) -> str:
     core = client.CoreV1Api(_api(s))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pods = core.list_namespaced_pod(NAMESPACE, label_selector=DASHBOARD_SELECTOR).items
+        pods: list[Any] = core.list_namespaced_pod(
+            NAMESPACE, label_selector=DASHBOARD_SELECTOR
+        ).items
         ready = [p for p in pods if _ready(p)]
         if ready:
             return f"http://{ready[0].status.pod_ip}:{DASHBOARD_PORT}"

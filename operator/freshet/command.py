@@ -62,6 +62,7 @@ def _split(listen: str) -> tuple[str, int]:
     help="json: one object per line (the chart's logFormat)",
 )
 def dashboard(
+    *,
     listen: str,
     in_cluster: bool,
     kubeconfig: str | None,

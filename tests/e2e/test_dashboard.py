@@ -197,9 +197,10 @@ def test_an_editor_retrains_watches_the_run_and_rolls_back(
         assert "Job" in browser.find_element(By.ID, "progress").text
         shot(browser, "run-progress")
     # No reload from here: the page refreshes itself (meta refresh) while the run is in flight.
-    stats = until(
-        "the run's statistics", lambda: browser.find_elements(By.ID, "statistics"), every=1
-    )[0]
+    until(
+        "the run's decision", lambda: browser.find_elements(By.CSS_SELECTOR, ".decision"), every=1
+    )
+    stats = browser.find_element(By.ID, "statistics")
     assert saw_progress, "the run page never showed the run in progress"
     text = stats.text
     assert "ROWS TRAINED" in text.upper() and "ROWS HELD OUT" in text.upper()

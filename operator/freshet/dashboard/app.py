@@ -91,7 +91,11 @@ def templates() -> jinja2.Environment:
     )
     env.filters.update(num=fmt_number, duration=fmt_duration, when=fmt_when)
     env.globals.update(
-        chart=render, metric_rows=views.metric_rows, reason_checks=views.reason_checks
+        chart=render,
+        metric_rows=views.metric_rows,
+        reason_checks=views.reason_checks,
+        run_phases=views.run_phases,
+        summary=views.summary,
     )
     return env
 

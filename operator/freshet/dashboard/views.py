@@ -287,3 +287,52 @@ def reason_checks(held: Held) -> list[Check]:
         except ValidationError:
             continue  # a reason written by another version: the summary still shows
     return checks
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    state: str
+    """done, now (in progress) or todo."""
+
+
+def run_phases(progress: Any, result: RunResult | None, record: RunRecord | None) -> list[Phase]:
+    """Where a run stands, from the intent to the decision, as the page shows it."""
+    pods = progress.pods if progress is not None else []
+    started = any(p["phase"] in ("Running", "Succeeded", "Failed") for p in pods)
+    reached = [
+        ("Recorded", True),
+        ("Job created", progress is not None and progress.job is not None),
+        ("Pod running", started or result is not None),
+        ("Trained and evaluated", result is not None),
+        ("Decided", record is not None),
+    ]
+    phases, current_set = [], False
+    for name, done in reached:
+        if done:
+            phases.append(Phase(name, "done"))
+        elif not current_set:
+            phases.append(Phase(name, "now"))
+            current_set = True
+        else:
+            phases.append(Phase(name, "todo"))
+    return phases
+
+
+@dataclass(frozen=True)
+class Summary:
+    policies: int
+    ready: int
+    degraded: int
+    training: int
+    quarantined: int
+
+
+def summary(rows: list[PolicyRow]) -> Summary:
+    return Summary(
+        policies=len(rows),
+        ready=sum(r.ready == "True" for r in rows),
+        degraded=sum(r.degraded == "True" for r in rows),
+        training=sum(r.training for r in rows),
+        quarantined=sum(r.quarantined for r in rows),
+    )
