@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from freshet.dashboard import charts, views
-from freshet.dashboard.app import fmt_duration, fmt_number, fmt_when
+from freshet.dashboard.app import fmt_duration, fmt_message, fmt_number, fmt_when
 from freshet.ledger import Ledger, RunIntent, RunRecord
 from freshet.quarantine import Held
 from freshet_contract.result import RunMetrics, RunResult
@@ -50,7 +50,7 @@ def ledger() -> Ledger:
 
 def test_the_version_chart_marks_what_happened_to_each_candidate() -> None:
     chart = views.version_chart(ledger(), "accuracy")
-    candidate, baseline, dummy = chart.series
+    dummy, baseline, candidate = chart.series
     assert [(p.y, p.mark) for p in candidate.points] == [
         (0.81, "promoted"),
         (0.70, "rejected"),
@@ -213,3 +213,7 @@ def test_numbers_and_times_for_people() -> None:
     assert fmt_duration(3 * 3600 + 120) == "3 h 2 min"
     assert fmt_when("2026-11-30T12:00:05+00:00") == "2026-11-30 12:00:05Z"
     assert fmt_when(T0) == "2026-11-30 12:00:00Z"
+    assert fmt_when("2026-12-01T19:11:20.123456Z") == "2026-12-01 19:11:20Z"
+    assert fmt_message("accuracy 0.9438202247191011 vs 0.5 (regression 0E-16)") == (
+        "accuracy 0.9438 vs 0.5 (regression 0E-16)"
+    )

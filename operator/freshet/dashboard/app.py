@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Protocol
 
@@ -89,7 +91,7 @@ def templates() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=fmt_number, duration=fmt_duration, when=fmt_when)
+    env.filters.update(num=fmt_number, duration=fmt_duration, when=fmt_when, message=fmt_message)
     env.globals.update(
         chart=render,
         metric_rows=views.metric_rows,
@@ -124,12 +126,28 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{hours} h {m} min"
 
 
-def fmt_when(value: Any) -> str:
+def fmt_when(value: datetime | str | None) -> str:
     """A timestamp, to the second, in UTC."""
     if not value:
         return NOTHING
-    text = value if isinstance(value, str) else value.isoformat()
-    return text.replace("T", " ").replace("+00:00", "Z")[:20].rstrip()
+    when = value
+    if isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when.replace("Z", "+00:00"))
+        except ValueError:
+            return str(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+_LONG_FLOAT = re.compile(r"-?\d+\.\d{5,}(?:[eE][-+]?\d+)?")
+
+
+def fmt_message(text: Any) -> str:
+    """A message for people: floats the operator wrote in full rounded to four
+    significant digits (the tables keep every digit)."""
+    return _LONG_FLOAT.sub(lambda m: f"{float(m.group()):.4g}", str(text or ""))
 
 
 class Dashboard:

@@ -42,6 +42,7 @@ class Chart:
     caption: str
     legend: Sequence[tuple[str, str]] = field(default_factory=tuple)
     """Extra legend entries (CSS class, text) for the markers."""
+    empty: str = "Nothing to chart yet."
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -69,7 +70,7 @@ def _fmt(value: float) -> str:
 def render(chart: Chart) -> Markup:
     points = [p for s in chart.series for p in s.points]
     if not points:
-        return Markup('<p class="empty">Nothing to chart yet.</p>')
+        return Markup(f'<p class="empty">{escape(chart.empty)}</p>')
     xs = [p.x for p in points] + [x for x, _ in chart.x_labels]
     x_low, x_high = min(xs), max(xs)
     if x_high == x_low:
@@ -134,5 +135,5 @@ def _marker(kind: str, p: Point, x: float, y: float) -> str:
     if p.mark == "rolledback":
         d = f"M{x:.1f},{y - 6:.1f}L{x + 6:.1f},{y + 5:.1f}L{x - 6:.1f},{y + 5:.1f}Z"
         return f'<g class="{cls}"><path d="{d}"/>{title}</g>'
-    radius = 4.5 if p.mark else 3
+    radius = 4.5 if p.mark else 2.5
     return f'<g class="{cls}"><circle cx="{x:.1f}" cy="{y:.1f}" r="{radius}"/>{title}</g>'

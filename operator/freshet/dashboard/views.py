@@ -176,10 +176,11 @@ def version_chart(book: Ledger, metric: str) -> Chart:
             dummy.append(Point(x, d, f"{r.version}: dummy {d:.4g}"))
     direction = "higher is better" if higher_is_better(metric) else "lower is better"
     return Chart(
+        # Drawn in this order: the candidate's marks on top.
         series=[
-            Series("candidate", "candidate", candidate),
-            Series("serving model, same holdout", "baseline", baseline),
             Series("dummy", "dummy", dummy),
+            Series("serving model, same holdout", "baseline", baseline),
+            Series("candidate", "candidate", candidate),
         ],
         x_labels=[(x, r.version) for x, r in enumerate(runs)],
         y_label=metric,
@@ -219,6 +220,8 @@ def monitoring_chart(book: Ledger, metric: str) -> Chart:
         x_labels=labels,
         y_label=metric,
         caption=f"Prequential {metric} of the serving model on arriving data",
+        empty="No prequential measurement yet: a run scores the serving model on new"
+        " labelled rows before it trains on them.",
     )
 
 
