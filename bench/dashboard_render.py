@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from devstack import release, s3store, stack
+from devstack import browser, release, s3store, stack
 from freshet.dashboard import views
 from freshet.dashboard.app import templates
 from freshet.ledger import Ledger, ModelRef, RunRecord
@@ -195,6 +195,9 @@ def main() -> None:
     parser.add_argument("--quarantined", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--state", type=Path, default=None)
+    parser.add_argument(
+        "--screenshots", type=Path, default=None, help="save the list and policy pages here"
+    )
     args = parser.parse_args()
 
     state = args.state or Path(tempfile.mkdtemp(prefix="freshet-bench-"))
@@ -382,6 +385,16 @@ def main() -> None:
                 login_required=False,
             )
             render_ms.append((time.perf_counter() - started) * 1000)
+
+        if args.screenshots:
+            driver = browser.chromium()
+            try:
+                driver.get(f"{local_url}/")
+                browser.screenshot(driver, args.screenshots / "dashboard-list-200.png", False)
+                driver.get(f"{local_url}/policies/{NS}/p0000")
+                browser.screenshot(driver, args.screenshots / "dashboard-history-100.png")
+            finally:
+                driver.quit()
 
         print(
             f"dashboard page times, {platform.node()} ({platform.processor() or 'cpu'}),"

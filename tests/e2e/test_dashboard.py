@@ -23,16 +23,13 @@ from typing import Any
 import pytest
 import scenario as sc
 from devstack import release
+from devstack.browser import chromium, screenshot
 from devstack.stack import Stack
 from kubernetes import client
-from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 SHOTS = os.environ.get("FRESHET_SCREENSHOTS")
 GARBAGE = bytes(range(256)) * 40  # binary, not CSV
 
@@ -49,20 +46,7 @@ def dashboard(freshet_release: Stack) -> Iterator[str]:
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-        "--hide-scrollbars",
-    ):
-        options.add_argument(arg)
-    # Both paths given: Selenium Manager downloads nothing.
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.implicitly_wait(0)
+    driver = chromium()
     try:
         yield driver
     finally:
@@ -108,13 +92,8 @@ def sign_in(browser: WebDriver, url: str, token: str) -> None:
 
 def shot(browser: WebDriver, name: str) -> None:
     """A full-page screenshot into $FRESHET_SCREENSHOTS, when it is set."""
-    if not SHOTS:
-        return
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1280, max(700, int(height)))
-    Path(SHOTS).mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(Path(SHOTS) / f"dashboard-{name}.png"))
-    browser.set_window_size(1280, 900)
+    if SHOTS:
+        screenshot(browser, Path(SHOTS) / f"dashboard-{name}.png")
 
 
 def buttons(browser: WebDriver) -> set[str]:
