@@ -47,19 +47,23 @@ class Quarantine:
         return key.removeprefix(self.layout.quarantine_prefix)
 
     def held(self) -> list[Held]:
-        """Every batch in quarantine with its reason, sorted by key."""
+        """Every batch in quarantine with its reason, sorted by key (one listing and
+        one read per batch: the listing already says the batch is there)."""
         prefix = self.layout.quarantine_prefix
         keys = sorted(
             o.key.removeprefix(prefix)
             for o in self.store.list(prefix)
             if not o.key.endswith(QUARANTINE_REASON_SUFFIX)
         )
-        return [self.show(key) for key in keys]
+        return [self._held(key) for key in keys]
 
     def show(self, key: str) -> Held:
         original = self.original_key(key)
         if self.store.etag(self.layout.quarantine_key(original)) is None:
             raise NotQuarantined(f"{original!r} is not in {self.layout.quarantine_prefix}")
+        return self._held(original)
+
+    def _held(self, original: str) -> Held:
         reason = self.store.get_json(self.layout.quarantine_reason_key(original))
         return Held(original, reason if isinstance(reason, dict) else {"reason": "(no reason)"})
 

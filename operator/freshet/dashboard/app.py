@@ -39,6 +39,9 @@ log = logging.getLogger("freshet.dashboard")
 NOTHING = "\u2013"
 """Shown for a missing value (an en dash)."""
 
+RECENT_RUNS = 20
+"""Runs shown in the policy page's table; older ones are folded below it."""
+
 REFRESH_SECONDS = 3
 """How often a page showing a run in flight reloads itself."""
 
@@ -301,6 +304,7 @@ class Dashboard:
             "watched": watched,
             "book": book,
             "runs": views.run_rows(book, metric) if book else [],
+            "recent": RECENT_RUNS,
             "versions": views.version_chart(book, metric) if book else None,
             "monitoring": views.monitoring_chart(book, watched) if book else None,
             "labels": views.label_maturity(p, newest),

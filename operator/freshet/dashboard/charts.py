@@ -96,7 +96,10 @@ def render(chart: Chart) -> Markup:
             f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{_fmt(tick)}</text>"
         )
-    every = max(1, math.ceil(len(chart.x_labels) / MAX_X_LABELS))
+    # As many labels as fit side by side (about 6.5 px per character at 11 px).
+    widest = max((len(label) for _, label in chart.x_labels), default=1)
+    fit = max(2, min(MAX_X_LABELS, int(plot_w // (widest * 6.5 + 14))))
+    every = max(1, math.ceil(len(chart.x_labels) / fit))
     for x, label in list(chart.x_labels)[::every]:
         parts.append(
             f'<text class="tick" x="{sx(x):.1f}" y="{HEIGHT - BOTTOM + 16}"'
