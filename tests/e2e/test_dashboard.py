@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -348,3 +350,51 @@ def test_quarantine_reasons_and_release(
         "a run over the released batch",
         lambda: sc.get_policy(kube_api, ns, "qweb")["status"]["lastRun"]["runId"] != before,
     )
+
+
+def test_locally_as_the_kubeconfig_user(
+    stack: Stack, kube_api: client.ApiClient, ns: str, bucket: str, s3: Any
+) -> None:
+    """`freshet dashboard` on a laptop: the kubeconfig's identity, loopback only."""
+    sc.create_policy(kube_api, ns, sc.policy("local"))
+    sc.put(s3, bucket, "incoming/b0.csv", sc.batch_csv(300, seed=93))
+    sc.wait_for("v1", lambda: sc.serving_version(sc.get_policy(kube_api, ns, "local")) == "v1")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    freshet = Path(sys.executable).parent / "freshet"
+    server = subprocess.Popen(
+        [
+            str(freshet),
+            "dashboard",
+            "--kubeconfig",
+            stack.kubeconfig,
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        until("the local dashboard", lambda: _get(f"{url}/healthz", {})[0] == 200, timeout=30)
+        status, page = _get(f"{url}/", {})
+        assert status == 200 and f"/policies/{ns}/local" in page
+        status, page = _get(f"{url}/policies/{ns}/local", {})
+        assert status == 200 and "Retrain now" in page  # the kubeconfig's user is an admin
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert token is not None
+        status, _ = _post(f"{url}/policies/{ns}/local/retrain", {}, {})
+        assert status == 403
+        status, _ = _post(f"{url}/policies/{ns}/local/retrain", {"csrf": token.group(1)}, {})
+        assert status == 200  # after the redirect back to the policy
+        annotations = sc.get_policy(kube_api, ns, "local")["metadata"]["annotations"]
+        assert "freshet.dev/retrain" in annotations
+        # Another site's name resolving to 127.0.0.1 (DNS rebinding) is not served.
+        status, _ = _get(f"{url}/", {"Host": f"rebound.example:{port}"})
+        assert status == 421
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=10)
+    assert "Traceback" not in err, err

@@ -208,3 +208,14 @@ def test_sign_in_never_redirects_off_site() -> None:
 
 def test_done_notices_are_fixed_texts() -> None:
     assert set(app_module.DONE) == {"retrain", "rollback", "pin", "unpin", "release"}
+
+
+def test_locally_it_listens_on_loopback_only() -> None:
+    from click.testing import CliRunner
+    from freshet.command import main
+
+    result = CliRunner().invoke(main, ["dashboard", "--listen", "0.0.0.0:8080"])
+    assert result.exit_code != 0
+    assert "listens on 127.0.0.1 only" in str(result.exception) + result.output
+    result = CliRunner().invoke(main, ["dashboard", "--listen", "8080"])
+    assert result.exit_code == 2 and "HOST:PORT" in result.output

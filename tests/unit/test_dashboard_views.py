@@ -217,3 +217,15 @@ def test_numbers_and_times_for_people() -> None:
     assert fmt_message("accuracy 0.9438202247191011 vs 0.5 (regression 0E-16)") == (
         "accuracy 0.9438 vs 0.5 (regression 0E-16)"
     )
+
+
+def test_pinnable_versions_are_the_gated_models_newest_first() -> None:
+    book = Ledger.model_validate(
+        {
+            "models": {
+                v: {"version": v, "runId": "r", "modelKey": "k", "sha256": "0" * 64}
+                for v in ("v2", "v10", "v9")
+            }
+        }
+    )
+    assert views.pinnable(book) == ["v10", "v9", "v2"]

@@ -101,6 +101,7 @@ def templates() -> jinja2.Environment:
         reason_checks=views.reason_checks,
         run_phases=views.run_phases,
         summary=views.summary,
+        pinnable=views.pinnable,
     )
     return env
 

@@ -339,3 +339,10 @@ def summary(rows: list[PolicyRow]) -> Summary:
         training=sum(r.training for r in rows),
         quarantined=sum(r.quarantined for r in rows),
     )
+
+
+def pinnable(book: Ledger) -> list[str]:
+    """Versions a pin can point at (every model that passed the gate), newest first:
+    what `kubectl freshet rollback --to` accepts. A version monitoring rolled back
+    is listed too: pinning it is a person's decision."""
+    return sorted(book.models, key=lambda v: int(v[1:]) if v[1:].isdigit() else 0, reverse=True)
