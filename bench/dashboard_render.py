@@ -37,7 +37,7 @@ from typing import Any
 
 from devstack import browser, release, s3store, stack
 from freshet.dashboard import views
-from freshet.dashboard.app import templates
+from freshet.dashboard.app import policy_context, templates
 from freshet.ledger import Ledger, ModelRef, RunRecord
 from kubernetes import client, config
 
@@ -365,24 +365,16 @@ def main() -> None:
         render_ms = []
         for _ in range(args.repeats):
             started = time.perf_counter()
-            env.get_template("policy.html").render(
-                p=p,
-                row=views.policy_row(p),
-                metric="accuracy",
-                watched="accuracy",
+            context = policy_context(
+                p,
                 book=book,
-                runs=views.run_rows(book, "accuracy"),
-                versions=views.version_chart(book, "accuracy"),
-                monitoring=views.monitoring_chart(book, "accuracy"),
-                labels=None,
+                newest=None,
                 events=[],
                 store_error="",
-                may=views.Permissions(True, False),
-                refresh=None,
-                viewer=None,
-                csrf_token="x",
-                notice="",
-                login_required=False,
+                may=views.Permissions(patch=True, can_pin=True),
+            )
+            env.get_template("policy.html").render(
+                **context, viewer=None, csrf_token="x", notice="", login_required=False
             )
             render_ms.append((time.perf_counter() - started) * 1000)
 

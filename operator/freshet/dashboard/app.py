@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import jinja2
 from aiohttp import web
+from freshet_contract.result import RunResult
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
@@ -32,6 +33,7 @@ from freshet.dashboard.gather import Scope, StoreError, Viewer
 from freshet.dashboard.identity import ClusterIdentity, Credentials
 from freshet.dashboard.sessions import COOKIE, SESSION_SECONDS, Csrf
 from freshet.failures import api_message
+from freshet.ledger import Ledger
 from freshet.quarantine import NotQuarantined
 
 log = logging.getLogger("freshet.dashboard")
@@ -289,7 +291,6 @@ class Dashboard:
     def _policy_page(self, viewer: Viewer, params: Mapping[str, str]) -> Page:
         ns, name = params["ns"], params["name"]
         p = self._policy(viewer, ns, name)
-        metric, watched = views.gate_metric(p), views.monitored_metric(p)
         book, newest, store_error = None, None, ""
         try:
             q = gather.store(viewer, self.scope, p)
@@ -298,22 +299,15 @@ class Dashboard:
                 newest = gather.result(q, book.runs[0].run_id)
         except StoreError as e:
             store_error = str(e)
-        context = {
-            "p": p,
-            "row": views.policy_row(p),
-            "metric": metric,
-            "watched": watched,
-            "book": book,
-            "runs": views.run_rows(book, metric) if book else [],
-            "recent": RECENT_RUNS,
-            "versions": views.version_chart(book, metric) if book else None,
-            "monitoring": views.monitoring_chart(book, watched) if book else None,
-            "labels": views.label_maturity(p, newest),
-            "events": gather.events(viewer, p),
-            "store_error": store_error,
-            "may": self._permissions(viewer, p),
-            "refresh": REFRESH_SECONDS if views.policy_row(p).training else None,
-        }
+        may = self._permissions(viewer, p)
+        context = policy_context(
+            p,
+            book=book,
+            newest=newest,
+            events=gather.events(viewer, p),
+            store_error=store_error,
+            may=may,
+        )
         return Page("policy.html", context)
 
     def _permissions(self, viewer: Viewer, p: dict[str, Any]) -> views.Permissions:
@@ -474,6 +468,36 @@ class Dashboard:
         response = web.HTTPSeeOther("/login")
         response.del_cookie(COOKIE, path="/")
         raise response
+
+
+def policy_context(
+    p: dict[str, Any],
+    *,
+    book: Ledger | None,
+    newest: RunResult | None,
+    events: list[dict[str, Any]],
+    store_error: str,
+    may: views.Permissions,
+) -> dict[str, Any]:
+    """What policy.html shows, from what was read (pure: the benchmark renders it too)."""
+    metric, watched = views.gate_metric(p), views.monitored_metric(p)
+    row = views.policy_row(p)
+    return {
+        "p": p,
+        "row": row,
+        "metric": metric,
+        "watched": watched,
+        "book": book,
+        "runs": views.run_rows(book, metric) if book else [],
+        "recent": RECENT_RUNS,
+        "versions": views.version_chart(book, metric) if book else None,
+        "monitoring": views.monitoring_chart(book, watched) if book else None,
+        "labels": views.label_maturity(p, newest),
+        "events": events,
+        "store_error": store_error,
+        "may": may,
+        "refresh": REFRESH_SECONDS if row.training else None,
+    }
 
 
 def _safe_next(target: str | None) -> str:

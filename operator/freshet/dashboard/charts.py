@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 760, 260
+WIDTH, HEIGHT = 1100, 300
 LEFT, RIGHT, TOP, BOTTOM = 58, 16, 14, 40
 MAX_X_LABELS = 12
 
