@@ -352,6 +352,13 @@ def test_quarantine_reasons_and_release(
     )
 
 
+def _serving(url: str) -> bool:
+    try:
+        return _get(url, {})[0] == 200
+    except OSError:  # not listening yet
+        return False
+
+
 def test_locally_as_the_kubeconfig_user(
     stack: Stack, kube_api: client.ApiClient, ns: str, bucket: str, s3: Any
 ) -> None:
@@ -378,7 +385,7 @@ def test_locally_as_the_kubeconfig_user(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        until("the local dashboard", lambda: _get(f"{url}/healthz", {})[0] == 200, timeout=30)
+        until("the local dashboard", lambda: _serving(f"{url}/healthz"), timeout=30)
         status, page = _get(f"{url}/", {})
         assert status == 200 and f"/policies/{ns}/local" in page
         status, page = _get(f"{url}/policies/{ns}/local", {})
