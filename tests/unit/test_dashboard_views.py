@@ -229,3 +229,10 @@ def test_pinnable_versions_are_the_gated_models_newest_first() -> None:
         }
     )
     assert views.pinnable(book) == ["v10", "v9", "v2"]
+
+
+def test_condition_badges_follow_each_conditions_polarity() -> None:
+    assert views.condition_tone({"type": "Ready", "status": "True"}) == "true"
+    assert views.condition_tone({"type": "Degraded", "status": "True"}) == "degraded"
+    assert views.condition_tone({"type": "Degraded", "status": "False"}) == "false"
+    assert views.condition_tone({"type": "Ready", "status": "Unknown"}) == "unknown"

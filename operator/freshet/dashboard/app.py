@@ -104,6 +104,7 @@ def templates() -> jinja2.Environment:
         run_phases=views.run_phases,
         summary=views.summary,
         pinnable=views.pinnable,
+        condition_tone=views.condition_tone,
     )
     return env
 

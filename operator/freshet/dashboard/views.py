@@ -25,6 +25,20 @@ def condition(p: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+NEGATIVE_CONDITIONS = frozenset({"Degraded", "Stalled", "Stale"})
+"""Conditions whose True is bad news (kstatus' abnormal-true polarity)."""
+
+
+def condition_tone(c: dict[str, Any]) -> str:
+    """The badge colour of a condition: good, bad or neutral news."""
+    status = c.get("status")
+    if status not in ("True", "False"):
+        return "unknown"
+    if c.get("type") in NEGATIVE_CONDITIONS:
+        return "degraded" if status == "True" else "false"
+    return "true" if status == "True" else "false"
+
+
 def gate_metric(p: dict[str, Any]) -> str:
     return str((p["spec"].get("gate") or {}).get("metric") or Metric.ACCURACY.value)
 
