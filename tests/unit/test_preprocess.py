@@ -209,8 +209,3 @@ def test_the_step_is_part_of_what_the_model_is_made_from() -> None:
     assert changed.training_hash() != spec().training_hash()
     resources = spec(preprocess={**STEP, "resources": {"limits": {"cpu": "2"}}})
     assert resources.training_hash() == spec().training_hash()
-    doc = minimal_spec("Dynamic")
-    assert (
-        PolicySpec.model_validate(doc).training_hash()
-        == PolicySpec.model_validate({**doc}).training_hash()
-    )
