@@ -29,3 +29,16 @@ TERMINATION_LOG: Final = "FRESHET_TERMINATION_LOG"
 MODEL_VERSION: Final = "FRESHET_MODEL_VERSION"
 MODEL_KEY: Final = "FRESHET_MODEL_KEY"
 MODEL_SHA256: Final = "FRESHET_MODEL_SHA256"
+
+# The preprocessing step (spec.preprocess): the user's container sees files, not the
+# store (freshet_contract.preprocess).
+INPUT_DIR: Final = "FRESHET_INPUT_DIR"
+"""Directory holding the accepted raw batches and `inputs.json`."""
+OUTPUT_DIR: Final = "FRESHET_OUTPUT_DIR"
+"""Directory the step writes one prepared file per input to, at the same relative path."""
+INPUTS: Final = "FRESHET_INPUTS"
+"""Path of `inputs.json` (PreprocessInputs)."""
+DATA_FORMAT: Final = "FRESHET_DATA_FORMAT"
+"""csv, jsonl or parquet: the format of the inputs, and of the outputs the step writes."""
+LABEL: Final = "FRESHET_LABEL"
+"""The label column, which the outputs must keep."""

@@ -46,6 +46,14 @@ class StateLayout:
         """Written by the trainer as its last step."""
         return f"{self.run_prefix(run_id)}result.json"
 
+    def prepared_prefix(self, run_id: str) -> str:
+        """The preprocessing step's output (``spec.preprocess``), one object per batch."""
+        return f"{self.run_prefix(run_id)}prepared/"
+
+    def prepared_manifest_key(self, run_id: str) -> str:
+        """Written last by the preprocessing run: its presence means it completed."""
+        return f"{self.prepared_prefix(run_id)}{MANIFEST_FILE}"
+
     def model_prefix(self, version: str) -> str:
         return f"{self.root}models/{version}/"
 

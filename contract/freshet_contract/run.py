@@ -15,6 +15,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, JsonValue
 
 from freshet_contract.document import Document
+from freshet_contract.result import Check
 from freshet_contract.vocabulary import (
     ColumnType,
     ContradictionAction,
@@ -50,12 +51,36 @@ class StoreLocation(Document):
     """The policy's state root, with the trailing slash."""
 
 
-class BatchRef(Document):
-    """One input file, pinned by ETag so the run trains on exactly what was chosen."""
+class PreparedRef(Document):
+    """Where the preprocessing step put a batch's prepared rows (``spec.preprocess``),
+    pinned like the batch itself: the trainer reads these instead of the raw file."""
 
     key: NonEmpty
     etag: NonEmpty
     size: Annotated[int, Field(ge=0)]
+
+
+class Refusal(Document):
+    """A raw batch the preprocessing run refused before the step saw it: the trainer
+    reports it quarantined with these checks and does not read it."""
+
+    reason: NonEmpty
+    message: str = ""
+    checks: list[Check] = Field(default_factory=list)
+
+
+class BatchRef(Document):
+    """One input file, pinned by ETag so the run trains on exactly what was chosen.
+
+    `key` and `etag` are the batch's identity (what is consumed, quarantined,
+    windowed); with preprocessing, `prepared` or `refused` says what became of it.
+    """
+
+    key: NonEmpty
+    etag: NonEmpty
+    size: Annotated[int, Field(ge=0)]
+    prepared: PreparedRef | None = None
+    refused: Refusal | None = None
 
 
 class LabelFile(Document):

@@ -291,7 +291,9 @@ class PolicyController:
         # The intent is durable before the Job exists: a crash from here on is
         # replayed by _track, which creates the Job if it is missing.
         try:
-            await effects.create_job(spec, planned.run_spec)
+            await effects.create_job(
+                spec, planned.run_spec, preprocess=intent.phase == "Preprocessing"
+            )
         except Failure as f:
             if not f.permanent:
                 raise
@@ -345,19 +347,37 @@ class PolicyController:
         resync = self.rt.config.resync_seconds
         if isinstance(tracked, step.Lost):
             raise Failure("RunSpecMissing", tracked.message)
-        if isinstance(tracked, step.Replay):
-            self.log.info(
-                "run %s (%s) has no Job; replaying the intent", intent.run_id, intent.version
-            )
-            assert tracked.run_spec is not None
+        if isinstance(tracked, step.Replay | step.Prepared):
+            if isinstance(tracked, step.Prepared):
+                # Spec first, then the phase: a crash in between rewrites the same spec.
+                await effects.write_run_spec(intent.spec_key, tracked.run_spec)
+                book = await self._commit(effects, transitions.preprocessed(snap.ledger))
+                snap = replace(snap, ledger=book)
+                effects.run_preprocessed(intent, tracked.batches, tracked.refused)
+            else:
+                what = "prep Job" if tracked.preprocess else "Job"
+                self.log.info(
+                    "run %s (%s) has no %s; replaying the intent",
+                    intent.run_id,
+                    intent.version,
+                    what,
+                )
             try:
-                await effects.create_job(spec, tracked.run_spec)
+                await effects.create_job(
+                    spec,
+                    tracked.run_spec,
+                    preprocess=isinstance(tracked, step.Replay) and tracked.preprocess,
+                )
             except Failure as f:
                 if not f.permanent:
                     raise
                 await self._refused(effects, snap, f)
                 return Progress(1.0)
             return Progress(resync)
+        if isinstance(tracked, step.PreprocessFailed):
+            judged = Judged("Failed", "PreprocessFailed", tracked.message)
+            await self._finish(effects, snap, judged, None)
+            return Progress(1.0)
         if isinstance(tracked, step.Running):
             return Progress(resync, running=tracked)
         book, result = snap.ledger, snap.result

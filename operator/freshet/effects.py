@@ -118,10 +118,14 @@ class Effects:
                 delay=30.0,
             )
 
-    async def create_job(self, spec: PolicySpec, run_spec: RunSpec) -> None:
-        job = jobs.build_job(spec, run_spec, self.store.config)
+    async def create_job(
+        self, spec: PolicySpec, run_spec: RunSpec, *, preprocess: bool = False
+    ) -> None:
+        """The run's training Job, or with `preprocess` its prep Job."""
+        build = jobs.build_prep_job if preprocess else jobs.build_job
+        job = build(spec, run_spec, self.store.config)
         await self._api(
-            f"create Job {run_spec.run_id}",
+            f"create Job {job['metadata']['name']}",
             self.kube.create_job,
             self.policy.namespace,
             job,
@@ -225,6 +229,20 @@ class Effects:
             "Triggered",
             f"run {intent.run_id} trains {intent.version}: {intent.message}; "
             f"{window_holds} batch(es) in the window",
+        )
+
+    def run_preprocessed(self, intent: RunIntent, batches: int, refused: int) -> None:
+        self.log.info(
+            "run %s (%s) preprocessed: %d batch(es) prepared, %d refused; training next",
+            intent.run_id,
+            intent.version,
+            batches,
+            refused,
+        )
+        self.info(
+            "Preprocessed",
+            f"run {intent.run_id} ({intent.version}): {batches} batch(es) prepared,"
+            f" {refused} refused before the step; training next",
         )
 
     def run_finished(

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from freshet_contract.layout import StateLayout
+from freshet_contract.preprocess import PreparedData, prep_job_name
 from freshet_contract.result import RunResult
 from freshet_contract.run import RunSpec
 from kubernetes.client.exceptions import ApiException
@@ -122,6 +123,8 @@ async def snapshot(
     intent = book.intent
     if intent is None:
         return snap
+    if intent.phase == "Preprocessing":
+        return await _preprocessing(kube, policy, store, layout, snap, log=log)
     job = await job_view(kube, policy.namespace, intent.run_id)
     if job is None:
         doc = await read("read the run spec", store.get_json, intent.spec_key)
@@ -135,6 +138,45 @@ async def snapshot(
         log.error("run %s (%s) wrote an invalid result: %s", intent.run_id, intent.version, e)
         return replace(snap, job=job, result_error=str(e))
     return replace(snap, job=job, result=result)
+
+
+async def _preprocessing(
+    kube: Kube,
+    policy: PolicyFacts,
+    store: ObjectStore,
+    layout: StateLayout,
+    snap: Snapshot,
+    *,
+    log: logging.LoggerAdapter[logging.Logger],
+) -> Snapshot:
+    """A run in its preprocessing phase: the prep Job, and once it has succeeded the
+    run spec and the manifest it wrote."""
+    intent = snap.ledger.intent
+    assert intent is not None
+    name = prep_job_name(intent.run_id)
+    job = await job_view(kube, policy.namespace, name)
+    if job is not None and job.finished is None:
+        return replace(snap, prep_job=job)
+    if job is not None and job.finished == "failed":
+        detail = await asyncio.to_thread(kube.failed_container, policy.namespace, name)
+        if detail is not None:
+            job = replace(job, message=detail)
+        return replace(snap, prep_job=job)
+    doc = await read("read the run spec", store.get_json, intent.spec_key)
+    snap = replace(
+        snap, prep_job=job, run_spec=None if doc is None else RunSpec.model_validate(doc)
+    )
+    if job is None:
+        return snap
+    key = layout.prepared_manifest_key(intent.run_id)
+    raw = await read("read the prepared data's manifest", store.get_json, key)
+    if raw is None:
+        return replace(snap, prepared_error=f"{key} was not written")
+    try:
+        return replace(snap, prepared=PreparedData.model_validate(raw))
+    except ValidationError as e:
+        log.error("run %s (%s) wrote an invalid manifest: %s", intent.run_id, intent.version, e)
+        return replace(snap, prepared_error=f"{key}: {e}")
 
 
 async def job_view(kube: Kube, namespace: str, run_id: str) -> JobView | None:

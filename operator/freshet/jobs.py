@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from freshet_contract import env
+from freshet_contract import env, preprocess
 from freshet_contract.layout import StateLayout
 from freshet_contract.run import RunSpec
 
@@ -21,6 +21,11 @@ from freshet.store_config import ACCESS_KEY_ID_KEY, SECRET_ACCESS_KEY_KEY, Store
 
 CONTAINER_NAME = "trainer"
 COMMAND = "freshet-train"
+PREP_INPUTS_CONTAINER, PREP_INPUTS_COMMAND = "inputs", "freshet-preprocess-inputs"
+PREP_STEP_CONTAINER = "step"
+PREP_PUBLISH_CONTAINER, PREP_PUBLISH_COMMAND = "publish", "freshet-preprocess-publish"
+STEP_LABEL = f"{names.GROUP}/step"
+"""On a run's preprocessing Job (value preprocess); its training Job has none."""
 TERMINATION_LOG = "/dev/termination-log"
 NONROOT_UID = 65532
 """The conventional "nonroot" user of distroless images."""
@@ -36,7 +41,7 @@ def job_labels(policy_name: str, run_id: str) -> dict[str, str]:
 
 
 def build_job(spec: PolicySpec, run_spec: RunSpec, store: StoreConfig) -> dict[str, Any]:
-    """The Job manifest for ``run_spec``, owned by its policy.
+    """The training Job manifest for ``run_spec``, owned by its policy.
 
     The store's endpoint and bucket are passed as values, not Secret
     references: the Job must read the very bucket the operator wrote the run
@@ -46,15 +51,107 @@ def build_job(spec: PolicySpec, run_spec: RunSpec, store: StoreConfig) -> dict[s
     No ``ttlSecondsAfterFinished``: the operator records a finished run's result
     before the Job may go, and cleans up itself.
     """
-    policy = run_spec.policy
     training = spec.training
-    labels = job_labels(policy.name, run_spec.run_id)
+    container = _container(
+        CONTAINER_NAME,
+        training.image,
+        training.image_pull_policy,
+        [COMMAND],
+        env=_env(run_spec, store),
+        resources=training.resources.model_dump(mode="json", exclude_defaults=True),
+    )
+    return _job(
+        run_spec,
+        run_spec.run_id,
+        spec,
+        [container],
+        [],
+        backoff_limit=training.backoff_limit,
+        deadline=training.active_deadline_seconds,
+    )
+
+
+def build_prep_job(spec: PolicySpec, run_spec: RunSpec, store: StoreConfig) -> dict[str, Any]:
+    """The preprocessing Job, ``<runId>-prep`` (freshet_contract.preprocess).
+
+    Three containers in order, sharing an emptyDir at /freshet: the trainer
+    image fetches and checks the raw batches (init), the user's step turns
+    them into prepared files (init), and the trainer image uploads those and
+    writes the manifest (the main container, so the Job succeeds only when the
+    manifest is written). The user's container gets neither store credentials
+    nor an API token: it handles files only.
+    """
+    assert spec.preprocess is not None
+    step, training = spec.preprocess, spec.training
+    store_env = _env(run_spec, store)
+    files = [
+        {"name": env.INPUT_DIR, "value": preprocess.INPUT_DIR},
+        {"name": env.OUTPUT_DIR, "value": preprocess.OUTPUT_DIR},
+    ]
+    step_env = [
+        *files,
+        {"name": env.INPUTS, "value": f"{preprocess.INPUT_DIR}/{preprocess.INPUTS_FILE}"},
+        {"name": env.DATA_FORMAT, "value": str(spec.data.format)},
+        {"name": env.LABEL, "value": spec.data.label},
+    ]
+    work = [{"name": "work", "mountPath": preprocess.WORK_DIR}]
+    inputs = _container(
+        PREP_INPUTS_CONTAINER,
+        training.image,
+        training.image_pull_policy,
+        [PREP_INPUTS_COMMAND],
+        env=store_env + files,
+        mounts=work,
+    )
+    user = _container(
+        PREP_STEP_CONTAINER,
+        step.image,
+        step.image_pull_policy,
+        step.command,
+        args=step.args,
+        env=step_env,
+        mounts=work,
+        resources=step.resources.model_dump(mode="json", exclude_defaults=True),
+    )
+    publish = _container(
+        PREP_PUBLISH_CONTAINER,
+        training.image,
+        training.image_pull_policy,
+        [PREP_PUBLISH_COMMAND],
+        env=store_env + files,
+        mounts=work,
+    )
+    return _job(
+        run_spec,
+        preprocess.prep_job_name(run_spec.run_id),
+        spec,
+        [publish],
+        [inputs, user],
+        backoff_limit=training.backoff_limit,
+        deadline=step.active_deadline_seconds,
+        step="preprocess",
+        volumes=[{"name": "work", "emptyDir": {}}],
+    )
+
+
+def _container(
+    name: str,
+    image: str,
+    pull_policy: str | None,
+    command: list[str],
+    *,
+    env: list[dict[str, Any]],
+    args: list[str] | None = None,
+    mounts: list[dict[str, Any]] | None = None,
+    resources: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A container under the restricted Pod Security profile, read-only but /tmp."""
     container: dict[str, Any] = {
-        "name": CONTAINER_NAME,
-        "image": training.image,
-        "command": [COMMAND],
-        "env": _env(run_spec, store),
-        "resources": training.resources.model_dump(mode="json", exclude_defaults=True),
+        "name": name,
+        "image": image,
+        "command": command,
+        "env": env,
+        "resources": resources or {},
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -64,14 +161,35 @@ def build_job(spec: PolicySpec, run_spec: RunSpec, store: StoreConfig) -> dict[s
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *(mounts or [])],
         "terminationMessagePath": TERMINATION_LOG,
-        # The trainer writes a one-line summary there; if it dies before it
-        # can, the tail of its log is the next best explanation.
+        # The trainer writes a one-line summary there; if a container dies before
+        # it can, the tail of its log is the next best explanation.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if training.image_pull_policy is not None:
-        container["imagePullPolicy"] = training.image_pull_policy
+    if args:
+        container["args"] = args
+    if pull_policy is not None:
+        container["imagePullPolicy"] = pull_policy
+    return container
+
+
+def _job(
+    run_spec: RunSpec,
+    name: str,
+    spec: PolicySpec,
+    containers: list[dict[str, Any]],
+    init_containers: list[dict[str, Any]],
+    *,
+    backoff_limit: int,
+    deadline: int,
+    step: str | None = None,
+    volumes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    policy = run_spec.policy
+    labels = job_labels(policy.name, run_spec.run_id)
+    if step is not None:
+        labels[STEP_LABEL] = step
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -82,17 +200,19 @@ def build_job(spec: PolicySpec, run_spec: RunSpec, store: StoreConfig) -> dict[s
             "fsGroup": NONROOT_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [container],
-        # The only writable place on a read-only root filesystem.
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "containers": containers,
+        # The only writable places on a read-only root filesystem.
+        "volumes": [{"name": "tmp", "emptyDir": {}}, *(volumes or [])],
     }
-    if training.service_account_name is not None:
-        pod_spec["serviceAccountName"] = training.service_account_name
+    if init_containers:
+        pod_spec["initContainers"] = init_containers
+    if spec.training.service_account_name is not None:
+        pod_spec["serviceAccountName"] = spec.training.service_account_name
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": run_spec.run_id,
+            "name": name,
             "namespace": policy.namespace,
             "labels": labels,
             "ownerReferences": [
@@ -107,8 +227,8 @@ def build_job(spec: PolicySpec, run_spec: RunSpec, store: StoreConfig) -> dict[s
             ],
         },
         "spec": {
-            "backoffLimit": training.backoff_limit,
-            "activeDeadlineSeconds": training.active_deadline_seconds,
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": deadline,
             # A pod evicted by a node drain or preemption did nothing wrong:
             # do not spend the policy's retries on it.
             "podFailurePolicy": {

@@ -79,6 +79,21 @@ class Kube:
             return None
         return str(listed.items[-1].message)
 
+    def failed_container(self, namespace: str, job: str) -> str | None:
+        """Which container of the Job's newest pod failed, with its exit code and
+        termination message (its own summary, or the tail of its log)."""
+        pods: list[Any] = self.core.list_namespaced_pod(
+            namespace, label_selector=f"job-name={job}"
+        ).items
+        for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp, reverse=True):
+            status = pod.status
+            for c in [*(status.init_container_statuses or []), *(status.container_statuses or [])]:
+                done = c.state.terminated if c.state else None
+                if done is not None and done.exit_code != 0:
+                    message = " ".join((done.message or done.reason or "").split())[-600:]
+                    return f"container {c.name} exited {done.exit_code}: {message}"
+        return None
+
     def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create the Job; False when it already exists (a replayed intent)."""
         try:

@@ -19,6 +19,7 @@ peering), so a plain overwrite is safe.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -95,6 +96,10 @@ class RunIntent(_Model):
     """Backfill: the batches whose label files changed since they were trained."""
     promotion_started: datetime | None = Field(default=None, alias="promotionStarted")
     """When the pointer was first applied for this run's model; the rollout is timed from it."""
+    phase: Literal["Preprocessing", "Training"] = "Training"
+    """Preprocessing: the run's prep Job (spec.preprocess) comes first; it moves to
+    Training, in one ledger write, once the prepared data is recorded in the run spec.
+    A prep Job is only ever created while the intent says Preprocessing."""
 
 
 class RefusedSpec(_Model):

@@ -16,12 +16,14 @@ from datetime import datetime
 from decimal import Decimal
 
 from freshet_contract.layout import StateLayout
+from freshet_contract.preprocess import PreparedData, input_hash
 from freshet_contract.run import (
     BatchRef,
     Evaluation,
     LabelFile,
     ModelRef,
     PolicyRef,
+    Refusal,
     RunColumn,
     RunData,
     RunDrift,
@@ -157,3 +159,31 @@ def build_run_spec(
             result_key=layout.run_result_key(run_id),
         ),
     )
+
+
+def with_prepared(run_spec: RunSpec, manifest: PreparedData) -> RunSpec | str:
+    """The run spec with what the preprocessing run made of each batch: its prepared
+    object, or its refusal. A string says why the manifest cannot be the one for this
+    run (then the run fails rather than train on something else). Applying it again
+    to its own output gives the same spec, so a crash after writing it is harmless."""
+    if manifest.run_id != run_spec.run_id:
+        return f"the prepared data is for run {manifest.run_id}, not {run_spec.run_id}"
+    prepared = {(b.key, b.etag): b for b in manifest.batches}
+    refused = {(q.key, q.etag): q for q in manifest.refused}
+    if manifest.input_hash != input_hash(prepared):
+        return "the prepared data's inputHash does not match the batches it lists"
+    batches = []
+    for ref in run_spec.data.batches:
+        identity = (ref.key, ref.etag)
+        if identity in prepared:
+            batches.append(
+                ref.model_copy(update={"prepared": prepared[identity].prepared, "refused": None})
+            )
+        elif identity in refused:
+            q = refused[identity]
+            refusal = Refusal(reason=q.reason, message=q.message, checks=q.checks)
+            batches.append(ref.model_copy(update={"prepared": None, "refused": refusal}))
+        else:
+            return f"the preprocessing run says nothing of batch {ref.key} ({ref.etag})"
+    data = run_spec.data.model_copy(update={"batches": batches})
+    return run_spec.model_copy(update={"data": data})

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from freshet_contract.layout import StateLayout
+from freshet_contract.preprocess import PreparedData
 from freshet_contract.result import RunResult
 from freshet_contract.run import RunSpec
 
@@ -97,7 +98,14 @@ class Snapshot:
     job: JobView | None = None
     """The run's Job; None when there is no run or its Job does not exist."""
     run_spec: RunSpec | None = None
-    """The run intent's spec document, read when its Job is missing (to replay it)."""
+    """The run intent's spec document, read when its Job is missing (to replay it),
+    and when its prep Job has finished (to add the prepared data)."""
+    prep_job: JobView | None = None
+    """A preprocessing run's prep Job; None when it does not exist (or no such phase)."""
+    prepared: PreparedData | None = None
+    """The prep Job's manifest, read once it succeeded."""
+    prepared_error: str | None = None
+    """The manifest is missing or the contract cannot read it."""
     result: RunResult | None = None
     result_error: str | None = None
     """The run wrote a result the contract cannot read."""

@@ -545,6 +545,19 @@ class TrainingSpec(_SpecModel):
         return self
 
 
+class PreprocessSpec(_SpecModel):
+    """A step between the raw batches and training (freshet_contract.preprocess)."""
+
+    image: str = Field(min_length=1, max_length=1024, pattern=r"^\S+$")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    command: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        min_length=1, max_length=64
+    )
+    args: list[Annotated[str, Field(max_length=4096)]] = Field(default_factory=list, max_length=256)
+    active_deadline_seconds: int = Field(default=3600, ge=60, le=86_400)
+    resources: Resources = Resources()
+
+
 class GateSpec(_SpecModel):
     metric: Metric = Metric.ACCURACY
     min_value: SignedDecimal | None = None
@@ -698,6 +711,7 @@ class PolicySpec(_SpecModel):
     data: DataSpec
     trigger: TriggerSpec | None = None
     validation: ValidationSpec = ValidationSpec()
+    preprocess: PreprocessSpec | None = None
     training: TrainingSpec
     gate: GateSpec = GateSpec()
     serving: ServingSpec | None = None
@@ -792,7 +806,8 @@ class PolicySpec(_SpecModel):
 
         A Static policy retrains when this changes. It covers the data
         selection, the validation rules, and the training code and parameters
-        (image, estimator, seed, warm start, holdout); it leaves out how the Job
+        (image, estimator, seed, warm start, holdout) and the preprocessing step
+        (image, command, args); it leaves out how the Job
         runs (resources, deadlines, service account), the gate (which only
         decides what to do with a candidate), the trigger and serving.
         """
@@ -808,6 +823,10 @@ class PolicySpec(_SpecModel):
             ),
             "training": training,
         }
+        if self.preprocess is not None:  # absent: the hash of earlier releases
+            relevant["preprocess"] = self.preprocess.model_dump(
+                mode="json", include={"image", "command", "args"}
+            )
         canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -39,6 +39,15 @@ def started(book: Ledger, intent: RunIntent, now: datetime) -> Ledger:
     return new
 
 
+def preprocessed(book: Ledger) -> Ledger:
+    """The prep Job's data is in the run spec: from here on the run trains."""
+    assert book.intent is not None and book.intent.phase == "Preprocessing"
+    new = book.model_copy(deep=True)
+    assert new.intent is not None
+    new.intent.phase = "Training"
+    return new
+
+
 def promotion_started(book: Ledger, now: datetime) -> Ledger:
     assert book.intent is not None
     new = book.model_copy(deep=True)

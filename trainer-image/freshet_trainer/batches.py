@@ -43,7 +43,7 @@ from freshet_contract.result import (
     ValidationReference,
     ValidationReport,
 )
-from freshet_contract.run import BatchRef, LabelFile, RunLabels, RunSpec
+from freshet_contract.run import BatchRef, LabelFile, PreparedRef, RunLabels, RunSpec
 from freshet_contract.vocabulary import DriftAction
 
 from freshet_trainer import late_labels
@@ -378,27 +378,47 @@ def _refused(
 def _read(source: BatchSource, ref: BatchRef, spec: RunSpec) -> pd.DataFrame | Check:
     """The batch as a frame, or the check that says why it cannot be one.
 
-    The object is streamed to an anonymous temporary file under $TMPDIR (the
-    only writable place of the trainer's container) and parsed from there.
+    With a preprocessing step the rows are the step's output for the batch
+    (`ref.prepared`), and a batch the preprocessing run refused is not read at
+    all: its failed check stands. The object is streamed to an anonymous
+    temporary file under $TMPDIR (the only writable place of the trainer's
+    container) and parsed from there.
     """
-    limit = spec.validation.max_batch_bytes
-    if ref.size > limit:
-        return SIZE.outcome(False, value=ref.size, limit=limit, message="size listed by the store")
+    if ref.refused is not None:
+        failed = [c for c in ref.refused.checks if not c.passed and not c.skipped]
+        if failed:
+            return failed[0]
+        return READABLE.outcome(False, message=ref.refused.message or ref.refused.reason)
+    source_ref = ref.prepared or ref
     with tempfile.TemporaryFile() as handle:
-        try:
-            size = source.download(ref.key, handle, ref.etag, limit)
-        except ObjectNotFound:
-            return EXISTS.outcome(False, message="the object is gone")
-        except ETagMismatch as error:
-            return PINNED.outcome(False, message=f"expected {error.expected}, found {error.actual}")
-        except ObjectTooLarge as error:
-            return SIZE.outcome(False, value=error.size, limit=limit)
-        try:
-            frame = read_batch_file(handle, spec.data.format, spec.validation.max_columns)
-        except UnreadableBatch as error:
-            rule = _READ_FAILURES.get(error.reason, READABLE)
-            return rule.outcome(False, value=error.value, limit=error.limit, message=str(error))
-    log.info("read batch", extra={"batch": ref.key, "bytes": size, "rows": len(frame)})
+        return read_into(source, source_ref, handle, spec)
+
+
+def read_into(
+    source: BatchSource, ref: BatchRef | PreparedRef, handle: IO[bytes], spec: RunSpec
+) -> pd.DataFrame | Check:
+    """Download the object (pinned to its ETag) into `handle` and parse it in
+    `data.format`; the frame, or the file-level check it failed (exists, etag, size,
+    readable, column count and names). The preprocessing run validates raw batches
+    with it."""
+    key, etag, size = ref.key, ref.etag, ref.size
+    limit = spec.validation.max_batch_bytes
+    if size > limit:
+        return SIZE.outcome(False, value=size, limit=limit, message="size listed by the store")
+    try:
+        got = source.download(key, handle, etag, limit)
+    except ObjectNotFound:
+        return EXISTS.outcome(False, message="the object is gone")
+    except ETagMismatch as error:
+        return PINNED.outcome(False, message=f"expected {error.expected}, found {error.actual}")
+    except ObjectTooLarge as error:
+        return SIZE.outcome(False, value=error.size, limit=limit)
+    try:
+        frame = read_batch_file(handle, spec.data.format, spec.validation.max_columns)
+    except UnreadableBatch as error:
+        rule = _READ_FAILURES.get(error.reason, READABLE)
+        return rule.outcome(False, value=error.value, limit=error.limit, message=str(error))
+    log.info("read batch", extra={"batch": key, "bytes": got, "rows": len(frame)})
     return frame
 
 

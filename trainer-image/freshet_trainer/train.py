@@ -544,20 +544,27 @@ def write_termination_message(message: str, env: Mapping[str, str]) -> None:
         log.warning("cannot write termination message", extra={"path": path, "error": str(error)})
 
 
+def open_run(env: Mapping[str, str]) -> tuple[ObjectStore, RunSpec, str]:
+    """The store the pod is set up for, and the run spec it names; raises
+    StoreConfigError, ObjectNotFound or ValidationError when it cannot."""
+    store = ObjectStore(StoreConfig.from_env(env))
+    spec_key = env.get(variables.RUN_SPEC_KEY, "")
+    if not spec_key:
+        raise StoreConfigError(f"missing environment: {variables.RUN_SPEC_KEY}")
+    spec = RunSpec.model_validate_json(store.get_bytes(spec_key))
+    if spec.store.bucket != store.bucket:
+        raise StoreConfigError(
+            f"spec is for bucket {spec.store.bucket!r}, the pod is set up for {store.bucket!r}"
+        )
+    return store, spec, spec_key
+
+
 def main() -> int:
     """Console script: exit 0 when a result was written (even a Failed one), 1 otherwise."""
     formatter = logs.configure("trainer")
     env = os.environ
     try:
-        store = ObjectStore(StoreConfig.from_env(env))
-        spec_key = env.get(variables.RUN_SPEC_KEY, "")
-        if not spec_key:
-            raise StoreConfigError(f"missing environment: {variables.RUN_SPEC_KEY}")
-        spec = RunSpec.model_validate_json(store.get_bytes(spec_key))
-        if spec.store.bucket != store.bucket:
-            raise StoreConfigError(
-                f"spec is for bucket {spec.store.bucket!r}, the pod is set up for {store.bucket!r}"
-            )
+        store, spec, spec_key = open_run(env)
         formatter.context.update(runId=spec.run_id, version=spec.output.version)
         log.info("run started", extra={"specKey": spec_key, "batches": len(spec.data.batches)})
         result = run(spec, store)

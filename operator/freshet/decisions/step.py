@@ -13,7 +13,9 @@ rules in order:
 7. concurrency: the operator-wide run slots.
 
 With a run in flight, :func:`track` answers replay (the intent is saved but
-its Job is missing), running, or finished.
+its Job is missing), running, or finished; a run with a preprocessing step first
+goes through its prep Job: replay it, running, prepared (go on to training) or
+failed.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from freshet_contract.layout import StateLayout
+from freshet_contract.preprocess import prep_job_name
 from freshet_contract.run import LabelFile, PolicyRef, RunSpec
 from freshet_contract.run import ModelRef as RunModelRef
 
 from freshet.batches import Batch
 from freshet.decisions import backfill, retry, runs, staleness, trigger
 from freshet.ledger import BatchRef, LabelFileRef, Ledger, RunIntent
-from freshet.runspec import build_run_spec, run_labels_from_policy
+from freshet.runspec import build_run_spec, run_labels_from_policy, with_prepared
 from freshet.snapshot import Snapshot
 from freshet.spec import DelayedFeedback, PolicySpec
 
@@ -59,9 +62,28 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """The intent is saved and its Job is missing (a crash in between): create it."""
+    """The intent is saved and its Job is missing (a crash in between): create it,
+    the prep Job while the run is preprocessing."""
 
     run_spec: RunSpec
+    preprocess: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """The prep Job completed: write this run spec (with the prepared data), record
+    the run as training, then create its training Job."""
+
+    run_spec: RunSpec
+    batches: int
+    refused: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreprocessFailed:
+    """The prep Job failed, or left nothing the run can train on: the run fails."""
+
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +173,11 @@ def plan(s: Snapshot) -> Wait | Start:
     return _start(s, decision, window, label_files, changed)
 
 
-def track(s: Snapshot) -> Replay | Running | Finished | Lost:
+def track(s: Snapshot) -> Replay | Running | Finished | Lost | Prepared | PreprocessFailed:
     intent = s.ledger.intent
     assert intent is not None, "track() is for a run in flight"
+    if intent.phase == "Preprocessing":
+        return _track_preprocessing(s)
     if s.job is None:
         if s.run_spec is None:
             return Lost(f"run spec {intent.spec_key} vanished")
@@ -165,6 +189,35 @@ def track(s: Snapshot) -> Replay | Running | Finished | Lost:
             )
         return Running("Running", f"run {intent.run_id} is producing {intent.version}")
     return Finished(f"Job {intent.run_id} {s.job.finished}: {s.job.message}")
+
+
+def _track_preprocessing(s: Snapshot) -> Replay | Running | Lost | Prepared | PreprocessFailed:
+    intent = s.ledger.intent
+    assert intent is not None
+    name = prep_job_name(intent.run_id)
+    if s.prep_job is None:
+        if s.run_spec is None:
+            return Lost(f"run spec {intent.spec_key} vanished")
+        return Replay(s.run_spec, preprocess=True)
+    if s.prep_job.finished is None:
+        if s.prep_job.pods_not_created:
+            return Running("PodsNotCreated", f"Job {name} cannot create pods: {s.prep_job.message}")
+        return Running(
+            "Preprocessing",
+            f"run {intent.run_id} is preprocessing {len(intent.batches)} batch(es) in Job {name}",
+        )
+    if s.prep_job.finished == "failed":
+        return PreprocessFailed(f"Job {name} failed: {s.prep_job.message}")
+    if s.prepared is None:
+        return PreprocessFailed(
+            f"Job {name} completed but its prepared data is unusable: {s.prepared_error}"
+        )
+    if s.run_spec is None:
+        return Lost(f"run spec {intent.spec_key} vanished")
+    made = with_prepared(s.run_spec, s.prepared)
+    if isinstance(made, str):
+        return PreprocessFailed(f"Job {name}: {made}")
+    return Prepared(made, len(s.prepared.batches), len(s.prepared.refused))
 
 
 def promotion(
@@ -313,6 +366,7 @@ def _start(
         retrain_request=decision.retrain_request,
         schedule_time=decision.schedule_time,
         created_time=s.now,
+        phase="Preprocessing" if spec.preprocess is not None else "Training",
         label_files=[LabelFileRef(batch=f.batch, key=f.key, etag=f.etag) for f in label_files],
         relabelled=list(decision.relabelled),
     )
