@@ -42,3 +42,9 @@ DATA_FORMAT: Final = "FRESHET_DATA_FORMAT"
 """csv, jsonl or parquet: the format of the inputs, and of the outputs the step writes."""
 LABEL: Final = "FRESHET_LABEL"
 """The label column, which the outputs must keep."""
+
+# Batch scoring (spec.scoring): `freshet-score` in each pod of the Indexed Job.
+SCORING_SPEC_KEY: Final = "FRESHET_SCORING_SPEC_KEY"
+"""Object key of the scoring run's spec.json."""
+COMPLETION_INDEX: Final = "JOB_COMPLETION_INDEX"
+"""Set by Kubernetes on an Indexed Job's pods: which shard this pod scores."""

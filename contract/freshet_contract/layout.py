@@ -54,6 +54,16 @@ class StateLayout:
         """Written last by the preprocessing run: its presence means it completed."""
         return f"{self.prepared_prefix(run_id)}{MANIFEST_FILE}"
 
+    def scoring_prefix(self, run_id: str) -> str:
+        """A batch scoring run's spec and shard reports (freshet_contract.scoring)."""
+        return f"{self.root}scoring/{run_id}/"
+
+    def scoring_spec_key(self, run_id: str) -> str:
+        return f"{self.scoring_prefix(run_id)}spec.json"
+
+    def shard_report_key(self, run_id: str, index: int) -> str:
+        return f"{self.scoring_prefix(run_id)}shard-{index}.json"
+
     def model_prefix(self, version: str) -> str:
         return f"{self.root}models/{version}/"
 

@@ -31,18 +31,22 @@ import aiohttp
 import kopf
 from freshet_contract.layout import StateLayout
 from freshet_contract.result import RunResult
+from freshet_contract.run import PolicyRef
+from freshet_contract.scoring import ScoringSpec
+from freshet_contract.scoring import manifest_key as scoring_manifest_key
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from freshet import gather, live, metrics, monitoring, serverscrape, serving, status, transitions
 from freshet.config import OperatorConfig
-from freshet.decisions import analysis, rollback, step, trigger
+from freshet.decisions import analysis, rollback, scoring, step, trigger
 from freshet.decisions.outcome import judge_run
 from freshet.effects import Effects
 from freshet.failures import Failure, backoff, from_api
 from freshet.kube import Kube
 from freshet.ledger import Ledger, ModelRef
 from freshet.objectstore import ObjectStore
+from freshet.runspec import build_scoring_spec
 from freshet.snapshot import PolicyFacts, Slots, Snapshot
 from freshet.spec import MonitoringSource, PolicySpec, parse_policy_spec
 from freshet.transitions import Judged
@@ -126,6 +130,8 @@ class Progress:
     delay: float
     waiting: step.Wait | None = None
     running: step.Running | None = None
+    scoring: dict[str, Any] | None = None
+    """status.scoring, when the policy has spec.scoring."""
 
 
 class PolicyLog(logging.LoggerAdapter[logging.Logger]):
@@ -231,6 +237,9 @@ class PolicyController:
                 progress = await self._plan(effects, snap, watcher)
             delay = await self._periodic_check(effects, spec)
             progress = replace(progress, delay=min(progress.delay, delay))
+            if spec.scoring is not None:
+                delay, scored = await self._score(effects, snap)
+                progress = replace(progress, delay=min(progress.delay, delay), scoring=scored)
         except Failure as f:
             blocked = f
             progress = replace(progress, delay=min(progress.delay, f.delay))
@@ -435,7 +444,7 @@ class PolicyController:
     ) -> None:
         intent = snap.ledger.intent
         assert intent is not None
-        quarantined = await effects.quarantine(result)
+        quarantined = await effects.quarantine(result.quarantined if result else [])
         before = snap.ledger.consumed_etags()
         book = await self._commit(
             effects, transitions.finished(snap.ledger, judged, result, quarantined, snap.now)
@@ -446,6 +455,91 @@ class PolicyController:
             intent, judged, result, message=book.runs[0].message, consumed=consumed
         )
         await effects.prune_jobs()
+
+    # -- batch scoring -----------------------------------------------------------
+
+    async def _score(self, effects: Effects, snap: Snapshot) -> tuple[float, dict[str, Any]]:
+        """One step of batch scoring (decisions.scoring), after training's: start a
+        run, replay or watch the one in flight, record it when done. Returns the delay
+        until it needs looking at again and status.scoring."""
+        spec, book = snap.spec, self._ledger or snap.ledger
+        snap = replace(snap, ledger=book)
+        resync = self.rt.config.resync_seconds
+        try:
+            model = self._desired(spec, book)
+        except Failure:
+            model = None  # an unusable pin: training's status already says why
+        intent = book.scoring
+        if intent is None:
+            planned = scoring.plan(snap, model)
+            pending = len(scoring.pending(snap, model)) if model is not None else 0
+            if isinstance(planned, scoring.Wait):
+                return planned.retry_after or resync, status.scoring_status(
+                    book, model.version if model else None, pending
+                )
+            assert model is not None
+            made = build_scoring_spec(
+                policy=PolicyRef(
+                    namespace=self.namespace,
+                    name=self.name,
+                    uid=self.uid,
+                    generation=snap.policy.generation,
+                ),
+                spec=spec,
+                bucket=snap.bucket,
+                intent=planned.intent,
+                model=model,
+            )
+            # Spec, then intent, then Job: a crash in between replays the intent.
+            await effects.write_document("the scoring spec", planned.intent.spec_key, made)
+            started = transitions.scoring_started(
+                book,
+                planned.intent,
+                snap.now,
+                scheduled=spec.scoring is not None and spec.scoring.schedule is not None,
+            )
+            book = await self._commit(effects, started)
+            await effects.create_scoring_job(spec, made)
+            effects.scoring_started(planned.intent)
+            return resync, status.scoring_status(book, model.version, pending)
+        used = book.models.get(intent.version) or model
+        assert used is not None, "a scoring run names a model the ledger has"
+        shards = min(spec.scoring.shards if spec.scoring else 1, max(1, len(intent.inputs)))
+        tracked = scoring.track(intent, snap.scoring_job, snap.shard_reports, shards, used)
+        if isinstance(tracked, scoring.Replay):
+            doc = await gather.read(
+                "read the scoring spec", effects.store.get_json, intent.spec_key
+            )
+            if doc is None:
+                book = await self._commit(
+                    effects,
+                    transitions.scoring_failed(book, f"{intent.spec_key} vanished", snap.now),
+                )
+            else:
+                await effects.create_scoring_job(spec, ScoringSpec.model_validate(doc))
+        elif isinstance(tracked, scoring.Finished):
+            assert spec.scoring is not None
+            key = scoring_manifest_key(spec.scoring.output_prefix, intent.version, intent.run_id)
+            await effects.write_document("the scoring manifest", key, tracked.manifest)
+            await effects.quarantine(list(tracked.manifest.refused))
+            book = await self._commit(
+                effects, transitions.scoring_finished(book, tracked.manifest, key, snap.now)
+            )
+            assert book.last_scoring is not None
+            effects.scoring_finished(book.last_scoring)
+            await effects.prune_jobs()
+        elif isinstance(tracked, scoring.Failed):
+            book = await self._commit(
+                effects, transitions.scoring_failed(book, tracked.message, snap.now)
+            )
+            assert book.last_scoring is not None
+            effects.scoring_finished(book.last_scoring)
+        version = model.version if model else None
+        pending = len(scoring.pending(replace(snap, ledger=book), model)) if model else 0
+        return (
+            resync if isinstance(tracked, scoring.Running) else 1.0,
+            status.scoring_status(book, version, pending),
+        )
 
     # -- the live model --------------------------------------------------------
 
@@ -618,6 +712,7 @@ class PolicyController:
             waiting=(waiting.reason, waiting.message) if waiting else None,
             running=(running_now.reason, running_now.message) if running_now else None,
             data=data,
+            scoring=progress.scoring if progress else None,
         )
         current = dict(body.get("status") or {})
         desired = status.build(book, current, observation)

@@ -16,16 +16,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from freshet_contract.document import Document, to_document
 from freshet_contract.layout import StateLayout
-from freshet_contract.result import RunResult
+from freshet_contract.result import QuarantinedBatch, RunResult
 from freshet_contract.run import RunSpec
+from freshet_contract.scoring import ScoringSpec
 from kubernetes.client.exceptions import ApiException
 
 from freshet import jobs, ledger, metrics, names, serving
 from freshet.decisions import drift
 from freshet.failures import STORE_ERRORS, Failure, from_api, from_store
 from freshet.kube import Kube
-from freshet.ledger import Ledger, RunIntent
+from freshet.ledger import Ledger, RunIntent, ScoringIntent, ScoringRecord
 from freshet.objectstore import ObjectStore
 from freshet.snapshot import PolicyFacts
 from freshet.spec import PolicySpec
@@ -55,18 +57,23 @@ class Effects:
     async def save(self, book: Ledger) -> None:
         await self._store("save the ledger", ledger.save, self.store, self.layout.ledger_key, book)
 
+    async def write_document(self, what: str, key: str, doc: Document) -> None:
+        body = to_document(doc)
+        await self._store(f"write {what} {key}", self.store.put_json, key, body)
+
     async def write_run_spec(self, key: str, run_spec: RunSpec) -> None:
         doc = run_spec.model_dump(by_alias=True, mode="json")
         await self._store(f"write the run spec {key}", self.store.put_json, key, doc)
 
-    async def quarantine(self, result: RunResult | None) -> set[str]:
-        """Move refused batches out of the prefix, each with its reason document.
+    async def quarantine(self, refused: list[QuarantinedBatch]) -> set[str]:
+        """Move refused batches (or scoring inputs) out of their prefix, each with its
+        reason document.
 
         Only the exact content the trainer refused is moved: if the producer has
         since overwritten the key (a new ETag), the new content is a new batch.
         """
         moved: set[str] = set()
-        for q in result.quarantined if result else []:
+        for q in refused:
             target = self.layout.quarantine_key(q.key)
             reason_doc = q.model_dump(by_alias=True, mode="json")
 
@@ -117,6 +124,16 @@ class Effects:
                 f" {names.TRAINING_ACCOUNTS_ANNOTATION}; training waits for it",
                 delay=30.0,
             )
+
+    async def create_scoring_job(self, spec: PolicySpec, scoring: ScoringSpec) -> None:
+        job = jobs.build_scoring_job(spec, scoring, self.store.config)
+        await self._api(
+            f"create Job {scoring.run_id}",
+            self.kube.create_job,
+            self.policy.namespace,
+            job,
+            rejected="JobRejected",
+        )
 
     async def create_job(
         self, spec: PolicySpec, run_spec: RunSpec, *, preprocess: bool = False
@@ -230,6 +247,26 @@ class Effects:
             f"run {intent.run_id} trains {intent.version}: {intent.message}; "
             f"{window_holds} batch(es) in the window",
         )
+
+    def scoring_started(self, intent: ScoringIntent) -> None:
+        self.log.info(
+            "scoring run %s started: %d input(s) with %s",
+            intent.run_id,
+            len(intent.inputs),
+            intent.version,
+        )
+        self.info(
+            "ScoringStarted",
+            f"run {intent.run_id} scores {len(intent.inputs)} input(s) with {intent.version}",
+        )
+
+    def scoring_finished(self, record: ScoringRecord) -> None:
+        if record.outcome == "Succeeded":
+            self.log.info("scoring run %s done: %s", record.run_id, record.message)
+            self.info("Scored", f"run {record.run_id} ({record.version}): {record.message}")
+        else:
+            self.log.warning("scoring run %s failed: %s", record.run_id, record.message)
+            self.warn("ScoringFailed", f"run {record.run_id} ({record.version}): {record.message}")
 
     def run_preprocessed(self, intent: RunIntent, batches: int, refused: int) -> None:
         self.log.info(

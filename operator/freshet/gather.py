@@ -18,6 +18,7 @@ from freshet_contract.layout import StateLayout
 from freshet_contract.preprocess import PreparedData, prep_job_name
 from freshet_contract.result import RunResult
 from freshet_contract.run import RunSpec
+from freshet_contract.scoring import ShardReport
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -34,6 +35,8 @@ from freshet.watcher import BucketWatcher, WatcherRegistry
 
 STATIC_RESCAN_SECONDS = 10.0
 """How often a Static policy's prefix is listed (it has no trigger.pollIntervalSeconds)."""
+SCORING_POLL_SECONDS = 5.0
+"""How often a policy with spec.scoring looks for new inputs when its trigger polls slower."""
 FIRST_LISTING_SECONDS = 10.0
 
 
@@ -71,6 +74,9 @@ async def watch(
     prefixes: tuple[str, ...] = (spec.data.prefix,)
     if spec.data.labels is not None:
         prefixes += (spec.data.labels.prefix,)
+    if spec.scoring is not None:
+        prefixes += (spec.scoring.prefix,)
+        interval = min(interval, SCORING_POLL_SECONDS)
     watcher = watchers.subscribe(key, store.config, prefixes, interval, wake)
     if not watcher.listed_once.is_set():
         with contextlib.suppress(TimeoutError):
@@ -100,13 +106,14 @@ async def snapshot(
     layout = StateLayout.for_policy(policy.namespace, policy.name)
     labels = listed(spec.data.labels.prefix) if spec.data.labels is not None else ()
     batches = listed(spec.data.prefix)
+    to_score = listed(spec.scoring.prefix) if spec.scoring is not None else ()
     released = await read(
         "look for released batches",
         find_released,
         store.etag,
         layout,
         book.quarantined,
-        batches + labels,
+        batches + labels + to_score,
     )
     snap = Snapshot(
         now=now,
@@ -119,7 +126,10 @@ async def snapshot(
         released=released,
         streaming=watcher.streaming,
         slots=slots,
+        scoring_inputs=to_score,
     )
+    if book.scoring is not None and spec.scoring is not None:
+        snap = await _scoring(kube, policy, store, layout, snap)
     intent = book.intent
     if intent is None:
         return snap
@@ -138,6 +148,29 @@ async def snapshot(
         log.error("run %s (%s) wrote an invalid result: %s", intent.run_id, intent.version, e)
         return replace(snap, job=job, result_error=str(e))
     return replace(snap, job=job, result=result)
+
+
+async def _scoring(
+    kube: Kube, policy: PolicyFacts, store: ObjectStore, layout: StateLayout, snap: Snapshot
+) -> Snapshot:
+    """The batch scoring run in flight: its Job, and every shard's report once done."""
+    intent, spec = snap.ledger.scoring, snap.spec.scoring
+    assert intent is not None and spec is not None
+    job = await job_view(kube, policy.namespace, intent.run_id)
+    if job is None or job.finished != "succeeded":
+        return replace(snap, scoring_job=job)
+    shards = min(spec.shards, max(1, len(intent.inputs)))
+    reports = []
+    for index in range(shards):
+        key = layout.shard_report_key(intent.run_id, index)
+        raw = await read("read a scoring shard's report", store.get_json, key)
+        if raw is None:
+            return replace(snap, scoring_job=job, shard_reports=None)
+        try:
+            reports.append(ShardReport.model_validate(raw))
+        except ValidationError:
+            return replace(snap, scoring_job=job, shard_reports=None)
+    return replace(snap, scoring_job=job, shard_reports=reports)
 
 
 async def _preprocessing(

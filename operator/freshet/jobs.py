@@ -13,7 +13,8 @@ from typing import Any
 
 from freshet_contract import env, preprocess
 from freshet_contract.layout import StateLayout
-from freshet_contract.run import RunSpec
+from freshet_contract.run import PolicyRef, RunSpec
+from freshet_contract.scoring import ScoringSpec
 
 from freshet import names
 from freshet.spec import PolicySpec
@@ -24,8 +25,9 @@ COMMAND = "freshet-train"
 PREP_INPUTS_CONTAINER, PREP_INPUTS_COMMAND = "inputs", "freshet-preprocess-inputs"
 PREP_STEP_CONTAINER = "step"
 PREP_PUBLISH_CONTAINER, PREP_PUBLISH_COMMAND = "publish", "freshet-preprocess-publish"
+SCORER_CONTAINER, SCORER_COMMAND = "scorer", "freshet-score"
 STEP_LABEL = f"{names.GROUP}/step"
-"""On a run's preprocessing Job (value preprocess); its training Job has none."""
+"""preprocess on a run's prep Job, score on a batch scoring Job; a training Job has none."""
 TERMINATION_LOG = "/dev/termination-log"
 NONROOT_UID = 65532
 """The conventional "nonroot" user of distroless images."""
@@ -61,11 +63,11 @@ def build_job(spec: PolicySpec, run_spec: RunSpec, store: StoreConfig) -> dict[s
         resources=training.resources.model_dump(mode="json", exclude_defaults=True),
     )
     return _job(
-        run_spec,
+        run_spec.policy,
         run_spec.run_id,
-        spec,
-        [container],
-        [],
+        run_spec.run_id,
+        spec=spec,
+        containers=[container],
         backoff_limit=training.backoff_limit,
         deadline=training.active_deadline_seconds,
     )
@@ -122,16 +124,51 @@ def build_prep_job(spec: PolicySpec, run_spec: RunSpec, store: StoreConfig) -> d
         mounts=work,
     )
     return _job(
-        run_spec,
+        run_spec.policy,
+        run_spec.run_id,
         preprocess.prep_job_name(run_spec.run_id),
-        spec,
-        [publish],
-        [inputs, user],
+        spec=spec,
+        containers=[publish],
+        init_containers=[inputs, user],
         backoff_limit=training.backoff_limit,
         deadline=step.active_deadline_seconds,
         step="preprocess",
         volumes=[{"name": "work", "emptyDir": {}}],
     )
+
+
+def build_scoring_job(spec: PolicySpec, scoring: ScoringSpec, store: StoreConfig) -> dict[str, Any]:
+    """The Indexed Job of a batch scoring run (freshet_contract.scoring): one pod per
+    shard, each scoring its share of the inputs with the trainer image."""
+    assert spec.scoring is not None
+    settings, training = spec.scoring, spec.training
+    layout = StateLayout(root=scoring.store.root)
+    variables = [
+        {"name": env.SCORING_SPEC_KEY, "value": layout.scoring_spec_key(scoring.run_id)},
+        *_store_env(scoring.store.bucket, store),
+    ]
+    container = _container(
+        SCORER_CONTAINER,
+        training.image,
+        training.image_pull_policy,
+        [SCORER_COMMAND],
+        env=variables,
+        resources=settings.resources.model_dump(mode="json", exclude_defaults=True),
+    )
+    job = _job(
+        scoring.policy,
+        scoring.run_id,
+        scoring.run_id,
+        spec=spec,
+        containers=[container],
+        backoff_limit=training.backoff_limit,
+        deadline=settings.active_deadline_seconds,
+        step="score",
+    )
+    job["spec"].update(
+        completionMode="Indexed", completions=scoring.shards, parallelism=scoring.shards
+    )
+    return job
 
 
 def _container(
@@ -175,19 +212,19 @@ def _container(
 
 
 def _job(
-    run_spec: RunSpec,
+    policy: PolicyRef,
+    run_id: str,
     name: str,
+    *,
     spec: PolicySpec,
     containers: list[dict[str, Any]],
-    init_containers: list[dict[str, Any]],
-    *,
+    init_containers: list[dict[str, Any]] | None = None,
     backoff_limit: int,
     deadline: int,
     step: str | None = None,
     volumes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    policy = run_spec.policy
-    labels = job_labels(policy.name, run_spec.run_id)
+    labels = job_labels(policy.name, run_id)
     if step is not None:
         labels[STEP_LABEL] = step
     pod_spec: dict[str, Any] = {
@@ -241,11 +278,17 @@ def _job(
 
 def _env(run_spec: RunSpec, store: StoreConfig) -> list[dict[str, Any]]:
     layout = StateLayout(root=run_spec.store.root)
-    variables: list[dict[str, Any]] = [
+    return [
         {"name": env.RUN_SPEC_KEY, "value": layout.run_spec_key(run_spec.run_id)},
+        *_store_env(run_spec.store.bucket, store),
+    ]
+
+
+def _store_env(bucket: str, store: StoreConfig) -> list[dict[str, Any]]:
+    variables: list[dict[str, Any]] = [
         {"name": env.S3_ENDPOINT, "value": store.endpoint},
         {"name": env.S3_SECURE, "value": "true" if store.secure else "false"},
-        {"name": env.S3_BUCKET, "value": run_spec.store.bucket},
+        {"name": env.S3_BUCKET, "value": bucket},
     ]
     if store.region is not None:
         variables.append({"name": env.S3_REGION, "value": store.region})

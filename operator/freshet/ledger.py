@@ -174,6 +174,31 @@ class RollbackRecord(_Model):
     message: str
 
 
+class ScoringIntent(_Model):
+    """A batch scoring run in flight (freshet_contract.scoring): its spec is written
+    before its Job exists, like a training run's."""
+
+    run_id: str = Field(alias="runId")
+    version: str
+    inputs: list[BatchRef]
+    spec_key: str = Field(alias="specKey")
+    created_time: datetime = Field(alias="createdTime")
+
+
+class ScoringRecord(_Model):
+    """The last batch scoring run, as status.scoring shows it."""
+
+    run_id: str = Field(alias="runId")
+    version: str
+    outcome: Literal["Succeeded", "Failed"]
+    message: str = ""
+    scored: int = 0
+    refused: int = 0
+    rows: int = 0
+    manifest_key: str | None = Field(default=None, alias="manifestKey")
+    finished_time: datetime = Field(alias="finishedTime")
+
+
 class Ledger(_Model):
     schema_version: int = Field(default=SCHEMA_VERSION, alias="schemaVersion")
     next_version: int = Field(default=1, alias="nextVersion")
@@ -220,6 +245,13 @@ class Ledger(_Model):
     last_drift: DriftRecord | None = Field(default=None, alias="lastDrift")
     drifts_detected: int = Field(default=0, alias="driftsDetected")
     """Drifted new batches found by all runs."""
+    scoring: ScoringIntent | None = None
+    scored: dict[str, dict[str, str]] = {}
+    """Batch scoring: by model version, the inputs (key: ETag) scored with it."""
+    last_scoring: ScoringRecord | None = Field(default=None, alias="lastScoring")
+    last_scoring_schedule: datetime | None = Field(default=None, alias="lastScoringSchedule")
+    scoring_failures: int = Field(default=0, alias="scoringFailures")
+    scoring_retry_not_before: datetime | None = Field(default=None, alias="scoringRetryNotBefore")
 
     def consumed_etags(self) -> dict[str, str]:
         return {b.key: b.etag for b in self.consumed}

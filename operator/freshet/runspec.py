@@ -36,8 +36,11 @@ from freshet_contract.run import (
     RunValidation,
     StoreLocation,
 )
+from freshet_contract.scoring import ScoringInput, ScoringSpec, output_key
 
 from freshet.batches import Batch
+from freshet.ledger import ModelRef as ModelRefLedger
+from freshet.ledger import ScoringIntent
 from freshet.spec import DriftAction, LabelsSpec, PolicySpec, ValidationSpec
 
 
@@ -187,3 +190,38 @@ def with_prepared(run_spec: RunSpec, manifest: PreparedData) -> RunSpec | str:
             return f"the preprocessing run says nothing of batch {ref.key} ({ref.etag})"
     data = run_spec.data.model_copy(update={"batches": batches})
     return run_spec.model_copy(update={"data": data})
+
+
+def build_scoring_spec(
+    *,
+    policy: PolicyRef,
+    spec: PolicySpec,
+    bucket: str,
+    intent: ScoringIntent,
+    model: ModelRefLedger,
+) -> ScoringSpec:
+    """What the scoring run's pods do (freshet_contract.scoring), from its intent."""
+    scoring = spec.scoring
+    assert scoring is not None
+    layout = StateLayout.for_policy(policy.namespace, policy.name)
+    return ScoringSpec(
+        run_id=intent.run_id,
+        policy=policy,
+        store=StoreLocation(bucket=bucket, root=layout.root),
+        model=ModelRef(version=model.version, model_key=model.model_key, sha256=model.sha256),
+        format=spec.data.format,
+        id_columns=scoring.id_columns,
+        passthrough_columns=scoring.passthrough_columns,
+        inputs=[
+            ScoringInput(
+                key=b.key,
+                etag=b.etag,
+                size=b.size,
+                output_key=output_key(scoring.output_prefix, model.version, scoring.prefix, b.key),
+            )
+            for b in intent.inputs
+        ],
+        shards=min(scoring.shards, max(1, len(intent.inputs))),
+        max_batch_bytes=spec.validation.max_batch_size,
+        max_columns=spec.validation.max_columns,
+    )

@@ -17,6 +17,7 @@ from freshet_contract.layout import StateLayout
 from freshet_contract.preprocess import PreparedData
 from freshet_contract.result import RunResult
 from freshet_contract.run import RunSpec
+from freshet_contract.scoring import ShardReport
 
 from freshet import names
 from freshet.batches import Batch
@@ -106,6 +107,12 @@ class Snapshot:
     """The prep Job's manifest, read once it succeeded."""
     prepared_error: str | None = None
     """The manifest is missing or the contract cannot read it."""
+    scoring_inputs: tuple[Batch, ...] = ()
+    """Listed under spec.scoring.prefix."""
+    scoring_job: JobView | None = None
+    """The batch scoring run's Job, while one is in flight."""
+    shard_reports: list[ShardReport] | None = None
+    """Every shard's report, once the scoring Job succeeded; None if one is missing."""
     result: RunResult | None = None
     result_error: str | None = None
     """The run wrote a result the contract cannot read."""

@@ -283,25 +283,29 @@ class TriggerSpec(_SpecModel):
     @field_validator("schedule")
     @classmethod
     def _schedule_is_cron(cls, schedule: str | None) -> str | None:
-        # The CRD's pattern is deliberately loose (CEL cannot evaluate cron);
-        # croniter is the real parser the operator evaluates the schedule with,
-        # so it has the last word. It also accepts a sixth (seconds) field,
-        # which the CRD does not.
-        if schedule is None:
-            return None
-        fields = schedule.split()
-        if not (len(fields) == 5 or schedule.startswith("@")) or not croniter.is_valid(schedule):
-            raise ValueError(
-                f"trigger.schedule {schedule!r} is not a five-field cron expression"
-                " (minute hour day-of-month month day-of-week, e.g. '0 */6 * * *')"
-            )
-        if _next_fire_time(schedule) is None:
-            raise ValueError(
-                f"trigger.schedule {schedule!r} never fires (no time matches it in the next"
-                f" {SCHEDULE_HORIZON_YEARS} years, e.g. a day the month does not have):"
-                " fix the day of month or month, or remove the schedule"
-            )
-        return schedule
+        return _check_schedule("trigger.schedule", schedule)
+
+
+def _check_schedule(field: str, schedule: str | None) -> str | None:
+    # The CRD's pattern is deliberately loose (CEL cannot evaluate cron);
+    # croniter is the real parser the operator evaluates the schedule with,
+    # so it has the last word. It also accepts a sixth (seconds) field,
+    # which the CRD does not.
+    if schedule is None:
+        return None
+    fields = schedule.split()
+    if not (len(fields) == 5 or schedule.startswith("@")) or not croniter.is_valid(schedule):
+        raise ValueError(
+            f"{field} {schedule!r} is not a five-field cron expression"
+            " (minute hour day-of-month month day-of-week, e.g. '0 */6 * * *')"
+        )
+    if _next_fire_time(schedule) is None:
+        raise ValueError(
+            f"{field} {schedule!r} never fires (no time matches it in the next"
+            f" {SCHEDULE_HORIZON_YEARS} years, e.g. a day the month does not have):"
+            " fix the day of month or month, or remove the schedule"
+        )
+    return schedule
 
 
 SCHEDULE_HORIZON_YEARS: Final = 5
@@ -558,6 +562,41 @@ class PreprocessSpec(_SpecModel):
     resources: Resources = Resources()
 
 
+class ScoringSpec(_SpecModel):
+    """Batch predictions with the serving model (freshet_contract.scoring)."""
+
+    prefix: str = Field(min_length=1, max_length=512)
+    output_prefix: str = Field(min_length=1, max_length=512)
+    id_columns: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=32
+    )
+    passthrough_columns: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=256
+    )
+    schedule: str | None = Field(default=None, max_length=128)
+    """Score what has arrived at these times; None: as soon as it arrives."""
+    rescore_on_promotion: bool = True
+    shards: int = Field(default=1, ge=1, le=32)
+    active_deadline_seconds: int = Field(default=3600, ge=60, le=86_400)
+    resources: Resources = Resources()
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_is_cron(cls, schedule: str | None) -> str | None:
+        return _check_schedule("scoring.schedule", schedule)
+
+    @model_validator(mode="after")
+    def _folders_apart(self) -> Self:
+        _check_folder("scoring.prefix", self.prefix)
+        _check_folder("scoring.outputPrefix", self.output_prefix)
+        if self.output_prefix.startswith(self.prefix) or self.prefix.startswith(self.output_prefix):
+            raise ValueError(
+                "scoring.prefix and scoring.outputPrefix must not contain each other:"
+                " predictions would be scored again as inputs"
+            )
+        return self
+
+
 class GateSpec(_SpecModel):
     metric: Metric = Metric.ACCURACY
     min_value: SignedDecimal | None = None
@@ -715,6 +754,7 @@ class PolicySpec(_SpecModel):
     training: TrainingSpec
     gate: GateSpec = GateSpec()
     serving: ServingSpec | None = None
+    scoring: ScoringSpec | None = None
     monitoring: MonitoringSpec | None = None
     rollback: RollbackSpec = RollbackSpec()
 
@@ -729,7 +769,20 @@ class PolicySpec(_SpecModel):
         if negative is not None and allowed is not None and negative not in allowed:
             raise ValueError("data.labels.negativeValue must be one of validation.labelValues")
         self._metrics_suit_the_estimator()
+        self._scoring_apart_from_the_data()
         return self
+
+    def _scoring_apart_from_the_data(self) -> None:
+        if self.scoring is None:
+            return
+        data = [self.data.prefix] + ([self.data.labels.prefix] if self.data.labels else [])
+        for theirs in data:
+            for mine in (self.scoring.prefix, self.scoring.output_prefix):
+                if mine.startswith(theirs) or theirs.startswith(mine):
+                    raise ValueError(
+                        f"scoring prefixes and data prefixes must not contain each other:"
+                        f" {mine!r} and {theirs!r} (inputs to score are not training data)"
+                    )
 
     def _metrics_suit_the_estimator(self) -> None:
         """A metric the trainer never computes for this estimator can never gate or monitor.

@@ -52,6 +52,32 @@ class Observation:
     running: tuple[str, str] | None = None
     """(reason, message): how the run in flight is doing."""
     data: DataCounts | None = None
+    scoring: dict[str, Any] | None = None
+    """status.scoring (scoring_status), when the policy has spec.scoring."""
+
+
+def scoring_status(book: Ledger, version: str | None, pending: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"pending": pending}
+    if version is not None:
+        out["version"] = version
+        out["scored"] = len(book.scored.get(version, {}))
+    if book.scoring is not None:
+        out["running"] = book.scoring.run_id
+    last = book.last_scoring
+    if last is not None:
+        out["lastRun"] = {
+            "runId": last.run_id,
+            "version": last.version,
+            "outcome": last.outcome,
+            "message": last.message,
+            "scored": last.scored,
+            "refused": last.refused,
+            "rows": last.rows,
+            "finishedTime": _time(last.finished_time),
+        }
+        if last.manifest_key is not None:
+            out["lastRun"]["manifestKey"] = last.manifest_key
+    return out
 
 
 MIRRORS = frozenset({conditions.ConditionType.RECONCILING, conditions.ConditionType.STALLED})
@@ -181,6 +207,8 @@ def build(book: Ledger, current: dict[str, Any], obs: Observation) -> dict[str, 
                 "columns": d.columns,
                 "message": d.message,
             }
+    if obs.scoring is not None:
+        status["scoring"] = obs.scoring
     if book.retrain_request is not None:
         status["retrainRequest"] = book.retrain_request
     if book.last_schedule_time is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from freshet_contract.result import RunResult
+from freshet_contract.scoring import ScoringManifest
 
 from freshet.decisions import analysis, backfill, drift, retry, trigger
 from freshet.decisions.outcome import Outcome
@@ -23,6 +24,8 @@ from freshet.ledger import (
     RollbackRecord,
     RunIntent,
     RunRecord,
+    ScoringIntent,
+    ScoringRecord,
 )
 
 
@@ -262,3 +265,59 @@ def _record_labels(
         book.label_watermark = report.watermark if known is None else max(known, report.watermark)
     if report.cutoff is not None:
         book.label_cutoff = report.cutoff
+
+
+def scoring_started(book: Ledger, intent: ScoringIntent, now: datetime, scheduled: bool) -> Ledger:
+    new = book.model_copy(deep=True)
+    new.scoring = intent
+    if scheduled:
+        new.last_scoring_schedule = now
+    return new
+
+
+def scoring_finished(
+    book: Ledger, manifest: ScoringManifest, manifest_key: str, now: datetime
+) -> Ledger:
+    """Every input the run scored is scored for its version; the refused ones are held."""
+    assert book.scoring is not None
+    new = book.model_copy(deep=True)
+    version = manifest.model.version
+    new.scored[version] = {
+        **new.scored.get(version, {}),
+        **{s.key: s.etag for s in manifest.scored},
+    }
+    for q in manifest.refused:
+        new.quarantined[q.key] = q.etag
+    rows = sum(s.rows for s in manifest.scored)
+    new.last_scoring = ScoringRecord(
+        run_id=manifest.run_id,
+        version=version,
+        outcome="Succeeded",
+        message=f"{len(manifest.scored)} input(s) scored ({rows} rows),"
+        f" {len(manifest.refused)} refused",
+        scored=len(manifest.scored),
+        refused=len(manifest.refused),
+        rows=rows,
+        manifest_key=manifest_key,
+        finished_time=now,
+    )
+    new.scoring, new.scoring_failures, new.scoring_retry_not_before = None, 0, None
+    return new
+
+
+def scoring_failed(book: Ledger, message: str, now: datetime) -> Ledger:
+    """Nothing is recorded as scored; the same inputs wait out a backoff (retry.backoff)."""
+    assert book.scoring is not None
+    new = book.model_copy(deep=True)
+    new.scoring_failures += 1
+    wait = retry.backoff(new.scoring_failures)
+    new.scoring_retry_not_before = now + wait
+    new.last_scoring = ScoringRecord(
+        run_id=book.scoring.run_id,
+        version=book.scoring.version,
+        outcome="Failed",
+        message=f"{message} (again in {wait.total_seconds():.0f}s)",
+        finished_time=now,
+    )
+    new.scoring = None
+    return new

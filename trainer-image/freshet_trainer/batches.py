@@ -44,7 +44,7 @@ from freshet_contract.result import (
     ValidationReport,
 )
 from freshet_contract.run import BatchRef, LabelFile, PreparedRef, RunLabels, RunSpec
-from freshet_contract.vocabulary import DriftAction
+from freshet_contract.vocabulary import DataFormat, DriftAction
 
 from freshet_trainer import late_labels
 from freshet_trainer.holdout import RowHashes, row_hashes
@@ -391,35 +391,54 @@ def _read(source: BatchSource, ref: BatchRef, spec: RunSpec) -> pd.DataFrame | C
         return READABLE.outcome(False, message=ref.refused.message or ref.refused.reason)
     source_ref = ref.prepared or ref
     with tempfile.TemporaryFile() as handle:
-        return read_into(source, source_ref, handle, spec)
+        return read_for_run(source, source_ref, handle, spec)
 
 
 def read_into(
-    source: BatchSource, ref: BatchRef | PreparedRef, handle: IO[bytes], spec: RunSpec
+    source: BatchSource,
+    ref: BatchRef | PreparedRef,
+    handle: IO[bytes],
+    *,
+    data_format: DataFormat,
+    max_bytes: int,
+    max_columns: int,
 ) -> pd.DataFrame | Check:
-    """Download the object (pinned to its ETag) into `handle` and parse it in
-    `data.format`; the frame, or the file-level check it failed (exists, etag, size,
-    readable, column count and names). The preprocessing run validates raw batches
-    with it."""
-    key, etag, size = ref.key, ref.etag, ref.size
-    limit = spec.validation.max_batch_bytes
-    if size > limit:
-        return SIZE.outcome(False, value=size, limit=limit, message="size listed by the store")
+    """Download the object (pinned to its ETag) into `handle` and parse it; the frame,
+    or the file-level check it failed (exists, etag, size, readable, column count and
+    names). Training, the preprocessing run and batch scoring all read files with it."""
+    if ref.size > max_bytes:
+        return SIZE.outcome(
+            False, value=ref.size, limit=max_bytes, message="size listed by the store"
+        )
     try:
-        got = source.download(key, handle, etag, limit)
+        got = source.download(ref.key, handle, ref.etag, max_bytes)
     except ObjectNotFound:
         return EXISTS.outcome(False, message="the object is gone")
     except ETagMismatch as error:
         return PINNED.outcome(False, message=f"expected {error.expected}, found {error.actual}")
     except ObjectTooLarge as error:
-        return SIZE.outcome(False, value=error.size, limit=limit)
+        return SIZE.outcome(False, value=error.size, limit=max_bytes)
     try:
-        frame = read_batch_file(handle, spec.data.format, spec.validation.max_columns)
+        frame = read_batch_file(handle, data_format, max_columns)
     except UnreadableBatch as error:
         rule = _READ_FAILURES.get(error.reason, READABLE)
         return rule.outcome(False, value=error.value, limit=error.limit, message=str(error))
-    log.info("read batch", extra={"batch": key, "bytes": got, "rows": len(frame)})
+    log.info("read batch", extra={"batch": ref.key, "bytes": got, "rows": len(frame)})
     return frame
+
+
+def read_for_run(
+    source: BatchSource, ref: BatchRef | PreparedRef, handle: IO[bytes], spec: RunSpec
+) -> pd.DataFrame | Check:
+    """`read_into` with a run spec's format and limits."""
+    return read_into(
+        source,
+        ref,
+        handle,
+        data_format=spec.data.format,
+        max_bytes=spec.validation.max_batch_bytes,
+        max_columns=spec.validation.max_columns,
+    )
 
 
 def _loaded(ref: BatchRef, frame: pd.DataFrame, spec: RunSpec) -> list[Check]:

@@ -26,7 +26,7 @@ from freshet_contract.result import Check, QuarantinedBatch
 from freshet_contract.run import PreparedRef
 from pydantic import TypeAdapter, ValidationError
 
-from freshet_trainer.batches import read_into
+from freshet_trainer.batches import read_for_run
 from freshet_trainer.reading import UnreadableBatch, read_batch_file
 from freshet_trainer.store import ObjectNotFound, StoreConfigError
 from freshet_trainer.train import open_run, write_termination_message
@@ -60,7 +60,7 @@ def prepare_inputs(env: Mapping[str, str]) -> PreprocessInputs:
         path = f"{i:05d}.{spec.data.format}"
         target = input_dir / path
         with open(target, "w+b") as handle:
-            got = read_into(store, ref, handle, spec)
+            got = read_for_run(store, ref, handle, spec)
         if isinstance(got, Check):
             target.unlink()
             refused.append(

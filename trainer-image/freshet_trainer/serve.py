@@ -45,6 +45,7 @@ from prometheus_client import (
 
 from freshet_trainer import oip
 from freshet_trainer.artifact import ArtifactUnreadable, ChecksumMismatch, ModelArtifact
+from freshet_trainer.predict import predict
 from freshet_trainer.store import ObjectNotFound, ObjectStore, StoreConfig, StoreConfigError
 
 log = logging.getLogger("freshet.server")
@@ -477,17 +478,11 @@ def _no_constant(name: str) -> float:
 
 
 def _predict_rows(model: ModelArtifact, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """What `pipeline.predict` (and `predict_proba`) give, preprocessing the rows once.
-
-    Preprocessing dominates the cost of a small request, so it is not repeated
-    for the probabilities.
-    """
-    encoded = model.pipeline[:-1].transform(model.features(pd.DataFrame.from_records(rows)))
-    estimator = model.pipeline[-1]
-    answer: dict[str, Any] = {"predictions": estimator.predict(encoded).tolist()}
-    if model.classification and hasattr(estimator, "predict_proba"):
-        answer["classes"] = model.classes
-        answer["probabilities"] = estimator.predict_proba(encoded).tolist()
+    made = predict(model, pd.DataFrame.from_records(rows))
+    answer: dict[str, Any] = {"predictions": made.labels.tolist()}
+    if made.probabilities is not None:
+        answer["classes"] = made.classes
+        answer["probabilities"] = made.probabilities.tolist()
     return answer
 
 
