@@ -29,6 +29,9 @@ TERMINATION_LOG: Final = "FRESHET_TERMINATION_LOG"
 MODEL_VERSION: Final = "FRESHET_MODEL_VERSION"
 MODEL_KEY: Final = "FRESHET_MODEL_KEY"
 MODEL_SHA256: Final = "FRESHET_MODEL_SHA256"
+SEGMENT_MODELS: Final = "FRESHET_SEGMENT_MODELS"
+"""JSON {segment: {"version", "key", "sha256"}}: the models of a TrainingPolicySet's
+segments, next to the global model above (their fallback)."""
 
 # The preprocessing step (spec.preprocess): the user's container sees files, not the
 # store (freshet_contract.preprocess).

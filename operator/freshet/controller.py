@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -47,7 +46,8 @@ from freshet.kube import Kube
 from freshet.ledger import Ledger, ModelRef
 from freshet.objectstore import ObjectStore
 from freshet.runspec import build_scoring_spec
-from freshet.snapshot import PolicyFacts, Slots, Snapshot
+from freshet.setcontroller import SetController
+from freshet.snapshot import PolicyFacts, Slots, Snapshot, observed
 from freshet.spec import MonitoringSource, PolicySpec, parse_policy_spec
 from freshet.transitions import Judged
 from freshet.watcher import BucketWatcher, WatcherRegistry
@@ -63,7 +63,7 @@ class Runtime:
     config: OperatorConfig
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     watchers: WatcherRegistry = field(default_factory=WatcherRegistry)
-    controllers: dict[str, PolicyController] = field(default_factory=dict)
+    controllers: dict[str, PolicyController | SetController] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     active_runs: set[str] = field(default_factory=set)
     active_backfills: set[str] = field(default_factory=set)
@@ -83,6 +83,18 @@ class Runtime:
     def policy_event(self, kind: str | None, body: kopf.Body) -> None:
         """A policy was seen: start its loop, hand it the newest object, wake it if its
         spec or annotations changed (status-only events do not wake), or stop it."""
+        self._event(kind, body, PolicyController)
+
+    def set_event(self, kind: str | None, body: kopf.Body) -> None:
+        """The same for a TrainingPolicySet (setcontroller.SetController)."""
+        self._event(kind, body, SetController)
+
+    def _event(
+        self,
+        kind: str | None,
+        body: kopf.Body,
+        make: type[PolicyController] | type[SetController],
+    ) -> None:
         meta = body.get("metadata") or {}
         uid = str(meta["uid"])
         if kind == "DELETED":
@@ -92,15 +104,15 @@ class Runtime:
             return
         controller = self.controllers.get(uid)
         if controller is None:
-            controller = PolicyController(self, str(meta["namespace"]), str(meta["name"]), uid)
+            controller = make(self, str(meta["namespace"]), str(meta["name"]), uid)
             controller.body = body
             self.controllers[uid] = controller
-            task = asyncio.create_task(controller.run(), name=f"policy {controller.key}")
+            task = asyncio.create_task(controller.run(), name=f"{make.__name__} {controller.key}")
             task.add_done_callback(functools.partial(self._ended, uid))
             self.tasks[uid] = task
             return
         controller.body = body
-        if controller.observed != _observed(body):
+        if controller.observed != observed(body):
             controller.wake.set()
 
     def _ended(self, uid: str, task: asyncio.Task[None]) -> None:
@@ -205,7 +217,7 @@ class PolicyController:
     async def step(self, body: kopf.Body) -> float:
         """One reconcile; returns how long until the next one unless woken."""
         policy = PolicyFacts.of(body, *self._id)
-        self.observed = _observed(body)
+        self.observed = observed(body)
         try:
             spec = parse_policy_spec(body)
         except ValidationError as e:
@@ -728,11 +740,6 @@ class PolicyController:
                     "cannot write status: %s",
                     from_api(e, "patch status", rejected="StatusRejected"),
                 )
-
-
-def _observed(body: Any) -> tuple[int, str]:
-    meta = body.get("metadata") or {}
-    return int(meta.get("generation", 0)), json.dumps(meta.get("annotations") or {}, sort_keys=True)
 
 
 def _first_error(e: ValidationError) -> str:

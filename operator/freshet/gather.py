@@ -26,7 +26,7 @@ from freshet import ledger as ledgers
 from freshet.batches import Batch
 from freshet.failures import STORE_ERRORS, Failure, from_api, from_store
 from freshet.kube import Kube
-from freshet.ledger import Ledger
+from freshet.ledger import Ledger, ModelRef
 from freshet.objectstore import ObjectStore
 from freshet.snapshot import JobView, PolicyFacts, Slots, Snapshot, find_released
 from freshet.spec import PolicySpec
@@ -130,6 +130,8 @@ async def snapshot(
     )
     if book.scoring is not None and spec.scoring is not None:
         snap = await _scoring(kube, policy, store, layout, snap)
+    if spec.baseline_from is not None and book.serving is None and book.intent is None:
+        snap = replace(snap, foreign_baseline=await _foreign_baseline(kube, policy, spec))
     intent = book.intent
     if intent is None:
         return snap
@@ -148,6 +150,27 @@ async def snapshot(
         log.error("run %s (%s) wrote an invalid result: %s", intent.run_id, intent.version, e)
         return replace(snap, job=job, result_error=str(e))
     return replace(snap, job=job, result=result)
+
+
+async def _foreign_baseline(kube: Kube, policy: PolicyFacts, spec: PolicySpec) -> ModelRef | None:
+    """spec.baselineFrom's serving model, from that policy's status; None until it has one."""
+    assert spec.baseline_from is not None
+    name = spec.baseline_from.policy_ref.name
+    try:
+        other = await asyncio.to_thread(kube.policy, policy.namespace, name)
+    except ApiException as e:
+        raise from_api(
+            e, f"read TrainingPolicy {name} (spec.baselineFrom)", rejected="InvalidSpec"
+        ) from e
+    serving = ((other or {}).get("status") or {}).get("serving") or {}
+    if not serving.get("version") or not serving.get("modelKey") or not serving.get("sha256"):
+        return None
+    return ModelRef(
+        version=serving["version"],
+        run_id=serving.get("runId", ""),
+        model_key=serving["modelKey"],
+        sha256=serving["sha256"],
+    )
 
 
 async def _scoring(

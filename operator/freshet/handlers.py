@@ -21,6 +21,7 @@ from freshet.controller import Runtime
 from freshet.kube import Kube, api_client
 
 _POLICIES = (names.GROUP, names.VERSION, names.PLURAL)
+_SETS = (names.GROUP, names.VERSION, names.SET_PLURAL)
 STOP_TIMEOUT_SECONDS = 30.0
 
 
@@ -72,6 +73,18 @@ async def policy_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, *
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
         runtime.policy_event(event.get("type"), body)
+        # A segment's policy changed (e.g. promoted a model): its set looks again.
+        for owner in body.get("metadata", {}).get("ownerReferences") or []:
+            if owner.get("kind") == names.SET_KIND:
+                runtime.wake(owner["uid"])
+
+
+@kopf.on.event(*_SETS)
+async def set_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Every event of a TrainingPolicySet: the same loop lifecycle as a policy's."""
+    runtime: Runtime | None = memo.get("runtime")
+    if runtime is not None:
+        runtime.set_event(event.get("type"), body)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={names.MANAGED_BY_LABEL: names.MANAGED_BY})

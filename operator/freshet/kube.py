@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from freshet import serving
+from freshet import names, serving
 
 GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
 
@@ -79,6 +79,17 @@ class Kube:
             return None
         return str(listed.items[-1].message)
 
+    def policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.PLURAL, name
+            )  # type: ignore[assignment]  # the client types custom objects as `object`
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return found
+
     def failed_container(self, namespace: str, job: str) -> str | None:
         """Which container of the Job's newest pod failed, with its exit code and
         termination message (its own summary, or the tail of its log)."""
@@ -123,14 +134,50 @@ class Kube:
             for pod in listed.items
         ]
 
-    def apply_deployment(self, namespace: str, patch: dict[str, Any]) -> None:
+    def apply_deployment(
+        self, namespace: str, patch: dict[str, Any], field_manager: str = serving.FIELD_MANAGER
+    ) -> None:
         self.apps.patch_namespaced_deployment(
             patch["metadata"]["name"],
             namespace,
             patch,
-            field_manager=serving.FIELD_MANAGER,
+            field_manager=field_manager,
             force=True,
             _content_type="application/apply-patch+yaml",
+        )
+
+    def apply_policy(self, namespace: str, body: dict[str, Any], field_manager: str) -> None:
+        """Server-side apply of a TrainingPolicy (a TrainingPolicySet's child)."""
+        self.custom.patch_namespaced_custom_object(
+            names.GROUP,
+            names.VERSION,
+            namespace,
+            names.PLURAL,
+            body["metadata"]["name"],
+            body,
+            field_manager=field_manager,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+
+    def list_policies(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        listed: Any = self.custom.list_namespaced_custom_object(
+            names.GROUP, names.VERSION, namespace, names.PLURAL, label_selector=selector
+        )
+        return list(listed["items"])
+
+    def delete_policy(self, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                names.GROUP, names.VERSION, namespace, names.PLURAL, name
+            )
+        except ApiException as e:
+            if e.status != 404:
+                raise
+
+    def patch_set_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            names.GROUP, names.VERSION, namespace, names.SET_PLURAL, name, {"status": status}
         )
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:

@@ -12,6 +12,8 @@ VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
 KIND: Final = "TrainingPolicy"
 PLURAL: Final = "trainingpolicies"
+SET_KIND: Final = "TrainingPolicySet"
+SET_PLURAL: Final = "trainingpolicysets"
 
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "freshet"

@@ -8,6 +8,7 @@ only, so a decision never sees a half-updated ledger or reads the world twice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from freshet_contract.scoring import ShardReport
 
 from freshet import names
 from freshet.batches import Batch
-from freshet.ledger import Ledger
+from freshet.ledger import Ledger, ModelRef
 from freshet.spec import PolicySpec
 
 
@@ -107,6 +108,8 @@ class Snapshot:
     """The prep Job's manifest, read once it succeeded."""
     prepared_error: str | None = None
     """The manifest is missing or the contract cannot read it."""
+    foreign_baseline: ModelRef | None = None
+    """The serving model of spec.baselineFrom's policy (a TrainingPolicySet's global)."""
     scoring_inputs: tuple[Batch, ...] = ()
     """Listed under spec.scoring.prefix."""
     scoring_job: JobView | None = None
@@ -153,3 +156,9 @@ def parse_time(value: str | None) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def observed(body: Any) -> tuple[int, str]:
+    """(generation, annotations) of an object: what a loop wakes for when it changes."""
+    meta = body.get("metadata") or {}
+    return int(meta.get("generation", 0)), json.dumps(meta.get("annotations") or {}, sort_keys=True)

@@ -597,6 +597,15 @@ class ScoringSpec(_SpecModel):
         return self
 
 
+class BaselineFrom(_SpecModel):
+    """Another policy in the namespace whose serving model stands in for this one's
+    until this one has its own: the first candidate must beat it on this policy's
+    holdout (gate.maxRegression applies), and with training.warmStart starts from it.
+    Both policies must use the same bucket."""
+
+    policy_ref: ObjectRef
+
+
 class GateSpec(_SpecModel):
     metric: Metric = Metric.ACCURACY
     min_value: SignedDecimal | None = None
@@ -755,6 +764,7 @@ class PolicySpec(_SpecModel):
     gate: GateSpec = GateSpec()
     serving: ServingSpec | None = None
     scoring: ScoringSpec | None = None
+    baseline_from: BaselineFrom | None = None
     monitoring: MonitoringSpec | None = None
     rollback: RollbackSpec = RollbackSpec()
 

@@ -75,6 +75,7 @@ def test_defaults_render_the_operator_and_its_crd() -> None:
         "Service/freshet-operator-metrics",
         "Deployment/freshet-operator",
         "CustomResourceDefinition/trainingpolicies.freshet.dev",
+        "CustomResourceDefinition/trainingpolicysets.freshet.dev",
         "ValidatingAdmissionPolicy/freshet-operator-jobs",
         "ValidatingAdmissionPolicyBinding/freshet-operator-jobs",
         "ClusterRole/freshet-operator-view",
@@ -114,6 +115,7 @@ def test_cluster_mode_binds_no_write_and_no_secret_cluster_wide() -> None:
     assert {(g, r, v) for g, r, v in cluster_wide if v in writes} == {
         ("freshet.dev", "trainingpolicies", "patch"),
         ("freshet.dev", "trainingpolicies/status", "patch"),
+        ("freshet.dev", "trainingpolicysets/status", "patch"),
     }
     assert not any(r in ("secrets", "pods", "serviceaccounts") for _, r, _ in cluster_wide)
     # What a namespace's admin binds to let it in.
@@ -121,6 +123,8 @@ def test_cluster_mode_binds_no_write_and_no_secret_cluster_wide() -> None:
     assert ("", "secrets", "get") in tenant
     assert ("batch", "jobs", "create") in tenant
     assert ("apps", "deployments", "patch") in tenant
+    # A TrainingPolicySet's children are created and pruned only where freshet is let in.
+    assert {("freshet.dev", "trainingpolicies", v) for v in ("create", "delete")} <= tenant
     assert not any(v in ("list", "watch") for _, r, v in tenant if r == "secrets")
     assert not any(k.startswith("RoleBinding/") for k in objects)
     assert "FRESHET_NAMESPACES" not in env(objects)
@@ -320,10 +324,14 @@ def test_defaults_aggregate_policy_rights_into_the_default_roles_and_no_dashboar
         f"{aggregate}admin": "true",
     }
     assert _rules(view) == {
-        ("freshet.dev", "trainingpolicies", v) for v in ("get", "list", "watch")
+        ("freshet.dev", r, v)
+        for r in ("trainingpolicies", "trainingpolicysets")
+        for v in ("get", "list", "watch")
     }
     assert _rules(edit) == {
-        ("freshet.dev", "trainingpolicies", v) for v in ("create", "update", "patch", "delete")
+        ("freshet.dev", r, v)
+        for r in ("trainingpolicies", "trainingpolicysets")
+        for v in ("create", "update", "patch", "delete")
     }
     # Bound by nobody: the default roles carry them.
     assert not any(

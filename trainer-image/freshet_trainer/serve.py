@@ -80,6 +80,10 @@ class ServeConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_rows: int = DEFAULT_MAX_ROWS
     model_name: str = "model"  # its name in the Open Inference Protocol's paths
+    segments: Mapping[str, ModelSource] = field(default_factory=dict)
+    """Per-segment models (FRESHET_SEGMENT_MODELS, set by a TrainingPolicySet): a
+    request naming a segment (`?segment=`) gets its model; an unknown segment, or
+    one without a model yet, gets `model` (the global one)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServeConfig:
@@ -102,7 +106,26 @@ class ServeConfig:
             max_body_bytes=_int_env(env, "FRESHET_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             max_rows=_int_env(env, "FRESHET_MAX_ROWS", DEFAULT_MAX_ROWS),
             model_name=env.get("FRESHET_MODEL_NAME", "").strip() or cls.model_name,
+            segments=_segments(env.get(variables.SEGMENT_MODELS, "")),
         )
+
+
+def _segments(raw: str) -> dict[str, ModelSource]:
+    if not raw.strip():
+        return {}
+    try:
+        doc = json.loads(raw)
+        return {
+            str(name): ModelSource(
+                version=str(m["version"]), key=str(m["key"]), sha256=str(m["sha256"]).lower()
+            )
+            for name, m in doc.items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ServeConfigError(
+            f"{variables.SEGMENT_MODELS} must be a JSON object of"
+            f' {{segment: {{"version", "key", "sha256"}}}}: {error}'
+        ) from error
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -196,6 +219,7 @@ class ServerState:
     state: ModelState = "none"
     model: LoadedModel | None = None
     error: str = ""
+    segments: dict[str, LoadedModel] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -282,7 +306,32 @@ async def _load_model(server: ServerState) -> None:
         server.state, server.error = "loaded", ""
         server.metrics.model_loaded.set(1)
         log.info("model loaded", extra={"key": source.key, "classes": model.classes})
+        await _load_segments(server, store)
         return
+
+
+async def _load_segments(server: ServerState, store: ObjectStore) -> None:
+    """Each segment's model, checked against its checksum; one that cannot be loaded
+    is left out (its requests get the global model) and logged."""
+    for name, source in server.config.segments.items():
+        try:
+            data = await asyncio.to_thread(store.get_bytes, source.key)
+            model = await asyncio.to_thread(ModelArtifact.loads_verified, data, source.sha256)
+        except (
+            ChecksumMismatch,
+            ArtifactUnreadable,
+            ObjectNotFound,
+            MinioException,
+            urllib3.exceptions.HTTPError,
+            OSError,
+        ) as error:
+            log.error(
+                "segment model refused; its requests get the global model",
+                extra={"segment": name, "key": source.key, "error": str(error)},
+            )
+            continue
+        server.segments[name] = LoadedModel(source.version, model)
+        log.info("segment model loaded", extra={"segment": name, "version": source.version})
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -314,7 +363,9 @@ def _error(status: int, message: str) -> web.Response:
 
 async def _predict(request: web.Request) -> web.Response:
     server = request.app[STATE]
-    loaded = server.model
+    segment = request.query.get("segment")
+    chosen = server.segments.get(segment) if segment else None
+    loaded = chosen or server.model
     if loaded is None:
         return _error(503, f"no model loaded (state: {server.state})")
     try:
@@ -328,7 +379,9 @@ async def _predict(request: web.Request) -> web.Response:
     answer = await _answer(server, loaded, rows)
     if isinstance(answer, web.Response):
         return answer
-    return web.json_response({"version": loaded.version, **answer})
+    # Which model answered: the segment's, or (None) the global one it fell back to.
+    served = {"segment": segment if chosen is not None else None} if segment else {}
+    return web.json_response({"version": loaded.version, **served, **answer})
 
 
 async def _answer(

@@ -306,13 +306,12 @@ def _start(
     # A failed run gave its version back: the failures in a row before this
     # run keep its id (and Job) apart from theirs.
     run_id = runs.run_id(s.policy.name, s.policy.uid, window, version, book.failures)
+    # Its own serving model; before it has one, spec.baselineFrom's (a segment's first
+    # model must beat the global one, and warm-starts from it).
+    own = book.serving or s.foreign_baseline
     baseline = (
-        RunModelRef(
-            version=book.serving.version,
-            model_key=book.serving.model_key,
-            sha256=book.serving.sha256,
-        )
-        if book.serving is not None
+        RunModelRef(version=own.version, model_key=own.model_key, sha256=own.sha256)
+        if own is not None
         else None
     )
     good = [m for m in book.previous if m.version not in book.rejected]
