@@ -25,8 +25,10 @@ from freshet_trainer.estimators import build_estimator
 from freshet_trainer.serve import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_ROWS,
+    STATE,
     ModelSource,
     ServeConfig,
+    ServeConfigError,
     create_app,
 )
 from freshet_trainer.store import ObjectStore
@@ -304,3 +306,61 @@ def test_metrics_show_the_distribution_of_predicted_probabilities(store: ObjectS
             assert abs(float(line.split()[-1]) - positive) < 1e-9
 
     run(scenario)
+
+
+def test_segment_models_answer_their_segment_and_the_global_model_the_rest(
+    store: ObjectStore,
+) -> None:
+    """FRESHET_SEGMENT_MODELS (a TrainingPolicySet's): ?segment= picks the segment's
+    model; an unknown segment, or one whose model fails its checksum, gets the global."""
+    sha256 = publish_model(store)
+    flipped = classification_frame(200, seed=1)
+    flipped["y"] = 1 - flipped["y"]
+    spec = RunEstimator.model_validate({"class": "sklearn.linear_model.LogisticRegression"})
+    data = fit_model(build_estimator(spec, 0), flipped, "y").dumps()
+    store.put_bytes("freshet/ml/demo-alice/models/v3/model.joblib", data)
+    env = {
+        "FRESHET_MODEL_VERSION": "v1",
+        "FRESHET_MODEL_KEY": MODEL_KEY,
+        "FRESHET_MODEL_SHA256": sha256,
+        "FRESHET_SEGMENT_MODELS": json.dumps(
+            {
+                "alice": {
+                    "version": "v3",
+                    "key": "freshet/ml/demo-alice/models/v3/model.joblib",
+                    "sha256": sha256_hex(data),
+                },
+                "bob": {"version": "v2", "key": MODEL_KEY, "sha256": "0" * 64},
+            }
+        ),
+    }
+    config = ServeConfig.from_env(env)
+    assert set(config.segments) == {"alice", "bob"}
+
+    async def scenario() -> None:
+        async with TestClient(TestServer(create_app(config, store))) as client:
+            await settled(client)
+            for _ in range(200):  # segment models load after the global one
+                if "alice" in client.app[STATE].segments:
+                    break
+                await asyncio.sleep(0.02)
+            answers = {}
+            for segment in ("alice", "bob", "zed"):
+                r = await client.post(f"/predict?segment={segment}", json={"rows": ROWS})
+                answers[segment] = await r.json()
+            plain = await (await client.post("/predict", json={"rows": ROWS})).json()
+            assert (answers["alice"]["segment"], answers["alice"]["version"]) == ("alice", "v3")
+            for fallback in ("bob", "zed"):  # bob's model failed its checksum
+                assert answers[fallback]["segment"] is None
+                assert answers[fallback]["version"] == "v1"
+                assert answers[fallback]["predictions"] == plain["predictions"]
+            assert "segment" not in plain
+            assert answers["alice"]["predictions"] != plain["predictions"]  # the flipped model
+
+    run(scenario)
+    try:
+        ServeConfig.from_env({**env, "FRESHET_SEGMENT_MODELS": "[1, 2]"})
+    except ServeConfigError as error:
+        assert "FRESHET_SEGMENT_MODELS" in str(error)
+    else:
+        raise AssertionError("a malformed FRESHET_SEGMENT_MODELS was accepted")
