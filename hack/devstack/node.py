@@ -190,6 +190,21 @@ def kill_container(state: Path, container_id: str) -> None:
     )
 
 
+def container_pid(state: Path, container_id: str) -> int:
+    """The host PID of a container's main process (for /proc readings in benchmarks)."""
+    listed = subprocess.run(
+        [binary("ctr"), f"--address={_paths(state)['sock']}", "--namespace=k8s.io", "tasks", "ls"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in listed.splitlines()[1:]:
+        fields = line.split()
+        if fields and fields[0] == container_id:
+            return int(fields[1])
+    raise RuntimeError(f"container {container_id} has no running task")
+
+
 # --- processes --------------------------------------------------------------
 
 

@@ -203,6 +203,12 @@ def kill(s: Stack) -> Any:
     raise RuntimeError(f"the operator's container {cid} still runs after SIGKILL")
 
 
+def operator_pid(s: Stack) -> int:
+    """The host PID of the operator's process, to read its /proc (benchmarks)."""
+    cid = _container(wait_ready(s, 60)).container_id.removeprefix("containerd://")
+    return node.container_pid(s.state, cid)
+
+
 def scale(s: Stack, replicas: int, timeout: float = 120) -> None:
     """Scale the operator's Deployment; wait for its pods to be gone or one Ready."""
     client.AppsV1Api(_api(s)).patch_namespaced_deployment_scale(
