@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from freshet import policysets
 from freshet.spec import PolicySpec
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -65,6 +67,25 @@ def test_the_documented_examples_are_accepted(
     created = _create(kube_api, namespace, policy)
     spec = PolicySpec.model_validate(created["spec"])  # type: ignore[index]
     assert spec.data.prefix == policy["spec"]["data"]["prefix"]
+
+
+SET_EXAMPLES = sorted((Path(__file__).parents[2] / "docs" / "examples").glob("policyset-*.yaml"))
+
+
+@pytest.mark.parametrize("path", SET_EXAMPLES, ids=[p.name for p in SET_EXAMPLES])
+def test_the_documented_policy_sets_are_accepted(
+    kube_api: client.ApiClient, namespace: str, freshet_release: object, path: Path
+) -> None:
+    """The API server admits each TrainingPolicySet example; the operator reads it, and
+    its template renders a child the API server and the typed spec accept too."""
+    doc = yaml.safe_load(path.read_text())
+    created: Any = client.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        "freshet.dev", "v1alpha1", namespace, "trainingpolicysets", doc
+    )
+    spec = policysets.SetSpec.model_validate(created["spec"])
+    child = policysets.render(created, spec, "alice")
+    child["metadata"].pop("ownerReferences")  # a dry run of the child alone
+    PolicySpec.model_validate(_create(kube_api, namespace, child)["spec"])  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
