@@ -236,3 +236,39 @@ def test_condition_badges_follow_each_conditions_polarity() -> None:
     assert views.condition_tone({"type": "Degraded", "status": "True"}) == "degraded"
     assert views.condition_tone({"type": "Degraded", "status": "False"}) == "false"
     assert views.condition_tone({"type": "Ready", "status": "Unknown"}) == "unknown"
+
+
+def test_the_policy_page_shows_batch_scoring() -> None:
+    from freshet.dashboard.app import policy_context, templates
+
+    p = policy(
+        scoring={
+            "version": "v2",
+            "scored": 3,
+            "pending": 1,
+            "lastRun": {
+                "runId": "r",
+                "version": "v2",
+                "outcome": "Succeeded",
+                "message": "3 input(s) scored",
+                "manifestKey": "s/out/v2/_manifests/r.json",
+                "finishedTime": "2026-12-01T19:00:00Z",
+            },
+        }
+    )
+    p["spec"]["scoring"] = {"prefix": "s/in/", "outputPrefix": "s/out/"}
+    context = policy_context(
+        p,
+        book=None,
+        newest=None,
+        events=[],
+        store_error="",
+        may=views.Permissions(patch=False, can_pin=False),
+    )
+    html = (
+        templates()
+        .get_template("policy.html")
+        .render(**context, viewer=None, csrf_token="", notice="", login_required=False)
+    )
+    assert "Batch scoring" in html and "s/out/v2/_manifests/r.json" in html
+    assert "<strong>3</strong> scored with v2" in html

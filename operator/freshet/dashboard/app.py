@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import jinja2
 from aiohttp import web
+from freshet_contract.preprocess import prep_job_name
 from freshet_contract.result import RunResult
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
@@ -337,6 +338,8 @@ class Dashboard:
             raise NotFound(f"policy {ns}/{name} has no run {run_id} in its record")
         last = (p.get("status") or {}).get("lastRun") or {}
         job_name = last.get("jobName") if last.get("runId") == run_id else run_id
+        if intent is not None and intent.phase == "Preprocessing":
+            job_name = prep_job_name(run_id)  # its training Job comes after
         context = {
             "p": p,
             "run_id": run_id,

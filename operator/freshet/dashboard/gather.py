@@ -204,6 +204,7 @@ def progress(viewer: Viewer, namespace: str, job_name: str) -> Progress:
         raise
     status = job.status
     out.job = {
+        "name": job_name,
         "active": status.active or 0,
         "succeeded": status.succeeded or 0,
         "failed": status.failed or 0,
