@@ -30,7 +30,8 @@ from typing import Any, Literal
 
 import pandas as pd
 import urllib3
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
 from freshet_contract import env as variables
 from freshet_contract import logs
 from minio.error import MinioException
@@ -52,6 +53,9 @@ log = logging.getLogger("freshet.server")
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_ROWS = 1000
+DEFAULT_BODY_TIMEOUT_SECONDS = 30
+CLIENT_CLOSED = 499
+"""Counted for a request whose client went away before the answer (nginx's code)."""
 _RETRY_FIRST_SECONDS = 1.0
 _RETRY_MAX_SECONDS = 30.0
 _SHUTDOWN_GRACE_SECONDS = 10.0
@@ -80,6 +84,9 @@ class ServeConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_rows: int = DEFAULT_MAX_ROWS
     model_name: str = "model"  # its name in the Open Inference Protocol's paths
+    body_timeout: float = DEFAULT_BODY_TIMEOUT_SECONDS
+    """A request body not complete this long after the headers gets 408: a client that
+    sends half a body and waits must not hold a connection (and memory) open."""
     segments: Mapping[str, ModelSource] = field(default_factory=dict)
     """Per-segment models (FRESHET_SEGMENT_MODELS, set by a TrainingPolicySet): a
     request naming a segment (`?segment=`) gets its model; an unknown segment, or
@@ -106,6 +113,9 @@ class ServeConfig:
             max_body_bytes=_int_env(env, "FRESHET_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             max_rows=_int_env(env, "FRESHET_MAX_ROWS", DEFAULT_MAX_ROWS),
             model_name=env.get("FRESHET_MODEL_NAME", "").strip() or cls.model_name,
+            body_timeout=float(
+                _int_env(env, "FRESHET_BODY_TIMEOUT_SECONDS", DEFAULT_BODY_TIMEOUT_SECONDS)
+            ),
             segments=_segments(env.get(variables.SEGMENT_MODELS, "")),
         )
 
@@ -246,7 +256,7 @@ def create_app(config: ServeConfig, store: ObjectStore | None) -> web.Applicatio
     app.cleanup_ctx.append(_model_loader)
     app.add_routes(
         [
-            web.post("/predict", _predict),
+            web.post("/predict", _predict, expect_handler=_expect),
             web.get("/healthz", _healthz),
             web.get("/readyz", _readyz),
             web.get("/metrics", _metrics),
@@ -256,10 +266,12 @@ def create_app(config: ServeConfig, store: ObjectStore | None) -> web.Applicatio
             web.get("/v2/health/ready", _v2_ready),
             web.get("/v2/models/{name}", _v2_model),
             web.get("/v2/models/{name}/ready", _v2_model_ready),
-            web.post("/v2/models/{name}/infer", _v2_infer),
+            web.post("/v2/models/{name}/infer", _v2_infer, expect_handler=_expect),
             web.get("/v2/models/{name}/versions/{version}", _v2_model),
             web.get("/v2/models/{name}/versions/{version}/ready", _v2_model_ready),
-            web.post("/v2/models/{name}/versions/{version}/infer", _v2_infer),
+            web.post(
+                "/v2/models/{name}/versions/{version}/infer", _v2_infer, expect_handler=_expect
+            ),
         ]
     )
     return app
@@ -352,6 +364,9 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
     except web.HTTPException as error:
         code = error.status
         raise
+    except (ConnectionError, asyncio.CancelledError):
+        code = CLIENT_CLOSED  # the client went away: not the server's error
+        raise
     finally:
         metrics.requests.labels(path, str(code)).inc()
         metrics.latency.labels(path).observe(time.perf_counter() - started)
@@ -361,6 +376,39 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _too_large(config: ServeConfig) -> web.Response:
+    return _error(413, f"request body exceeds {config.max_body_bytes} bytes")
+
+
+async def _expect(request: web.Request) -> web.Response | None:
+    """`Expect: 100-continue`: refuse a body that is too large before the client sends
+    it (413), refuse expectations other than 100-continue (417), else invite it."""
+    config = request.app[STATE].config
+    if request.version != HttpVersion11:
+        return None
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if expect.lower() != "100-continue":
+        return _error(417, f"unknown Expect: {expect}")
+    if request.content_length is not None and request.content_length > config.max_body_bytes:
+        return _too_large(config)
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0
+    return None
+
+
+async def _read_body(request: web.Request, config: ServeConfig) -> bytes | web.Response:
+    """The whole body, or the error: 413 at once for a declared length over the limit
+    (nothing is read), 413 when it grows past it, 408 when it does not arrive in time."""
+    if request.content_length is not None and request.content_length > config.max_body_bytes:
+        return _too_large(config)
+    try:
+        return await asyncio.wait_for(request.read(), timeout=config.body_timeout)
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large(config)
+    except TimeoutError:
+        return _error(408, f"the request body did not arrive within {config.body_timeout:.0f}s")
+
+
 async def _predict(request: web.Request) -> web.Response:
     server = request.app[STATE]
     segment = request.query.get("segment")
@@ -368,10 +416,9 @@ async def _predict(request: web.Request) -> web.Response:
     loaded = chosen or server.model
     if loaded is None:
         return _error(503, f"no model loaded (state: {server.state})")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _error(413, f"request body exceeds {server.config.max_body_bytes} bytes")
+    body = await _read_body(request, server.config)
+    if isinstance(body, web.Response):
+        return body
     try:
         rows = _parse_rows(body, server.config.max_rows)
     except BadRequest as error:
@@ -451,11 +498,12 @@ async def _v2_infer(request: web.Request) -> web.Response:
     loaded = _v2_model_of(request)
     if isinstance(loaded, web.Response):
         return loaded
+    raw = await _read_body(request, server.config)
+    if isinstance(raw, web.Response):
+        return raw
     try:
-        body = json.loads(await request.read(), parse_constant=_no_constant)
+        body = json.loads(raw, parse_constant=_no_constant)
         rows, wanted = oip.rows_of(body, set(loaded.artifact.numeric), server.config.max_rows)
-    except web.HTTPRequestEntityTooLarge:
-        return _error(413, f"request body exceeds {server.config.max_body_bytes} bytes")
     except (ValueError, UnicodeDecodeError, RecursionError) as error:  # InferError included
         return _error(400, str(error))
     answer = await _answer(server, loaded, rows)
