@@ -364,3 +364,67 @@ def test_segment_models_answer_their_segment_and_the_global_model_the_rest(
         assert "FRESHET_SEGMENT_MODELS" in str(error)
     else:
         raise AssertionError("a malformed FRESHET_SEGMENT_MODELS was accepted")
+
+
+async def _raw(server: TestServer, head: str, body: bytes = b"", close: bool = False) -> bytes:
+    """Send raw bytes as a hostile client would; what the server answered (b"" if closed)."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(head.encode() + body)
+    await writer.drain()
+    if close:
+        writer.close()
+        await writer.wait_closed()
+        return b""
+    try:
+        return await asyncio.wait_for(reader.read(4096), timeout=5)
+    finally:
+        writer.close()
+
+
+def _post_head(length: int, *extra: str) -> str:
+    lines = [
+        "POST /predict HTTP/1.1",
+        "Host: x",
+        "Content-Type: application/json",
+        f"Content-Length: {length}",
+        *extra,
+    ]
+    return "\r\n".join(lines) + "\r\n\r\n"
+
+
+def test_hostile_clients_get_quick_clear_answers_and_are_not_server_errors(
+    store: ObjectStore,
+) -> None:
+    sha256 = publish_model(store)
+    config = ServeConfig(model=ModelSource("v1", MODEL_KEY, sha256), body_timeout=1.0)
+
+    async def scenario() -> None:
+        server = TestServer(create_app(config, store))
+        async with TestClient(server) as client:
+            await settled(client)
+            # A declared length over the limit: 413 at once, nothing read.
+            started = time.monotonic()
+            answer = await _raw(server, _post_head(99_999_999_999))
+            assert answer.startswith(b"HTTP/1.1 413"), answer
+            assert time.monotonic() - started < 2
+            # Expect: 100-continue with a body over the limit: 413, never "100 Continue".
+            answer = await _raw(server, _post_head(50_000_000, "Expect: 100-continue"))
+            assert answer.startswith(b"HTTP/1.1 413") and b"100 Continue" not in answer, answer
+            answer = await _raw(server, _post_head(10, "Expect: something-else"))
+            assert answer.startswith(b"HTTP/1.1 417"), answer
+            ok = await _raw(server, _post_head(2, "Expect: 100-continue"))
+            assert ok.startswith(b"HTTP/1.1 100 Continue"), ok
+            # Half a body, then silence: 408 after the body timeout, not a held connection.
+            started = time.monotonic()
+            answer = await _raw(server, _post_head(100), b'{"rows": [')
+            assert answer.startswith(b"HTTP/1.1 408"), answer
+            assert 0.9 < time.monotonic() - started < 4
+            # Half a body, then gone: counted as the client's doing (499), never a 500.
+            await _raw(server, _post_head(100), b'{"rows": [', close=True)
+            await asyncio.sleep(0.3)
+            metrics = await (await client.get("/metrics")).text()
+            assert 'code="500"' not in metrics, metrics
+            # (the 100-continue client above that never sent its body is one of them)
+            assert 'freshet_server_requests_total{code="499",path="/predict"} 2.0' in metrics
+
+    run(scenario)
