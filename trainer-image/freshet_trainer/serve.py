@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pandas as pd
 import urllib3
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
@@ -46,7 +45,7 @@ from prometheus_client import (
 
 from freshet_trainer import oip
 from freshet_trainer.artifact import ArtifactUnreadable, ChecksumMismatch, ModelArtifact
-from freshet_trainer.predict import predict
+from freshet_trainer.predict import predict_features, rows_frame
 from freshet_trainer.store import ObjectNotFound, ObjectStore, StoreConfig, StoreConfigError
 
 log = logging.getLogger("freshet.server")
@@ -579,7 +578,7 @@ def _no_constant(name: str) -> float:
 
 
 def _predict_rows(model: ModelArtifact, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    made = predict(model, pd.DataFrame.from_records(rows))
+    made = predict_features(model, rows_frame(model, rows))
     answer: dict[str, Any] = {"predictions": made.labels.tolist()}
     if made.probabilities is not None:
         answer["classes"] = made.classes
