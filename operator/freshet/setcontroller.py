@@ -53,6 +53,8 @@ class SetController:
         self.rt = rt
         self.namespace, self.name, self.uid = namespace, name, uid
         self.key = f"{namespace}/{name}"
+        self.watch_key = f"TrainingPolicySet {self.key}"
+        """Its subscription to the bucket watcher, apart from a policy of the same name."""
         self.wake = asyncio.Event()
         self.log = SetLog(logging.getLogger("freshet.policyset"), {"set": self.key})
         self.body: kopf.Body | None = None
@@ -78,7 +80,7 @@ class SetController:
         finally:
             if self.rt.controllers.get(self.uid) is self:
                 del self.rt.controllers[self.uid]
-            self.rt.watchers.unsubscribe(self.key)
+            self.rt.watchers.unsubscribe(self.watch_key)
 
     async def step(self, body: kopf.Body) -> float:
         self.observed = observed(body)
@@ -112,7 +114,7 @@ class SetController:
         except StoreSecretError as e:
             raise Problem("StoreSecretInvalid", str(e)) from e
         watcher = self.rt.watchers.subscribe(
-            self.key, config, spec.folder_prefixes, FOLDER_POLL_SECONDS, self.wake.set
+            self.watch_key, config, spec.folder_prefixes, FOLDER_POLL_SECONDS, self.wake.set
         )
         if not watcher.listed_once.is_set():
             with contextlib.suppress(TimeoutError):
