@@ -71,6 +71,16 @@ def last_phase(api: client.ApiClient, ns: str, name: str) -> str | None:
     return ((c or {}).get("status") or {}).get("lastRun", {}).get("phase")
 
 
+def judged(api: client.ApiClient, ns: str, name: str) -> None:
+    """Wait for the child's first run to be decided; on a timeout, say where it stands."""
+    done = ("Promoted", "Rejected", "Failed", "Skipped")
+    try:
+        sc.wait_for(f"{name} judged", lambda: last_phase(api, ns, name) in done, timeout=180)
+    except AssertionError as e:
+        status = (child(api, ns, name) or {}).get("status")
+        raise AssertionError(f"{e}: {json.dumps(status, indent=1)}") from e
+
+
 def predict(url: str, segment: str) -> dict[str, Any]:
     body = json.dumps({"rows": ROWS}).encode()
     request = urllib.request.Request(
@@ -108,19 +118,13 @@ def test_segments_from_folders_beat_the_global_model_or_fall_back_to_it(
     assert alice["spec"]["baselineFrom"] == {"policyRef": {"name": "speech-global"}}
     (owner,) = alice["metadata"]["ownerReferences"]
     assert owner["kind"] == "TrainingPolicySet" and owner["name"] == "speech"
-    assert sc.wait_for(
-        "alice promoted",
-        lambda: last_phase(kube_api, ns, "speech-alice") in ("Promoted", "Rejected", "Failed"),
-    ) and (last_phase(kube_api, ns, "speech-alice") == "Promoted"), child(
-        kube_api, ns, "speech-alice"
-    )
+    judged(kube_api, ns, "speech-alice")
+    alice = child(kube_api, ns, "speech-alice")
+    assert alice is not None and alice["status"]["lastRun"]["phase"] == "Promoted", alice
 
     # bob's data is the global concept drowned in noise columns: his model is worse.
     sc.put(s3, bucket, "users/bob/b0.csv", noisy_csv(300, seed=72, noise_columns=120))
-    sc.wait_for(
-        "bob judged",
-        lambda: last_phase(kube_api, ns, "speech-bob") in ("Promoted", "Rejected", "Failed"),
-    )
+    judged(kube_api, ns, "speech-bob")
     bob = child(kube_api, ns, "speech-bob")
     assert bob is not None
     last = bob["status"]["lastRun"]
