@@ -152,3 +152,22 @@ def test_a_rollback_rejects_the_failing_version() -> None:
     assert book.serving == v2
     assert after.serving == v1 and after.rejected == ["v2"]
     assert after.last_rollback is not None and after.last_rollback.from_version == "v2"
+
+
+def test_a_segment_without_its_own_model_is_judged_against_the_global_one() -> None:
+    """spec.baselineFrom: the other policy's model is the baseline of the first run, and
+    labels that contradict it are not held as a label fault (that is the segment)."""
+    glob = ModelRef(version="v4", runId="g-4", modelKey="freshet/ml/g/models/v4/m", sha256="a" * 64)
+    planned = step.plan(snapshot(foreign_baseline=glob))
+    assert isinstance(planned, step.Start)
+    baseline = planned.run_spec.baseline
+    assert baseline is not None and (baseline.version, baseline.model_key) == ("v4", glob.model_key)
+    assert planned.run_spec.validation.label_contradiction.action == "Allow"
+    # Once it has its own model, that is the baseline, with every check as configured.
+    own = ModelRef(
+        version="v1", runId="s-1", modelKey="freshet/ml/spam/models/v1/m", sha256="b" * 64
+    )
+    later = step.plan(snapshot(foreign_baseline=glob, ledger=Ledger(serving=own, nextVersion=2)))
+    assert isinstance(later, step.Start) and later.run_spec.baseline is not None
+    assert later.run_spec.baseline.version == "v1"
+    assert later.run_spec.validation.label_contradiction.action == "Hold"

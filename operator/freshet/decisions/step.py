@@ -27,6 +27,7 @@ from freshet_contract.layout import StateLayout
 from freshet_contract.preprocess import prep_job_name
 from freshet_contract.run import LabelFile, PolicyRef, RunSpec
 from freshet_contract.run import ModelRef as RunModelRef
+from freshet_contract.vocabulary import ContradictionAction
 
 from freshet.batches import Batch
 from freshet.decisions import backfill, retry, runs, staleness, trigger
@@ -351,6 +352,15 @@ def _start(
         new_data_required=decision.reason
         in (trigger.TrainReason.NEW_DATA, trigger.TrainReason.CREATED),
     )
+    if book.serving is None and s.foreign_baseline is not None:
+        # Labels that contradict another policy's model are what a segment is for,
+        # not a label fault: the contradiction check holds a batch against the
+        # policy's own model only.
+        checks = run_spec.validation
+        allow = checks.label_contradiction.model_copy(update={"action": ContradictionAction.ALLOW})
+        run_spec = run_spec.model_copy(
+            update={"validation": checks.model_copy(update={"label_contradiction": allow})}
+        )
     intent = RunIntent(
         run_id=run_id,
         version=version,
