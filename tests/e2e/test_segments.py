@@ -25,9 +25,10 @@ def noisy_csv(rows: int, seed: int, noise_columns: int) -> bytes:
     rows of it overfits, and the global model does better on the segment's holdout."""
     frame = pd.read_csv(io.BytesIO(sc.batch_csv(rows, seed=seed)))
     rng = np.random.default_rng(seed)
-    for i in range(noise_columns):
-        frame[f"n{i}"] = rng.normal(size=rows)
-    return frame.to_csv(index=False).encode()
+    noise = pd.DataFrame(
+        rng.normal(size=(rows, noise_columns)), columns=[f"n{i}" for i in range(noise_columns)]
+    )
+    return pd.concat([frame, noise], axis=1).to_csv(index=False).encode()
 
 
 def policy_set(name: str) -> dict[str, Any]:
