@@ -43,3 +43,32 @@ def minimal_spec(mode: str = "Static") -> dict[str, Any]:
             "estimator": {"class": "sklearn.linear_model.LogisticRegression"},
         },
     }
+
+
+def a_snapshot(now: Any, spec: Any, **changes: Any) -> Any:
+    """A step's snapshot of policy ml/spam (uid-1, created an hour before `now`), with
+    an empty ledger, no batches and two free run slots, unless `changes` say otherwise."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from freshet.ledger import Ledger
+    from freshet.snapshot import PolicyFacts, Slots, Snapshot
+
+    base = Snapshot(
+        now=now,
+        policy=PolicyFacts(
+            namespace="ml",
+            name="spam",
+            uid="uid-1",
+            generation=1,
+            created=now - timedelta(hours=1),
+            retrain_request=None,
+            rollback_request=None,
+        ),
+        spec=spec,
+        ledger=Ledger(),
+        bucket="ml",
+        batches=(),
+        slots=Slots(runs_elsewhere=0, backfills_elsewhere=0, max_runs=2, max_backfills=1),
+    )
+    return replace(base, **changes)

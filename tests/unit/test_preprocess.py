@@ -15,13 +15,13 @@ from freshet.decisions import step
 from freshet.jobs import build_job, build_prep_job
 from freshet.ledger import Ledger
 from freshet.runspec import build_run_spec, with_prepared
-from freshet.snapshot import JobView, PolicyFacts, Slots, Snapshot
+from freshet.snapshot import JobView, Snapshot
 from freshet.spec import PolicySpec
 from freshet.store_config import StoreConfig
 from freshet_contract.preprocess import PreparedBatch, PreparedData, input_hash
 from freshet_contract.result import Check, QuarantinedBatch
 from freshet_contract.run import PolicyRef, PreparedRef, RunSpec
-from policies import minimal_spec
+from policies import a_snapshot, minimal_spec
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 A = Batch("in/a.csv", "ea", 10, NOW - timedelta(minutes=5))
@@ -143,24 +143,8 @@ def test_a_manifest_for_other_inputs_is_refused(manifest: PreparedData, problem:
 
 
 def snapshot(**changes: Any) -> Snapshot:
-    base = Snapshot(
-        now=NOW,
-        policy=PolicyFacts(
-            namespace="ml",
-            name="spam",
-            uid="uid-1",
-            generation=1,
-            created=NOW - timedelta(hours=1),
-            retrain_request=None,
-            rollback_request=None,
-        ),
-        spec=spec(),
-        ledger=Ledger(),
-        bucket="ml",
-        batches=(A, B),
-        slots=Slots(runs_elsewhere=0, backfills_elsewhere=0, max_runs=2, max_backfills=1),
-    )
-    return replace(base, **changes)
+    snap: Snapshot = a_snapshot(NOW, spec(), batches=(A, B))
+    return replace(snap, **changes)
 
 
 def test_from_the_intent_through_the_prep_job_to_training() -> None:

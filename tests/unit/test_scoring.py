@@ -12,11 +12,11 @@ from freshet import transitions
 from freshet.batches import Batch
 from freshet.decisions import scoring
 from freshet.ledger import Ledger, ModelRef
-from freshet.snapshot import JobView, PolicyFacts, Slots, Snapshot
+from freshet.snapshot import JobView, Snapshot
 from freshet.spec import PolicySpec
 from freshet_contract.result import Check, QuarantinedBatch
 from freshet_contract.scoring import ScoredInput, ShardReport
-from policies import minimal_spec
+from policies import a_snapshot, minimal_spec
 from pydantic import ValidationError
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -34,25 +34,8 @@ def spec(**scoring_changes: Any) -> PolicySpec:
 
 
 def snapshot(book: Ledger, **changes: Any) -> Snapshot:
-    base = Snapshot(
-        now=NOW,
-        policy=PolicyFacts(
-            namespace="ml",
-            name="spam",
-            uid="uid-1",
-            generation=1,
-            created=NOW - timedelta(hours=1),
-            retrain_request=None,
-            rollback_request=None,
-        ),
-        spec=spec(),
-        ledger=book,
-        bucket="ml",
-        batches=(),
-        slots=Slots(0, 0, 2, 1),
-        scoring_inputs=(A, B),
-    )
-    return replace(base, **changes)
+    snap: Snapshot = a_snapshot(NOW, spec(), ledger=book, scoring_inputs=(A, B))
+    return replace(snap, **changes)
 
 
 def finish(

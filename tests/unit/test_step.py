@@ -11,10 +11,10 @@ from freshet import transitions
 from freshet.batches import Batch
 from freshet.decisions import step
 from freshet.ledger import BatchRef, Ledger, ModelRef, RefusedSpec
-from freshet.snapshot import JobView, PolicyFacts, Slots, Snapshot
+from freshet.snapshot import JobView, Slots, Snapshot
 from freshet.spec import PolicySpec
 from freshet.transitions import Judged
-from policies import minimal_spec
+from policies import a_snapshot, minimal_spec
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 B0 = Batch("spam/incoming/b0.csv", "e0", 100, NOW - timedelta(minutes=5))
@@ -29,24 +29,8 @@ def spec(**changes: Any) -> PolicySpec:
 
 
 def snapshot(**changes: Any) -> Snapshot:
-    base = Snapshot(
-        now=NOW,
-        policy=PolicyFacts(
-            namespace="ml",
-            name="spam",
-            uid="uid-1",
-            generation=1,
-            created=NOW - timedelta(hours=1),
-            retrain_request=None,
-            rollback_request=None,
-        ),
-        spec=spec(),
-        ledger=Ledger(),
-        bucket="ml",
-        batches=(B0,),
-        slots=Slots(runs_elsewhere=0, backfills_elsewhere=0, max_runs=2, max_backfills=1),
-    )
-    return replace(base, **changes)
+    snap: Snapshot = a_snapshot(NOW, spec(), batches=(B0,))
+    return replace(snap, **changes)
 
 
 def test_new_data_starts_a_run_whose_intent_names_the_run_spec() -> None:
