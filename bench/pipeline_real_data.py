@@ -21,7 +21,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from devstack import s3store
 from freshet_contract.preprocess import PreparedData, PreprocessInputs
@@ -93,7 +92,8 @@ def main() -> None:
         data = load_breast_cancer(as_frame=True).frame.sample(frac=1.0, random_state=0)
         train_rows, score_rows = data.iloc[:450], data.iloc[450:]
         batches = []
-        for i, part in enumerate(np.array_split(train_rows, 3)):
+        for i, start in enumerate(range(0, len(train_rows), 150)):
+            part = train_rows.iloc[start : start + 150]
             body = part.to_csv(index=False).encode()
             key = f"cancer/in/b{i}.csv"
             batches.append({"key": key, "etag": store.put_bytes(key, body), "size": len(body)})
