@@ -21,7 +21,6 @@ page spent rendering (templates and SVG, in-process, no I/O).
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import platform
 import socket
@@ -213,20 +212,7 @@ def main() -> None:
         release.serve_namespace(api, NS)
         s3 = s3store.client(s.s3)
         s3.make_bucket(BUCKET)
-        secret = {
-            "endpoint": s.s3.endpoint,
-            "bucket": BUCKET,
-            "accessKeyID": s.s3.access_key,
-            "secretAccessKey": s.s3.secret_key,
-            "secure": "false",
-        }
-        core.create_namespaced_secret(
-            NS,
-            client.V1Secret(
-                metadata=client.V1ObjectMeta(name="store"),
-                data={k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
-            ),
-        )
+        s3store.store_secret(api, NS, s.s3, BUCKET)
         for i in range(args.policies):
             name = f"p{i:04d}"
             custom.create_namespaced_custom_object(

@@ -79,12 +79,7 @@ def main() -> None:
     try:
         s3store.client(info).make_bucket(BUCKET)
         env = {
-            "FRESHET_S3_ENDPOINT": info.endpoint,
-            "FRESHET_S3_SECURE": "false",
-            "FRESHET_S3_BUCKET": BUCKET,
-            "FRESHET_S3_REGION": info.region,
-            "AWS_ACCESS_KEY_ID": info.access_key,
-            "AWS_SECRET_ACCESS_KEY": info.secret_key,
+            **s3store.trainer_env(info, BUCKET),
             "FRESHET_TERMINATION_LOG": str(state / "termination"),
         }
         os.environ.update(env)

@@ -46,14 +46,7 @@ def main() -> None:
     info = s3store.start(state)
     try:
         s3store.client(info).make_bucket(BUCKET)
-        env = {
-            "FRESHET_S3_ENDPOINT": info.endpoint,
-            "FRESHET_S3_SECURE": "false",
-            "FRESHET_S3_BUCKET": BUCKET,
-            "FRESHET_S3_REGION": info.region,
-            "AWS_ACCESS_KEY_ID": info.access_key,
-            "AWS_SECRET_ACCESS_KEY": info.secret_key,
-        }
+        env = s3store.trainer_env(info, BUCKET)
         store = ObjectStore(StoreConfig.from_env(env))
         frame = synthetic(args.rows, seed=7).drop(columns="y")
         frame.insert(0, "id", range(args.rows))

@@ -14,7 +14,6 @@ and with it.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import tempfile
 import time
@@ -61,20 +60,7 @@ def main() -> None:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NS)))
         release.serve_namespace(api, NS)
         s3store.client(s.s3).make_bucket(BUCKET)
-        secret = {
-            "endpoint": s.s3.endpoint,
-            "bucket": BUCKET,
-            "accessKeyID": s.s3.access_key,
-            "secretAccessKey": s.s3.secret_key,
-            "secure": "false",
-        }
-        core.create_namespaced_secret(
-            NS,
-            client.V1Secret(
-                metadata=client.V1ObjectMeta(name="store"),
-                data={k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
-            ),
-        )
+        s3store.store_secret(api, NS, s.s3, BUCKET)
         pid = release.operator_pid(s)
         before_rss, before_cpu = idle(pid, args.idle)
         segments = [f"s{i:04d}" for i in range(args.segments)]

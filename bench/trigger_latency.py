@@ -15,7 +15,6 @@ and counts missed (no Job) and duplicated (more than one Job) batches.
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import json
 import platform
@@ -75,20 +74,7 @@ def main() -> None:
         )
         s3 = s3store.client(store)
         s3.make_bucket(BUCKET)
-        secret = {
-            "endpoint": store.endpoint,
-            "bucket": BUCKET,
-            "accessKeyID": store.access_key,
-            "secretAccessKey": store.secret_key,
-            "secure": "false",
-        }
-        core.create_namespaced_secret(
-            NS,
-            client.V1Secret(
-                metadata=client.V1ObjectMeta(name="store"),
-                data={k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
-            ),
-        )
+        s3store.store_secret(api, NS, store, BUCKET)
         names = [f"p{i:04d}" for i in range(args.policies)]
         for name in names:
             custom.create_namespaced_custom_object(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from devstack import controlplane, procs
 
@@ -228,3 +228,37 @@ def temporary_bucket(s3: Minio) -> Iterator[str]:
 def stop(state: Path) -> None:
     """Stop the store started in `state`, whichever flavour it is."""
     procs.stop(NAME, state)
+
+
+def store_secret(api: Any, namespace: str, info: S3Info, bucket: str, name: str = "store") -> None:
+    """A TrainingPolicy's store Secret (spec.data.storeRef) for `bucket` on this store."""
+    import base64
+
+    from kubernetes import client as kube
+
+    data = {
+        "endpoint": info.endpoint,
+        "bucket": bucket,
+        "accessKeyID": info.access_key,
+        "secretAccessKey": info.secret_key,
+        "secure": "false",
+    }
+    kube.CoreV1Api(api).create_namespaced_secret(
+        namespace,
+        kube.V1Secret(
+            metadata=kube.V1ObjectMeta(name=name),
+            data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        ),
+    )
+
+
+def trainer_env(info: S3Info, bucket: str) -> dict[str, str]:
+    """The store variables a trainer-image process reads (freshet_contract.env)."""
+    return {
+        "FRESHET_S3_ENDPOINT": info.endpoint,
+        "FRESHET_S3_SECURE": "false",
+        "FRESHET_S3_BUCKET": bucket,
+        "FRESHET_S3_REGION": info.region,
+        "AWS_ACCESS_KEY_ID": info.access_key,
+        "AWS_SECRET_ACCESS_KEY": info.secret_key,
+    }

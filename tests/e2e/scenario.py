@@ -3,13 +3,13 @@ a policy, and synthetic batches written into the bucket."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import time
 from collections.abc import Callable
 from typing import Any
 
+from devstack import s3store
 from devstack.s3store import S3Info
 from devstack.stack import Stack
 from devstack.synthetic import batch_csv
@@ -30,21 +30,7 @@ def store_secret(
     store: S3Info | None = None,
 ) -> None:
     """The policy's store Secret: the stack's S3 store, or `store` (e.g. a MinIO)."""
-    info = store or s.s3
-    data = {
-        "endpoint": info.endpoint,
-        "bucket": bucket,
-        "accessKeyID": info.access_key,
-        "secretAccessKey": info.secret_key,
-        "secure": "false",
-    }
-    client.CoreV1Api(api).create_namespaced_secret(
-        ns,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name=name),
-            data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-        ),
-    )
+    s3store.store_secret(api, ns, store or s.s3, bucket, name)
 
 
 RESTRICTED = {

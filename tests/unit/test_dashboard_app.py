@@ -219,3 +219,18 @@ def test_locally_it_listens_on_loopback_only() -> None:
     assert "listens on 127.0.0.1 only" in str(result.exception) + result.output
     result = CliRunner().invoke(main, ["dashboard", "--listen", "8080"])
     assert result.exit_code == 2 and "HOST:PORT" in result.output
+
+
+def test_each_access_question_is_asked_once_per_request() -> None:
+    from freshet.dashboard.access import CachedAccess
+
+    asked: list[tuple[str | None, str | None, str | None]] = []
+
+    def ask(attributes: Any) -> bool:
+        asked.append((attributes.verb, attributes.namespace, attributes.name))
+        return attributes.verb == "get"
+
+    access = CachedAccess(User("u"), ask)
+    assert access.may("get", "a", "p") and access.may("get", "a", "p")
+    assert not access.may("patch", "a", "p")
+    assert asked == [("get", "a", "p"), ("patch", "a", "p")]

@@ -9,7 +9,7 @@ for reads, and only after the user was allowed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,62 +65,58 @@ def _attributes(verb: str, namespace: str, name: str | None) -> client.V1Resourc
     )
 
 
-class _Cached:
-    """Answers are cached for the lifetime of the object: one request."""
+Ask = Callable[[client.V1ResourceAttributes], bool]
 
-    def __init__(self) -> None:
+
+class CachedAccess:
+    """A user's answers, each asked once for the lifetime of the object: one request."""
+
+    def __init__(self, user: User, ask: Ask) -> None:
+        self.user = user
+        self._ask = ask
         self._answers: dict[tuple[str, str, str | None], bool] = {}
 
     def may(self, verb: str, namespace: str, name: str | None = None) -> bool:
         key = (verb, namespace, name)
         if key not in self._answers:
-            self._answers[key] = self._ask(verb, namespace, name)
+            self._answers[key] = self._ask(_attributes(verb, namespace, name))
         return self._answers[key]
 
-    def _ask(self, verb: str, namespace: str, name: str | None) -> bool:
-        raise NotImplementedError
 
-
-class ReviewedAccess(_Cached):
+def reviewed_access(reviewer: client.ApiClient, user: User) -> CachedAccess:
     """In the cluster: SubjectAccessReviews for a user the TokenReview named."""
+    authz = client.AuthorizationV1Api(reviewer)
 
-    def __init__(self, reviewer: client.ApiClient, user: User) -> None:
-        super().__init__()
-        self.user = user
-        self._authz = client.AuthorizationV1Api(reviewer)
-
-    def _ask(self, verb: str, namespace: str, name: str | None) -> bool:
-        review = self._authz.create_subject_access_review(
+    def ask(attributes: client.V1ResourceAttributes) -> bool:
+        review = authz.create_subject_access_review(
             client.V1SubjectAccessReview(
                 spec=client.V1SubjectAccessReviewSpec(
-                    user=self.user.name,
-                    uid=self.user.uid or None,
-                    groups=list(self.user.groups),
-                    extra=dict(self.user.extra) or None,
-                    resource_attributes=_attributes(verb, namespace, name),
+                    user=user.name,
+                    uid=user.uid or None,
+                    groups=list(user.groups),
+                    extra=dict(user.extra) or None,
+                    resource_attributes=attributes,
                 )
             )
         )
         return bool(review.status and review.status.allowed)
 
+    return CachedAccess(user, ask)
 
-class SelfAccess(_Cached):
+
+def self_access(api: client.ApiClient, user: User) -> CachedAccess:
     """Locally: the kubeconfig's identity asks about itself."""
+    authz = client.AuthorizationV1Api(api)
 
-    def __init__(self, api: client.ApiClient, user: User) -> None:
-        super().__init__()
-        self.user = user
-        self._authz = client.AuthorizationV1Api(api)
-
-    def _ask(self, verb: str, namespace: str, name: str | None) -> bool:
-        review = self._authz.create_self_subject_access_review(
+    def ask(attributes: client.V1ResourceAttributes) -> bool:
+        review = authz.create_self_subject_access_review(
             client.V1SelfSubjectAccessReview(
-                spec=client.V1SelfSubjectAccessReviewSpec(
-                    resource_attributes=_attributes(verb, namespace, name)
-                )
+                spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes)
             )
         )
         return bool(review.status and review.status.allowed)
+
+    return CachedAccess(user, ask)
 
 
 def whoami(api: client.ApiClient) -> User:

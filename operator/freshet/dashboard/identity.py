@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
-from freshet.dashboard.access import ReviewedAccess, SelfAccess, User, review_token, whoami
+from freshet.dashboard.access import User, review_token, reviewed_access, self_access, whoami
 from freshet.dashboard.gather import Viewer
 from freshet.dashboard.sessions import COOKIE, Sessions, bearer_requester
 
@@ -56,7 +56,7 @@ class LocalIdentity:
             self._user = whoami(self._api)
         return Viewer(
             user=self._user,
-            access=SelfAccess(self._api, self._user),
+            access=self_access(self._api, self._user),
             actor=self._api,
             reader=self._api,
             requester=f"local:{self._user.name}",
@@ -100,7 +100,7 @@ class ClusterIdentity:
             token, user, requester = login.token, login.user, f"session:{presented.session}"
         return Viewer(
             user=user,
-            access=ReviewedAccess(self._reviewer, user),
+            access=reviewed_access(self._reviewer, user),
             actor=self._client_for(token),
             reader=self._reviewer,
             requester=requester,
