@@ -116,6 +116,17 @@ def test_the_operator_may_do_its_work_and_nothing_more(
     assert not can_i(stack, k, "patch", "namespaces", "--all-namespaces")
 
 
+def _admitted(batch: client.BatchV1Api, ns: str, body: dict[str, Any]) -> bool:
+    """A dry-run create is admitted; False while the admission policy still refuses it."""
+    try:
+        batch.create_namespaced_job(ns, body, dry_run="All")
+    except ApiException as e:
+        if e.status == 403 and "freshet.dev/training-service-accounts" in (e.body or ""):
+            return False
+        raise
+    return True
+
+
 def test_the_escalation_through_a_job_is_refused(
     kube_api: client.ApiClient, as_operator: client.ApiClient, ns: str, unserved: str
 ) -> None:
@@ -142,7 +153,13 @@ def test_the_escalation_through_a_job_is_refused(
     client.CoreV1Api(kube_api).patch_namespace(
         ns, {"metadata": {"annotations": {ACCOUNTS: "trainer"}}}
     )
-    batch.create_namespaced_job(ns, job("as-trainer", "trainer"), dry_run="All")
+    # The admission policy reads the namespace from the API server's informer cache,
+    # which sees the annotation a moment after the patch returns.
+    sc.wait_for(
+        "the allowed ServiceAccount to be admitted",
+        lambda: _admitted(batch, ns, job("as-trainer", "trainer")),
+        timeout=30,
+    )
 
     # And never with the node's powers. (kube-apiserver's default
     # --allow-privileged=false refuses privileged containers for everyone here, 422
