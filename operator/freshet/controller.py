@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from pydantic import ValidationError
 
 from freshet import gather, live, metrics, monitoring, serverscrape, serving, status, transitions
 from freshet.config import OperatorConfig
-from freshet.decisions import analysis, rollback, scoring, step, trigger
+from freshet.decisions import analysis, rollback, scoring, staleness, step, trigger
 from freshet.decisions.outcome import judge_run
 from freshet.effects import Effects
 from freshet.failures import Failure, backoff, from_api
@@ -139,7 +140,9 @@ class Runtime:
 class Progress:
     """What a step found besides the ledger: the status is computed from it."""
 
-    delay: float
+    delay: float | None
+    """Seconds until the policy must be looked at again; None: only when something
+    changes (data, spec, a Job), or at the idle resync."""
     waiting: step.Wait | None = None
     running: step.Running | None = None
     scoring: dict[str, Any] | None = None
@@ -222,14 +225,13 @@ class PolicyController:
             spec = parse_policy_spec(body)
         except ValidationError as e:
             await self._write_status(body, policy, None, spec_error=_first_error(e))
-            return self.rt.config.resync_seconds
-        progress, blocked, snap = Progress(self.rt.config.resync_seconds), None, None
+            return self._idle()  # only a new spec can change this, and it wakes the loop
+        progress, blocked, snap = Progress(None), None, None
         try:
             store = await self._open_store(spec)
             book = await self._load_ledger(store)
             watcher = await gather.watch(self.rt.watchers, self.key, store, spec, self.wake.set)
             effects = Effects(self.rt.kube, store, policy, body, self.log)
-            self._count_seen(spec, watcher)
             book = await self._user_requests(effects, policy, spec, book)
             snap = await gather.snapshot(
                 kube=self.rt.kube,
@@ -242,22 +244,42 @@ class PolicyController:
                 now=self.rt.clock(),
                 log=self.log,
             )
+            self._count_seen(snap)
             if book.intent is not None:
                 progress = await self._track(effects, snap)
             else:
                 await self._enforce_pointer(effects, spec, book)
                 progress = await self._plan(effects, snap, watcher)
             delay = await self._periodic_check(effects, spec)
-            progress = replace(progress, delay=min(progress.delay, delay))
+            progress = replace(progress, delay=_sooner(progress.delay, delay))
             if spec.scoring is not None:
                 delay, scored = await self._score(effects, snap)
-                progress = replace(progress, delay=min(progress.delay, delay), scoring=scored)
+                progress = replace(progress, delay=_sooner(progress.delay, delay), scoring=scored)
         except Failure as f:
             blocked = f
-            progress = replace(progress, delay=min(progress.delay, f.delay))
+            progress = replace(progress, delay=_sooner(progress.delay, f.delay))
             self.log.warning("blocked: %s", f)
         await self._write_status(body, policy, spec, snap=snap, progress=progress, blocked=blocked)
-        return progress.delay
+        delay = _sooner(progress.delay, self._turns_stale(spec))
+        return self._idle() if delay is None else delay
+
+    def _turns_stale(self, spec: PolicySpec) -> float | None:
+        """Seconds until the serving model turns stale (or a stale retrain falls due)."""
+        served = self._ledger
+        if served is None or served.serving is None:
+            return None
+        turns = staleness.next_change(
+            served.serving.promoted_time,
+            self.rt.clock(),
+            spec.max_model_age,
+            served.last_stale_retrain,
+        )
+        return None if turns is None else turns.total_seconds()
+
+    def _idle(self) -> float:
+        """The idle resync, jittered so that policies created together (or an
+        operator restart) do not all come back in the same second."""
+        return self.rt.config.idle_resync_seconds * random.uniform(0.9, 1.1)
 
     # -- facts ---------------------------------------------------------------
 
@@ -273,8 +295,8 @@ class PolicyController:
             self._ledger = await gather.ledger(store, self.layout)
         return self._ledger
 
-    def _count_seen(self, spec: PolicySpec, watcher: BucketWatcher) -> None:
-        keys = {o.key for o in watcher.objects(spec.data.prefix)}
+    def _count_seen(self, snap: Snapshot) -> None:
+        keys = {b.key for b in snap.batches}
         if new := keys - self._seen:
             metrics.BATCHES_SEEN.labels(self.namespace, self.name).inc(len(new))
         self._seen = keys
@@ -293,7 +315,7 @@ class PolicyController:
         # later) would let two policies take the last slot.
         planned = step.plan(replace(snap, slots=self._slots()))
         if isinstance(planned, step.Wait):
-            return Progress(planned.retry_after or self.rt.config.resync_seconds, waiting=planned)
+            return Progress(planned.retry_after, waiting=planned)
         spec, intent = snap.spec, planned.intent
         self._take_slots(intent.trigger)
         try:
@@ -470,7 +492,7 @@ class PolicyController:
 
     # -- batch scoring -----------------------------------------------------------
 
-    async def _score(self, effects: Effects, snap: Snapshot) -> tuple[float, dict[str, Any]]:
+    async def _score(self, effects: Effects, snap: Snapshot) -> tuple[float | None, dict[str, Any]]:
         """One step of batch scoring (decisions.scoring), after training's: start a
         run, replay or watch the one in flight, record it when done. Returns the delay
         until it needs looking at again and status.scoring."""
@@ -486,7 +508,7 @@ class PolicyController:
             planned = scoring.plan(snap, model)
             pending = len(scoring.pending(snap, model)) if model is not None else 0
             if isinstance(planned, scoring.Wait):
-                return planned.retry_after or resync, status.scoring_status(
+                return planned.retry_after, status.scoring_status(
                     book, model.version if model else None, pending
                 )
             assert model is not None
@@ -617,16 +639,16 @@ class PolicyController:
             book = await self._commit(effects, transitions.prequential_counted(book))
         return measurement, book
 
-    async def _periodic_check(self, effects: Effects, spec: PolicySpec) -> float:
+    async def _periodic_check(self, effects: Effects, spec: PolicySpec) -> float | None:
         """Take the Prometheus or model-server measurement when it is due.
 
-        Returns the seconds until the next one.
+        Returns the seconds until the next one; None when there is none to take.
         """
         book, mon = self._ledger, spec.monitoring
         if book is None or mon is None or not mon.periodic or book.serving is None:
-            return self.rt.config.resync_seconds
+            return None
         if spec.serving is not None and spec.serving.pinned_version is not None:
-            return self.rt.config.resync_seconds
+            return None
         now = self.rt.clock()
         record = book.analysis or monitoring.fresh(book.serving.version, now)
         due = analysis.next_measurement(monitoring.settings(mon), monitoring.to_state(record), now)
@@ -740,6 +762,10 @@ class PolicyController:
                     "cannot write status: %s",
                     from_api(e, "patch status", rejected="StatusRejected"),
                 )
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _first_error(e: ValidationError) -> str:

@@ -1,7 +1,8 @@
 """The object-store adapter: where a policy's data arrives and its state is kept.
 
 A policy names a Secret (`spec.data.storeRef`, parsed by `store_config`) holding
-the endpoint, bucket and credentials; nothing else in the operator talks to S3. The `minio`
+the endpoint, bucket and credentials; nothing else in the operator talks to S3 (the
+shared watcher lists through `listing`, with this client's URL and signer). The `minio`
 client is synchronous, so callers on the event loop go through
 `asyncio.to_thread`.
 """
@@ -12,23 +13,14 @@ import io
 import json
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from minio import Minio
 from minio.commonconfig import CopySource
 from minio.error import S3Error
 
+from freshet.listing import Lister, ObjectInfo
 from freshet.store_config import StoreConfig
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    key: str
-    etag: str
-    size: int
-    last_modified: datetime
 
 
 class ObjectStore:
@@ -55,8 +47,12 @@ class ObjectStore:
                 key=obj.object_name,
                 etag=(obj.etag or "").strip('"'),
                 size=int(obj.size or 0),
-                last_modified=obj.last_modified,
+                modified=obj.last_modified.isoformat() if obj.last_modified else "",
             )
+
+    def lister(self) -> Lister:
+        """A lean lister of this bucket (freshet.listing), for the shared watcher."""
+        return Lister(self.config, self._client)
 
     def listen(self) -> Iterator[str]:
         """Keys created or removed in the bucket, as the server announces them.

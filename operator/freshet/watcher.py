@@ -4,13 +4,21 @@ Polling each policy's prefix separately costs a listing per policy per
 interval; at a thousand policies that is more than the machine has (see
 docs/architecture.md). Instead one task per (endpoint, bucket, principal) lists
 the union of its subscribers' prefixes at the fastest interval any of them
-asked for, keeps the latest snapshot, and wakes exactly the policies whose
-prefix saw a new or changed object.
+asked for, keeps the latest listing indexed by key, and wakes exactly the
+policies whose prefix saw a new, changed or removed object.
+
+What a quiet bucket costs is the point (docs/benchmarks.md, "Scale"): a page
+whose bytes equal the previous listing's is not parsed again
+(`freshet.listing`), a listing where no page changed compares nothing, and a
+policy's objects are a binary search in the sorted keys, not a scan. While the
+store streams notifications, an event kicks a listing at once and the
+periodic listing only backs it up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import os
@@ -22,13 +30,17 @@ from dataclasses import dataclass, field
 from freshet_contract.layout import STATE_ROOT_PREFIX
 from minio.error import S3Error
 
-from freshet.objectstore import ObjectInfo, ObjectStore
+from freshet.listing import Lister, ObjectInfo, parse
+from freshet.objectstore import ObjectStore
 from freshet.store_config import StoreConfig
 
 log = logging.getLogger(__name__)
 
 STATE_PREFIX = STATE_ROOT_PREFIX
 STREAM_SETTLE_SECONDS = 2.0
+STREAMING_LISTING_SECONDS = 60.0
+"""How often the bucket is listed while notifications stream: each event lists at
+once, so the periodic listing only catches an event the stream lost."""
 
 
 @dataclass
@@ -38,12 +50,75 @@ class _Subscriber:
     wake: Callable[[], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One listing of the bucket: objects by key, the keys sorted, and per page the
+    digest of its bytes and its objects, so the next listing can reuse a page."""
+
+    objects: dict[str, ObjectInfo] = field(default_factory=dict)
+    keys: tuple[str, ...] = ()
+    digests: tuple[bytes, ...] = ()
+    pages: tuple[tuple[ObjectInfo, ...], ...] = ()
+
+    def under(self, prefix: str) -> list[ObjectInfo]:
+        """The objects whose key starts with `prefix`, in key order."""
+        start = bisect.bisect_left(self.keys, prefix)
+        found = []
+        for key in self.keys[start:]:
+            if not key.startswith(prefix):
+                break
+            found.append(self.objects[key])
+        return found
+
+
+def relist(lister: Lister, prefix: str, previous: Listing) -> Listing:
+    """List `prefix` again; `previous` itself when no page's bytes changed.
+
+    Keys are sorted here rather than taken in the store's order: SeaweedFS lists
+    folder by folder, which is not byte order ("in/a-b/x" after "in/a/y").
+    """
+    digests, pages = [], []
+    for i, page in enumerate(lister.pages(prefix)):
+        digests.append(page.digest)
+        if i < len(previous.digests) and previous.digests[i] == page.digest:
+            pages.append(previous.pages[i])
+        else:
+            pages.append(tuple(o for o in parse(page.body) if not o.key.startswith(STATE_PREFIX)))
+    if tuple(digests) == previous.digests:
+        return previous
+    objects = {o.key: o for page in pages for o in page}
+    return Listing(objects, tuple(sorted(objects)), tuple(digests), tuple(pages))
+
+
+def touched(before: Listing, after: Listing) -> list[str]:
+    """Keys that are new, changed (another ETag) or gone, sorted."""
+    if before is after:
+        return []
+    changed = [
+        k
+        for k, o in after.objects.items()
+        if (old := before.objects.get(k)) is None or old.etag != o.etag
+    ]
+    gone = before.objects.keys() - after.objects.keys()
+    return sorted([*changed, *gone])
+
+
+def any_under(keys: list[str], prefixes: tuple[str, ...]) -> bool:
+    """Does any of the sorted `keys` start with one of `prefixes`?"""
+    for prefix in prefixes:
+        i = bisect.bisect_left(keys, prefix)
+        if i < len(keys) and keys[i].startswith(prefix):
+            return True
+    return False
+
+
 @dataclass
 class BucketWatcher:
     store: ObjectStore
     subscribers: dict[str, _Subscriber] = field(default_factory=dict)
-    snapshot: dict[str, ObjectInfo] = field(default_factory=dict)
-    # When the watcher first saw each key (monotonic), for the trigger-latency metric.
+    listing: Listing = field(default_factory=Listing)
+    # When the watcher first saw each key that arrived after its first listing
+    # (monotonic), for the trigger-latency metric.
     first_seen: dict[str, float] = field(default_factory=dict)
     listed_once: asyncio.Event = field(default_factory=asyncio.Event)
     errors: int = 0
@@ -52,9 +127,10 @@ class BucketWatcher:
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
     _stream_opened: float | None = None
     _listener: threading.Thread | None = None
+    _lister: Lister | None = None
 
     def objects(self, prefix: str) -> list[ObjectInfo]:
-        return [o for k, o in self.snapshot.items() if k.startswith(prefix)]
+        return self.listing.under(prefix)
 
     def _list_prefix(self) -> str:
         prefixes = [p for s in self.subscribers.values() for p in s.prefixes]
@@ -63,46 +139,58 @@ class BucketWatcher:
         return os.path.commonprefix(prefixes) if prefixes else ""  # noqa: RUF071
 
     def _interval(self) -> float:
-        return min((s.interval for s in self.subscribers.values()), default=5.0)
+        interval = min((s.interval for s in self.subscribers.values()), default=5.0)
+        return max(interval, STREAMING_LISTING_SECONDS) if self.streaming else interval
 
     async def _sweep(self) -> None:
-        prefix = self._list_prefix()
-        listing = await asyncio.to_thread(lambda: list(self.store.list(prefix)))
-        now = time.monotonic()
-        fresh: dict[str, ObjectInfo] = {}
-        changed: list[str] = []
-        for obj in listing:
-            if obj.key.startswith(STATE_PREFIX):
-                continue
-            fresh[obj.key] = obj
-            old = self.snapshot.get(obj.key)
-            if old is None or old.etag != obj.etag:
-                changed.append(obj.key)
-                self.first_seen[obj.key] = now
-        gone = self.snapshot.keys() - fresh.keys()
-        for key in gone:
-            self.first_seen.pop(key, None)
-        self.snapshot = fresh
+        if self._lister is None:
+            self._lister = self.store.lister()
+        lister, before = self._lister, self.listing
+        after = await asyncio.to_thread(relist, lister, self._list_prefix(), before)
+        keys = touched(before, after)
+        self.listing = after
+        if self.listed_once.is_set():
+            now = time.monotonic()
+            for key in keys:
+                if key in after.objects:
+                    self.first_seen[key] = now
+                else:
+                    self.first_seen.pop(key, None)
         self.listed_once.set()
-        for sub in list(self.subscribers.values()):
-            if any(k.startswith(sub.prefixes) for k in [*changed, *gone]):
-                sub.wake()
+        if keys:
+            for sub in list(self.subscribers.values()):
+                if any_under(keys, sub.prefixes):
+                    sub.wake()
 
     async def run(self) -> None:
-        while self.subscribers:
-            try:
-                await self._sweep()
-                self.errors, self.last_error = 0, None
-            except Exception as e:  # a flaky store must not kill the watcher
-                self.errors += 1
-                self.last_error = f"{type(e).__name__}: {e}"
-                log.warning(
-                    "listing bucket failed",
-                    extra={"bucket": self.store.bucket, "error": self.last_error},
-                )
-            self._kick.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), timeout=self._interval())
+        """List at the fastest subscriber's interval, counted from each listing's
+        start (a slow listing does not stretch the period), or at once when kicked."""
+        try:
+            while self.subscribers:
+                self._kick.clear()  # a kick from here on asks for another listing
+                started = time.monotonic()
+                failing = self.errors > 0
+                try:
+                    await self._sweep()
+                    self.errors, self.last_error = 0, None
+                except Exception as e:  # a flaky store must not kill the watcher
+                    self.errors += 1
+                    self.last_error = f"{type(e).__name__}: {e}"
+                    log.warning(
+                        "listing bucket failed",
+                        extra={"bucket": self.store.bucket, "error": self.last_error},
+                    )
+                if failing != (self.errors > 0):
+                    # The store went away or came back: every subscriber says so
+                    # now, not at its next resync.
+                    for sub in list(self.subscribers.values()):
+                        sub.wake()
+                wait = started + self._interval() - time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), timeout=max(0.0, wait))
+        finally:
+            if self._lister is not None:
+                self._lister.close()
 
     def start_listening(self, loop: asyncio.AbstractEventLoop) -> None:
         """Listen for bucket notifications in a thread, where the server offers them.

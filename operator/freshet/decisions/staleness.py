@@ -33,3 +33,27 @@ def retrain_due(
         return False
     assert max_age is not None
     return last_stale_retrain is None or now - last_stale_retrain >= max_age
+
+
+_PAST = timedelta(seconds=1)
+
+
+def next_change(
+    promoted: datetime | None,
+    now: datetime,
+    max_age: timedelta | None,
+    last_stale_retrain: datetime | None,
+) -> timedelta | None:
+    """How long until `is_stale` or `retrain_due` could change by the clock alone;
+    None when they cannot. The loop sleeps at most this long, so a model turns
+    stale on time even when nothing else wakes its policy."""
+    if max_age is None or promoted is None:
+        return None
+    turns_stale = promoted + max_age - now
+    if turns_stale >= timedelta(0):
+        return turns_stale + _PAST  # exactly at the limit the model is still fresh
+    if last_stale_retrain is not None and (due := last_stale_retrain + max_age - now) > timedelta(
+        0
+    ):
+        return due
+    return None
