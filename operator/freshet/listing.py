@@ -29,6 +29,7 @@ from typing import NamedTuple
 import certifi
 from minio import Minio
 from minio.credentials.credentials import Credentials
+from minio.error import S3Error
 from minio.helpers import DictType
 from minio.signer import sign_v4_s3
 
@@ -148,7 +149,10 @@ class Lister:
 
     def _get(self, query: DictType) -> bytes:
         with self._lock:
-            region = self._config.region or self._client._get_region(self._config.bucket)
+            try:
+                region = self._config.region or self._client._get_region(self._config.bucket)
+            except S3Error as e:  # the bucket's region, asked of the store once
+                raise ListingError(e.code or "S3Error", e.message or "") from e
             url = self._client._base_url.build(
                 method="GET", region=region, bucket_name=self._config.bucket, query_params=query
             )
