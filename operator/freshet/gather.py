@@ -7,7 +7,6 @@ whole `Snapshot` to decide over or a `Failure` that says what it could not read.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -37,7 +36,8 @@ STATIC_RESCAN_SECONDS = 10.0
 """How often a Static policy's prefix is listed (it has no trigger.pollIntervalSeconds)."""
 SCORING_POLL_SECONDS = 5.0
 """How often a policy with spec.scoring looks for new inputs when its trigger polls slower."""
-FIRST_LISTING_SECONDS = 10.0
+FIRST_LISTING_SECONDS = 60.0
+"""How long a step waits for the first listing that covers its policy's prefixes."""
 
 
 async def store_config(kube: Kube, namespace: str, spec: PolicySpec) -> StoreConfig:
@@ -78,9 +78,15 @@ async def watch(
         prefixes += (spec.scoring.prefix,)
         interval = min(interval, SCORING_POLL_SECONDS)
     watcher = watchers.subscribe(key, store.config, prefixes, interval, wake)
-    if not watcher.listed_once.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(watcher.listed_once.wait(), timeout=FIRST_LISTING_SECONDS)
+    try:
+        async with asyncio.timeout(FIRST_LISTING_SECONDS):
+            await watcher.listed(prefixes)
+    except TimeoutError:
+        raise Failure(
+            "StoreUnavailable",
+            f"no listing of the bucket within {FIRST_LISTING_SECONDS:.0f}s",
+            delay=FIRST_LISTING_SECONDS,
+        ) from None
     if watcher.errors:
         raise Failure("StoreUnavailable", f"cannot list the bucket: {watcher.last_error}")
     return watcher

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from freshet import policysets, serving
 from freshet.failures import api_message, backoff
+from freshet.gather import FIRST_LISTING_SECONDS
 from freshet.policysets import SetSpec
 from freshet.snapshot import observed
 from freshet.store_config import StoreSecretError, parse_store_secret
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from freshet.controller import Runtime
 
 FOLDER_POLL_SECONDS = 5.0
-FIRST_LISTING_SECONDS = 10.0
 
 
 class SetLog(logging.LoggerAdapter[logging.Logger]):
@@ -116,9 +116,11 @@ class SetController:
         watcher = self.rt.watchers.subscribe(
             self.watch_key, config, spec.folder_prefixes, FOLDER_POLL_SECONDS, self.wake.set
         )
-        if not watcher.listed_once.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watcher.listed_once.wait(), timeout=FIRST_LISTING_SECONDS)
+        try:
+            async with asyncio.timeout(FIRST_LISTING_SECONDS):
+                await watcher.listed(spec.folder_prefixes)
+        except TimeoutError:
+            raise Problem("StoreUnavailable", "no listing of the bucket yet") from None
         if watcher.errors:
             raise Problem("StoreUnavailable", f"cannot list the bucket: {watcher.last_error}")
         return {p: [o.key for o in watcher.objects(p)] for p in spec.folder_prefixes}

@@ -120,7 +120,8 @@ class BucketWatcher:
     # When the watcher first saw each key that arrived after its first listing
     # (monotonic), for the trigger-latency metric.
     first_seen: dict[str, float] = field(default_factory=dict)
-    listed_once: asyncio.Event = field(default_factory=asyncio.Event)
+    listed_prefix: str | None = None
+    """The prefix the current listing covers; None before the first one."""
     errors: int = 0
     last_error: str | None = None
     _task: asyncio.Task[None] | None = None
@@ -128,6 +129,18 @@ class BucketWatcher:
     _stream_opened: float | None = None
     _listener: threading.Thread | None = None
     _lister: Lister | None = None
+    _swept: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def listed(self, prefixes: tuple[str, ...]) -> None:
+        """Wait until a listing covers `prefixes` (a new subscriber's first one) or
+        one fails. A policy that went on with a listing that does not cover its
+        prefix would report no data."""
+        while not self.covers(prefixes) and not self.errors:
+            await self._swept.wait()
+
+    def covers(self, prefixes: tuple[str, ...]) -> bool:
+        listed = self.listed_prefix
+        return listed is not None and all(p.startswith(listed) for p in prefixes)
 
     def objects(self, prefix: str) -> list[ObjectInfo]:
         return self.listing.under(prefix)
@@ -145,18 +158,18 @@ class BucketWatcher:
     async def _sweep(self) -> None:
         if self._lister is None:
             self._lister = self.store.lister()
-        lister, before = self._lister, self.listing
-        after = await asyncio.to_thread(relist, lister, self._list_prefix(), before)
+        lister, before, prefix = self._lister, self.listing, self._list_prefix()
+        after = await asyncio.to_thread(relist, lister, prefix, before)
         keys = touched(before, after)
         self.listing = after
-        if self.listed_once.is_set():
+        if self.listed_prefix is not None:
             now = time.monotonic()
             for key in keys:
                 if key in after.objects:
                     self.first_seen[key] = now
                 else:
                     self.first_seen.pop(key, None)
-        self.listed_once.set()
+        self.listed_prefix = prefix
         if keys:
             for sub in list(self.subscribers.values()):
                 if any_under(keys, sub.prefixes):
@@ -180,6 +193,8 @@ class BucketWatcher:
                         "listing bucket failed",
                         extra={"bucket": self.store.bucket, "error": self.last_error},
                     )
+                self._swept.set()  # wakes whoever waits for this listing
+                self._swept = asyncio.Event()
                 if failing != (self.errors > 0):
                     # The store went away or came back: every subscriber says so
                     # now, not at its next resync.

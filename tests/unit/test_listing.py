@@ -154,3 +154,25 @@ def test_the_watcher_wakes_its_subscribers_when_the_store_fails_and_when_it_is_b
     woken = "".join(asyncio.run(scenario()))
     # p1 once for its object, then both once for the outage and once for the recovery.
     assert woken == "p1|p1p2|p1p2", woken
+
+
+def test_a_new_subscriber_waits_for_a_listing_that_covers_its_prefix() -> None:
+    async def scenario() -> tuple[bool, bool, list[str]]:
+        store = FlakyStore()
+        watcher = BucketWatcher(store=store)  # type: ignore[arg-type]  # a fake store
+        watcher.subscribers["ns/p1"] = _Subscriber(("in/p1/",), 30, lambda: None)
+        task = asyncio.create_task(watcher.run())
+        await watcher.listed(("in/p1/",))
+        early = watcher.covers(("in/p2/",))  # listed in/p1/ only
+        watcher.subscribers["ns/p2"] = _Subscriber(("in/p2/",), 30, lambda: None)
+        watcher.kick()  # what WatcherRegistry.subscribe does for a new subscriber
+        async with asyncio.timeout(1):
+            await watcher.listed(("in/p2/",))
+        late = watcher.covers(("in/p2/",))
+        watcher.subscribers.clear()
+        watcher.kick()
+        await asyncio.wait_for(task, 1)
+        return early, late, [o.key for o in watcher.objects("in/")]
+
+    early, late, keys = asyncio.run(scenario())
+    assert (early, late, keys) == (False, True, ["in/p1/a"])
