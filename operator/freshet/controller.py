@@ -25,7 +25,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import kopf
@@ -45,7 +45,7 @@ from freshet.effects import Effects
 from freshet.failures import Failure, backoff, from_api
 from freshet.kube import Kube
 from freshet.ledger import Ledger, ModelRef
-from freshet.objectstore import ObjectStore
+from freshet.objectstore import ObjectStore, Stores
 from freshet.runspec import build_scoring_spec
 from freshet.setcontroller import SetController
 from freshet.snapshot import PolicyFacts, Slots, Snapshot, observed
@@ -63,6 +63,7 @@ class Runtime:
     kube: Kube
     config: OperatorConfig
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    stores: Stores = field(default_factory=Stores)
     watchers: WatcherRegistry = field(default_factory=WatcherRegistry)
     controllers: dict[str, PolicyController | SetController] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -98,6 +99,7 @@ class Runtime:
     ) -> None:
         meta = body.get("metadata") or {}
         uid = str(meta["uid"])
+        body = _kept(body)
         if kind == "DELETED":
             task = self.tasks.pop(uid, None)
             if task is not None:
@@ -286,7 +288,7 @@ class PolicyController:
     async def _open_store(self, spec: PolicySpec) -> ObjectStore:
         config = await gather.store_config(self.rt.kube, self.namespace, spec)
         if self._store is None or self._store.config != config:
-            self._store = ObjectStore(config)
+            self._store = self.rt.stores.get(config)
             self._ledger = None  # another bucket means another record
         return self._store
 
@@ -762,6 +764,16 @@ class PolicyController:
                     "cannot write status: %s",
                     from_api(e, "patch status", rejected="StatusRejected"),
                 )
+
+
+def _kept(body: kopf.Body) -> kopf.Body:
+    """The object as a loop keeps it between events: without metadata.managedFields,
+    which nothing here reads and which is half of a policy's size in memory."""
+    raw = dict(body)
+    raw["metadata"] = {
+        k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"
+    }
+    return kopf.Body(cast(kopf.RawBody, raw))
 
 
 def _sooner(a: float | None, b: float | None) -> float | None:

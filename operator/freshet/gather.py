@@ -77,7 +77,7 @@ async def watch(
     if spec.scoring is not None:
         prefixes += (spec.scoring.prefix,)
         interval = min(interval, SCORING_POLL_SECONDS)
-    watcher = watchers.subscribe(key, store.config, prefixes, interval, wake)
+    watcher = watchers.subscribe(key, store, prefixes, interval, wake)
     try:
         async with asyncio.timeout(FIRST_LISTING_SECONDS):
             await watcher.listed(prefixes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import urllib.parse
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,3 +106,20 @@ class ObjectStore:
                 return None
             raise
         return (stat.etag or "").strip('"')
+
+
+class Stores:
+    """One `ObjectStore` (one client, one connection pool) per store configuration,
+    shared by every policy and watcher that names it, and dropped once none does:
+    a thousand policies on one bucket hold one client, not a thousand."""
+
+    def __init__(self) -> None:
+        self._by_config: weakref.WeakValueDictionary[StoreConfig, ObjectStore] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def get(self, config: StoreConfig) -> ObjectStore:
+        store = self._by_config.get(config)
+        if store is None:
+            store = self._by_config[config] = ObjectStore(config)
+        return store

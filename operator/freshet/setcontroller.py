@@ -114,7 +114,11 @@ class SetController:
         except StoreSecretError as e:
             raise Problem("StoreSecretInvalid", str(e)) from e
         watcher = self.rt.watchers.subscribe(
-            self.watch_key, config, spec.folder_prefixes, FOLDER_POLL_SECONDS, self.wake.set
+            self.watch_key,
+            self.rt.stores.get(config),
+            spec.folder_prefixes,
+            FOLDER_POLL_SECONDS,
+            self.wake.set,
         )
         try:
             async with asyncio.timeout(FIRST_LISTING_SECONDS):

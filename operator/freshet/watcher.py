@@ -32,7 +32,6 @@ from minio.error import S3Error
 
 from freshet.listing import Lister, ObjectInfo, parse
 from freshet.objectstore import ObjectStore
-from freshet.store_config import StoreConfig
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +276,12 @@ class WatcherRegistry:
     def subscribe(
         self,
         policy: str,
-        config: StoreConfig,
+        store: ObjectStore,
         prefixes: tuple[str, ...],
         interval: float,
         wake: Callable[[], None],
     ) -> BucketWatcher:
+        config = store.config
         identity = (config.endpoint, config.bucket, config.access_key_id)
         watcher = self._watchers.get(identity)
         if watcher is not None and watcher.store.config != config:
@@ -290,7 +290,7 @@ class WatcherRegistry:
             self._retire(identity)
             watcher = None
         if watcher is None:
-            watcher = BucketWatcher(store=ObjectStore(config))
+            watcher = BucketWatcher(store=store)
             self._watchers[identity] = watcher
         for other_identity, other in list(self._watchers.items()):
             moved = other is not watcher and other.subscribers.pop(policy, None) is not None
