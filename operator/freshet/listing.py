@@ -35,14 +35,24 @@ from minio.signer import sign_v4_s3
 
 from freshet.store_config import StoreConfig
 
-PAGE_SIZE = 1000
+PAGE_SIZE = 10_000
+"""Objects asked for per page. AWS S3 and MinIO send at most 1,000 whatever is
+asked; SeaweedFS sends this many, and fewer round trips is most of the saving."""
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _COLUMNS = tuple(
     re.compile(f"<{name}>([^<]*)</{name}>") for name in ("Key", "ETag", "Size", "LastModified")
 )
-_TRUNCATED = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>", re.IGNORECASE)
-_TOKEN = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
 _ERROR = re.compile(rb"<Code>([^<]*)</Code>(?:.*?<Message>([^<]*)</Message>)?", re.DOTALL)
+
+
+def _element(body: bytes, tag: bytes) -> str | None:
+    """The text of the first <tag> in `body` (a plain search: the page-level
+    elements are the few that need reading, and the body may be a megabyte)."""
+    start = body.find(b"<" + tag + b">")
+    if start < 0:
+        return None
+    start += len(tag) + 2
+    return unescape(body[start : body.find(b"<", start)].decode())
 
 
 class ListingError(OSError):
@@ -140,9 +150,8 @@ class Lister:
             if token is not None:
                 query["continuation-token"] = token
             body = self._get(query)
-            truncated = _TRUNCATED.search(body) is not None
-            found = _TOKEN.search(body)
-            token = unescape(found.group(1).decode()) if found else None
+            truncated = body.find(b"<IsTruncated>true</IsTruncated>") >= 0
+            token = _element(body, b"NextContinuationToken")
             yield Page(hashlib.sha256(body).digest(), body, truncated, token)
             if not truncated or token is None:
                 return
