@@ -72,7 +72,8 @@ def _estimate(model: ModelArtifact, encoded: Any) -> Predictions:
 
 def columns_of(model: ModelArtifact, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     """JSON rows as the model's feature columns (an absent value is None)."""
-    return {column: [row.get(column) for row in rows] for column in (*model.numeric, *model.categorical)}
+    names = (*model.numeric, *model.categorical)
+    return {column: [row.get(column) for row in rows] for column in names}
 
 
 def rows_frame(model: ModelArtifact, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -104,7 +105,12 @@ def _numbers(column: str, values: Sequence[Any]) -> npt.NDArray[np.float64]:
 
 def _missing(values: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
     """None or NaN in an object array."""
-    return np.fromiter((v is None or v != v for v in values), dtype=bool, count=len(values))
+    return np.fromiter((_absent(v) for v in values), dtype=bool, count=len(values))
+
+
+def _absent(value: Any) -> bool:
+    """None, or NaN (the one value that is not equal to itself)."""
+    return value is None or value != value  # noqa: PLR0124
 
 
 @dataclass(frozen=True)
@@ -139,10 +145,8 @@ class _Compiled:
             out[:, self.numeric_at] = block
         for column, fill, codes in zip(self.categorical, self.fills, self.codes, strict=True):
             get = codes.get
-            for i, value in enumerate(columns[column]):
-                if value is None or value != value:
-                    value = fill
-                at = get(value)
+            for i, given in enumerate(columns[column]):
+                at = get(fill if given is None or given != given else given)  # noqa: PLR0124
                 if at is not None:
                     out[i, at] = 1.0
         return out
@@ -193,16 +197,14 @@ def _compile(model: ModelArtifact) -> _Compiled | None:
             for categories in second.categories_:
                 tables.append({c: offset + k for k, c in enumerate(categories.tolist())})
                 offset += len(categories)
-            if offset != at.stop or any(f is None or f != f for f in fills):
+            if offset != at.stop or any(_absent(f) for f in fills):
                 return None
             codes = tuple(tables)
         else:
             return None
     if set(numeric) != set(model.numeric) or set(categorical) != set(model.categorical):
         return None
-    return _Compiled(
-        numeric, medians, means, scales, numeric_at, categorical, fills, codes, width
-    )
+    return _Compiled(numeric, medians, means, scales, numeric_at, categorical, fills, codes, width)
 
 
 def _plain_imputer(step: object) -> bool:
@@ -211,7 +213,7 @@ def _plain_imputer(step: object) -> bool:
         isinstance(step, SimpleImputer)
         and not step.add_indicator
         and isinstance(missing, float)
-        and missing != missing
+        and _absent(missing)
     )
 
 
@@ -257,17 +259,19 @@ class Predictor:
         probe: dict[str, list[Any]] = {}
         for j, column in enumerate(compiled.numeric):
             median = float(compiled.medians[j])
-            values = [median, None, median * 3 + 1.5, -1e6, 0.0]
-            probe[column] = [values[i % len(values)] for i in range(height)]
+            numbers: list[Any] = [median, None, median * 3 + 1.5, -1e6, 0.0]
+            probe[column] = [numbers[i % len(numbers)] for i in range(height)]
         for column, codes in zip(compiled.categorical, compiled.codes, strict=True):
-            values = [*codes, None, float("nan"), "\x00unknown"]
-            probe[column] = [values[i % len(values)] for i in range(height)]
+            categories: list[Any] = [*codes, None, float("nan"), "\x00unknown"]
+            probe[column] = [categories[i % len(categories)] for i in range(height)]
         try:
             fast = compiled.encode(probe, height)
             slow = model.pipeline[:-1].transform(columns_frame(model, probe))
         except (ValueError, TypeError) as error:
             log.warning("fast preprocessing probe failed", extra={"error": str(error)})
             return False
-        return isinstance(slow, np.ndarray) and slow.shape == fast.shape and bool(
-            np.array_equal(slow, fast)
+        return (
+            isinstance(slow, np.ndarray)
+            and slow.shape == fast.shape
+            and bool(np.array_equal(slow, fast))
         )

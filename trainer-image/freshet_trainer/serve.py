@@ -452,7 +452,7 @@ async def _answer(
     except (ValueError, TypeError, OverflowError) as error:  # the model rejected the values
         return _error(400, f"cannot predict these rows: {error}")
     except Exception:  # a bug, not the client's fault: answer 500, keep serving
-        log.exception("prediction failed", extra={"rows": len(rows)})
+        log.exception("prediction failed", extra={"rows": rows})
         return _error(500, "internal error while predicting; see the server log")
     _count(server.metrics, loaded, answer)
     return answer
@@ -566,7 +566,7 @@ def _check_columns(model: ModelArtifact, rows: list[dict[str, Any]]) -> None:
     labeled = features | {model.label}
     for index, row in enumerate(rows):
         names = row.keys()
-        if names != features and names != labeled:
+        if names not in (features, labeled):
             _check_names(model, set(names), f"row {index}: ")
 
 
