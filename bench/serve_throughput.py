@@ -173,9 +173,7 @@ def mlserver_venv() -> Path:
     return venv
 
 
-def start_mlserver(
-    venv: Path, pipeline: object, workdir: Path, port: int
-) -> subprocess.Popen[str]:
+def start_mlserver(venv: Path, pipeline: object, workdir: Path, port: int) -> subprocess.Popen[str]:
     model = workdir / "model"
     model.mkdir(parents=True, exist_ok=True)
     joblib.dump(pipeline, model / "model.joblib")
@@ -397,8 +395,8 @@ def measure(
                 targets = [Target("freshet", ports["pid:freshet"],
                                   f"http://127.0.0.1:{ports['freshet']}{infer}", v2)]  # fmt: skip
                 if peer is not None:
-                    targets.append(Target(peer, ports[f"pid:{peer}"],
-                                          f"http://127.0.0.1:{ports[peer]}{infer}", v2))  # fmt: skip
+                    peer_url = f"http://127.0.0.1:{ports[peer]}{infer}"
+                    targets.append(Target(peer, ports[f"pid:{peer}"], peer_url, v2))
                 targets.append(
                     Target("freshet /predict", ports["pid:freshet"],
                            f"http://127.0.0.1:{ports['freshet']}/predict",

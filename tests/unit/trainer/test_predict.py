@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from freshet_contract.run import RunEstimator
-from freshet_trainer.estimators import build_estimator
 from freshet_trainer import predict as predict_module
 from freshet_trainer import serve
 from freshet_trainer.artifact import ModelArtifact
+from freshet_trainer.estimators import build_estimator
 from freshet_trainer.predict import Predictor, columns_of, predict, predict_features, rows_frame
 from freshet_trainer.train import fit_model
 from prometheus_client import CollectorRegistry, Histogram
