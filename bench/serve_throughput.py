@@ -366,6 +366,7 @@ def servers(
         wait_ready(f"http://127.0.0.1:{ports['freshet']}/readyz",
                    lambda body: json.loads(body)["model"] == "loaded")  # fmt: skip
         ports.update({f"pid:{n}": p.pid for n, p in zip(ports, started, strict=False)})
+        time.sleep(3)  # let start-up work (imports, first collections) finish
         yield artifact, ports
     finally:
         for process in started:
