@@ -55,7 +55,7 @@ def main() -> None:
         print(f"input: {args.rows} rows, {len(data) / 2**20:.0f} MiB CSV")
         print(f"{'estimator':50} {'wall s':>8} {'cpu s':>8} {'rows/s/core':>12}")
         for n, estimator in enumerate(args.estimator):
-            key, sha256, _ = train_model(store, estimator)
+            key, sha256 = train_model(store, estimator)
             spec_key = f"freshet/bench/score/scoring/s{n}/spec.json"
             store.put_json(
                 spec_key,

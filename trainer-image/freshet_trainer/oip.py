@@ -8,7 +8,7 @@ FP64/FP32/INT64/INT32/BOOL, categorical ones as BYTES (strings), each of shape
 [rows] or [rows, 1]. The answer has `predict` (the class or value per row) and,
 for a classifier with probabilities, `predict_proba` of shape [rows, classes] in
 the order of `parameters.classes`. Predictions are the same as `/predict`'s for
-the same rows: both go through the same checks and `_predict_rows` in serve.py.
+the same rows: both go through the same checks and `_predict_columns` in serve.py.
 This module is the protocol's codec; serve.py has the handlers.
 """
 
@@ -47,6 +47,15 @@ def _flat(data: Any, rows: int, name: str) -> list[Any]:
 
 def rows_of(body: Any, numeric: set[str], max_rows: int) -> tuple[list[dict[str, Any]], set[str]]:
     """The request's rows (column -> value) and the outputs it asks for."""
+    columns, rows, wanted = columns_of(body, numeric, max_rows)
+    return [{c: values[i] for c, values in columns.items()} for i in range(rows)], wanted
+
+
+def columns_of(
+    body: Any, numeric: set[str], max_rows: int
+) -> tuple[dict[str, list[Any]], int, set[str]]:
+    """The request's columns (name -> one value per row), its row count and the
+    outputs it asks for."""
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise InferError('body must be {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
     columns: dict[str, list[Any]] = {}
@@ -71,7 +80,7 @@ def rows_of(body: Any, numeric: set[str], max_rows: int) -> tuple[list[dict[str,
     wanted = {str(o.get("name")) for o in body.get("outputs") or [] if isinstance(o, dict)}
     if unknown := wanted - set(OUTPUTS):
         raise InferError(f"unknown outputs {sorted(unknown)}; this model has {list(OUTPUTS)}")
-    return [{c: values[i] for c, values in columns.items()} for i in range(rows)], wanted
+    return columns, rows, wanted
 
 
 def response(

@@ -18,6 +18,7 @@ unreadable artifact is final for this pod.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -28,6 +29,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import urllib3
 from aiohttp import hdrs, web
 from aiohttp.http import HttpVersion11
@@ -45,7 +48,7 @@ from prometheus_client import (
 
 from freshet_trainer import oip
 from freshet_trainer.artifact import ArtifactUnreadable, ChecksumMismatch, ModelArtifact
-from freshet_trainer.predict import predict_features, rows_frame
+from freshet_trainer.predict import Columns, Predictor, columns_of
 from freshet_trainer.store import ObjectNotFound, ObjectStore, StoreConfig, StoreConfigError
 
 log = logging.getLogger("freshet.server")
@@ -216,6 +219,13 @@ class ServerMetrics:
 class LoadedModel:
     version: str
     artifact: ModelArtifact
+    predictor: Predictor
+
+
+def _load_verified(data: bytes, sha256: str) -> tuple[ModelArtifact, Predictor]:
+    """The artifact if its bytes match the checksum, and its request path."""
+    model = ModelArtifact.loads_verified(data, sha256)
+    return model, Predictor(model)
 
 
 @dataclass
@@ -294,7 +304,7 @@ async def _load_model(server: ServerState) -> None:
     while True:
         try:
             data = await asyncio.to_thread(store.get_bytes, source.key)
-            model = await asyncio.to_thread(ModelArtifact.loads_verified, data, source.sha256)
+            model, predictor = await asyncio.to_thread(_load_verified, data, source.sha256)
         except (ChecksumMismatch, ArtifactUnreadable) as error:
             server.state, server.error = "failed", f"model {source.version} refused: {error}"
             log.error("model refused", extra={"key": source.key, "error": str(error)})
@@ -313,7 +323,7 @@ async def _load_model(server: ServerState) -> None:
         # vanish (and read as "no traffic") just because a class is never predicted.
         for label in model.classes or ():
             server.metrics.predictions.labels(source.version, str(label))
-        server.model = LoadedModel(source.version, model)
+        server.model = LoadedModel(source.version, model, predictor)
         server.state, server.error = "loaded", ""
         server.metrics.model_loaded.set(1)
         log.info("model loaded", extra={"key": source.key, "classes": model.classes})
@@ -327,7 +337,7 @@ async def _load_segments(server: ServerState, store: ObjectStore) -> None:
     for name, source in server.config.segments.items():
         try:
             data = await asyncio.to_thread(store.get_bytes, source.key)
-            model = await asyncio.to_thread(ModelArtifact.loads_verified, data, source.sha256)
+            model, predictor = await asyncio.to_thread(_load_verified, data, source.sha256)
         except (
             ChecksumMismatch,
             ArtifactUnreadable,
@@ -341,7 +351,7 @@ async def _load_segments(server: ServerState, store: ObjectStore) -> None:
                 extra={"segment": name, "key": source.key, "error": str(error)},
             )
             continue
-        server.segments[name] = LoadedModel(source.version, model)
+        server.segments[name] = LoadedModel(source.version, model, predictor)
         log.info("segment model loaded", extra={"segment": name, "version": source.version})
 
 
@@ -420,9 +430,10 @@ async def _predict(request: web.Request) -> web.Response:
         return body
     try:
         rows = _parse_rows(body, server.config.max_rows)
+        _check_columns(loaded.artifact, rows)
     except BadRequest as error:
         return _error(400, str(error))
-    answer = await _answer(server, loaded, rows)
+    answer = await _answer(server, loaded, columns_of(loaded.artifact, rows), len(rows))
     if isinstance(answer, web.Response):
         return answer
     # Which model answered: the segment's, or (None) the global one it fell back to.
@@ -431,20 +442,17 @@ async def _predict(request: web.Request) -> web.Response:
 
 
 async def _answer(
-    server: ServerState, loaded: LoadedModel, rows: list[dict[str, Any]]
+    server: ServerState, loaded: LoadedModel, columns: Columns, rows: int
 ) -> dict[str, Any] | web.Response:
-    """Predictions for checked rows, counted; or the error response. Shared by both
-    protocols, so they answer the same for the same rows."""
+    """Predictions for ROWS checked rows given by feature column, counted; or the error
+    response. Shared by both protocols, so they answer the same for the same rows."""
     try:
-        _check_columns(loaded.artifact, rows)
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(None, _predict_rows, loaded.artifact, rows)
-    except BadRequest as error:
-        return _error(400, str(error))
+        answer = await loop.run_in_executor(None, _predict_columns, loaded.predictor, columns, rows)
     except (ValueError, TypeError, OverflowError) as error:  # the model rejected the values
         return _error(400, f"cannot predict these rows: {error}")
     except Exception:  # a bug, not the client's fault: answer 500, keep serving
-        log.exception("prediction failed", extra={"rows": len(rows)})
+        log.exception("prediction failed", extra={"rows": rows})
         return _error(500, "internal error while predicting; see the server log")
     _count(server.metrics, loaded, answer)
     return answer
@@ -502,10 +510,13 @@ async def _v2_infer(request: web.Request) -> web.Response:
         return raw
     try:
         body = json.loads(raw, parse_constant=_no_constant)
-        rows, wanted = oip.rows_of(body, set(loaded.artifact.numeric), server.config.max_rows)
+        columns, rows, wanted = oip.columns_of(
+            body, set(loaded.artifact.numeric), server.config.max_rows
+        )
+        _check_names(loaded.artifact, set(columns), "")
     except (ValueError, UnicodeDecodeError, RecursionError) as error:  # InferError included
         return _error(400, str(error))
-    answer = await _answer(server, loaded, rows)
+    answer = await _answer(server, loaded, columns, rows)
     if isinstance(answer, web.Response):
         return answer
     name = server.config.model_name
@@ -513,20 +524,35 @@ async def _v2_infer(request: web.Request) -> web.Response:
 
 
 def _count(metrics: ServerMetrics, loaded: LoadedModel, answer: dict[str, Any]) -> None:
+    """Count the predictions by class, and observe their values: one update per class
+    and per histogram bucket, not per row."""
     predictions = answer["predictions"]
     if loaded.artifact.classification:
-        for label in predictions:
-            metrics.predictions.labels(loaded.version, str(label)).inc()
+        for label, n in collections.Counter(predictions).items():
+            metrics.predictions.labels(loaded.version, str(label)).inc(n)
     else:
         metrics.predictions.labels(loaded.version, "").inc(len(predictions))
     if metrics.values is not None:
-        observe = metrics.values.labels(loaded.version).observe
         if loaded.artifact.classification:
-            for probabilities in answer["probabilities"]:
-                observe(probabilities[1])
+            values = np.asarray(answer["probabilities"], dtype=np.float64)[:, 1]
         else:
-            for value in predictions:
-                observe(value)
+            values = np.asarray(predictions, dtype=np.float64)
+        _observe_all(metrics.values.labels(loaded.version), values)
+
+
+def _observe_all(histogram: Histogram, values: npt.NDArray[np.float64]) -> None:
+    """`histogram.observe` for each value, with one update per bucket."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets, total = getattr(histogram, "_buckets", None), getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or np.isnan(values).any():
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    # observe() puts a value in the first bucket whose upper bound is >= it.
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    total.inc(float(values.sum()))
+    for i in np.flatnonzero(counts).tolist():
+        buckets[i].inc(int(counts[i]))
 
 
 def _check_columns(model: ModelArtifact, rows: list[dict[str, Any]]) -> None:
@@ -537,18 +563,30 @@ def _check_columns(model: ModelArtifact, rows: list[dict[str, Any]]) -> None:
     and ignored, so labeled rows can be replayed as they are.
     """
     features = {*model.numeric, *model.categorical}
+    labeled = features | {model.label}
     for index, row in enumerate(rows):
-        unknown = sorted(set(row) - features - {model.label})
-        missing = sorted(features - set(row))
-        if unknown or missing:
-            problems = [
-                f"unknown {unknown}" if unknown else "",
-                f"missing {missing}" if missing else "",
-            ]
-            raise BadRequest(
-                f"row {index}: columns {'; '.join(p for p in problems if p)}; the model's "
-                f"features are {sorted(features)} (send null for a missing value)"
-            )
+        names = row.keys()
+        if names not in (features, labeled):
+            _check_names(model, set(names), f"row {index}: ")
+
+
+def _check_names(model: ModelArtifact, names: set[str], where: str) -> None:
+    """BadRequest unless NAMES are the model's features (and perhaps its label)."""
+    features = {*model.numeric, *model.categorical}
+    unknown = sorted(names - features - {model.label})
+    missing = sorted(features - names)
+    if unknown or missing:
+        problems = [
+            f"unknown {unknown}" if unknown else "",
+            f"missing {missing}" if missing else "",
+        ]
+        raise BadRequest(
+            f"{where}columns {'; '.join(p for p in problems if p)}; the model's "
+            f"features are {sorted(features)} (send null for a missing value)"
+        )
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _parse_rows(body: bytes, max_rows: int) -> list[dict[str, Any]]:
@@ -561,15 +599,25 @@ def _parse_rows(body: bytes, max_rows: int) -> list[dict[str, Any]]:
         raise BadRequest('body must be {"rows": [{column: value, ...}, ...]} with at least one row')
     if len(rows) > max_rows:
         raise BadRequest(f"{len(rows)} rows exceed the limit of {max_rows} per request")
+    scalars = _SCALARS
     for index, row in enumerate(rows):
-        if not isinstance(row, dict):
+        if type(row) is not dict:
             raise BadRequest(f"row {index} is not an object")
-        for column, value in row.items():
-            if value is not None and not isinstance(value, str | int | float | bool):
-                raise BadRequest(f"row {index}, column {column!r}: values must be scalars")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise BadRequest(f"row {index}, column {column!r}: {value} is not a finite number")
+        for value in row.values():
+            kind = type(value)
+            # inf - inf is NaN, and NaN != 0: a finite float gives 0.
+            if kind not in scalars or (kind is float and value - value != 0):
+                _check_row(index, row)
     return rows
+
+
+def _check_row(index: int, row: dict[str, Any]) -> None:
+    """BadRequest naming the first value of ROW that is not a finite scalar."""
+    for column, value in row.items():
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise BadRequest(f"row {index}, column {column!r}: values must be scalars")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadRequest(f"row {index}, column {column!r}: {value} is not a finite number")
 
 
 def _no_constant(name: str) -> float:
@@ -577,13 +625,18 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON (send null for a missing value)")
 
 
-def _predict_rows(model: ModelArtifact, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    made = predict_features(model, rows_frame(model, rows))
+def _predict_columns(predictor: Predictor, columns: Columns, rows: int) -> dict[str, Any]:
+    made = predictor.columns(columns, rows)
     answer: dict[str, Any] = {"predictions": made.labels.tolist()}
     if made.probabilities is not None:
         answer["classes"] = made.classes
         answer["probabilities"] = made.probabilities.tolist()
     return answer
+
+
+def _predict_rows(model: ModelArtifact, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the server answers for ROWS (checked rows) with MODEL."""
+    return _predict_columns(Predictor(model), columns_of(model, rows), len(rows))
 
 
 async def _healthz(request: web.Request) -> web.Response:
