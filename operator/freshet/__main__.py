@@ -9,8 +9,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from kopf.cli import main as kopf_main
-
 from freshet.config import OperatorConfig
 
 
@@ -20,6 +18,13 @@ def scope(namespaces: Sequence[str]) -> list[str]:
 
 
 def main() -> None:
+    # The operator talks to the API server through freshet.kube, not the
+    # `kubernetes` client, which costs 32 MiB to import; kopf imports it whenever
+    # it is installed (for optional integrations), and the image has it for the
+    # dashboard and the CLI. A None entry fails that import, as if not installed.
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
+    from kopf.cli import main as kopf_main
+
     sys.argv = [
         "kopf",
         "run",

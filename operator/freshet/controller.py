@@ -34,7 +34,6 @@ from freshet_contract.result import RunResult
 from freshet_contract.run import PolicyRef
 from freshet_contract.scoring import ScoringSpec
 from freshet_contract.scoring import manifest_key as scoring_manifest_key
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from freshet import gather, live, metrics, monitoring, serverscrape, serving, status, transitions
@@ -43,7 +42,7 @@ from freshet.decisions import analysis, rollback, scoring, staleness, step, trig
 from freshet.decisions.outcome import judge_run
 from freshet.effects import Effects
 from freshet.failures import Failure, backoff, from_api
-from freshet.kube import Kube
+from freshet.kube import ApiError, Kube
 from freshet.ledger import Ledger, ModelRef
 from freshet.objectstore import ObjectStore, Stores
 from freshet.runspec import build_scoring_spec
@@ -759,7 +758,7 @@ class PolicyController:
         if patch:
             try:
                 await asyncio.to_thread(self.rt.kube.patch_status, self.namespace, self.name, patch)
-            except ApiException as e:
+            except ApiError as e:
                 self.log.error(
                     "cannot write status: %s",
                     from_api(e, "patch status", rejected="StatusRejected"),

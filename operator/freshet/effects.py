@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -21,12 +20,11 @@ from freshet_contract.layout import StateLayout
 from freshet_contract.result import QuarantinedBatch, RunResult
 from freshet_contract.run import RunSpec
 from freshet_contract.scoring import ScoringSpec
-from kubernetes.client.exceptions import ApiException
 
 from freshet import jobs, ledger, metrics, names, serving
 from freshet.decisions import drift
 from freshet.failures import STORE_ERRORS, Failure, from_api, from_store
-from freshet.kube import Kube
+from freshet.kube import ApiError, Kube
 from freshet.ledger import Ledger, RunIntent, ScoringIntent, ScoringRecord
 from freshet.objectstore import ObjectStore
 from freshet.snapshot import PolicyFacts
@@ -34,7 +32,6 @@ from freshet.spec import PolicySpec
 from freshet.transitions import Judged, trained_batches
 
 KEEP_FINISHED_JOBS = 3
-_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 class Effects:
@@ -200,24 +197,22 @@ class Effects:
     def _prune(self) -> None:
         ns = self.policy.namespace
         selector = f"{names.POLICY_LABEL}={self.policy.name}"
-        listed = self.kube.batch.list_namespaced_job(ns, label_selector=selector)
-        finished: list[tuple[datetime, str]] = []  # (created, name)
-        for j in listed.items:
-            meta, status = j.metadata, j.status
-            if meta is None or meta.name is None or status is None:
-                continue  # the API server always sets these; nothing to prune without them
-            if (status.succeeded or status.failed) and any(
-                o.uid == self.policy.uid for o in meta.owner_references or []
+        finished: list[tuple[str, str]] = []  # (created, name)
+        for job in self.kube.jobs(ns, selector):
+            meta, status = job.get("metadata") or {}, job.get("status") or {}
+            if (status.get("succeeded") or status.get("failed")) and any(
+                o.get("uid") == self.policy.uid for o in meta.get("ownerReferences") or []
             ):
-                finished.append((meta.creation_timestamp or _EPOCH, meta.name))
-        finished.sort(key=lambda f: f[0], reverse=True)
+                # RFC 3339 UTC timestamps sort as text.
+                finished.append((str(meta.get("creationTimestamp") or ""), str(meta["name"])))
+        finished.sort(reverse=True)
         for _, name in finished[KEEP_FINISHED_JOBS:]:
-            self.kube.batch.delete_namespaced_job(name, ns, propagation_policy="Background")
+            self.kube.delete_job(ns, name)
 
     async def _api(self, what: str, fn: Any, *args: Any, rejected: str = "Rejected") -> Any:
         try:
             return await asyncio.to_thread(fn, *args)
-        except ApiException as e:
+        except ApiError as e:
             raise from_api(e, what, rejected=rejected) from e
 
     # -- Events and metrics ----------------------------------------------------

@@ -12,8 +12,8 @@ and an Event, never a traceback loop.
 from __future__ import annotations
 
 import json
+from typing import Protocol
 
-from kubernetes.client.exceptions import ApiException
 from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
@@ -22,6 +22,18 @@ RBAC_HINT = (
     "in cluster mode a namespace's admin lets freshet in with a RoleBinding to"
     " ClusterRole freshet-operator-tenant: docs/install.md"
 )
+
+
+class ApiErrorLike(Protocol):
+    """An API server's error answer: freshet.kube.ApiError in the operator, the
+    `kubernetes` client's ApiException in the dashboard and `kubectl freshet`."""
+
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def body(self) -> str | None: ...
 
 
 class Failure(Exception):
@@ -35,7 +47,7 @@ class Failure(Exception):
         self.reason, self.message, self.permanent, self.delay = reason, message, permanent, delay
 
 
-def api_message(e: ApiException) -> str:
+def api_message(e: ApiErrorLike) -> str:
     """The API server's own words (the Status message), not the HTTP dump."""
     try:
         return str(json.loads(e.body or "{}").get("message") or e.reason)
@@ -43,7 +55,7 @@ def api_message(e: ApiException) -> str:
         return str(e.reason)
 
 
-def from_api(e: ApiException, what: str, *, rejected: str) -> Failure:
+def from_api(e: ApiErrorLike, what: str, *, rejected: str) -> Failure:
     """Classify an API error met doing `what` (e.g. "create Job x").
 
     `rejected` is the reason for a request the API server refused as invalid

@@ -18,13 +18,12 @@ from freshet_contract.preprocess import PreparedData, prep_job_name
 from freshet_contract.result import RunResult
 from freshet_contract.run import RunSpec
 from freshet_contract.scoring import ShardReport
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from freshet import ledger as ledgers
 from freshet.batches import Batch
 from freshet.failures import STORE_ERRORS, Failure, from_api, from_store
-from freshet.kube import Kube
+from freshet.kube import ApiError, Kube
 from freshet.ledger import Ledger, ModelRef
 from freshet.objectstore import ObjectStore
 from freshet.snapshot import JobView, PolicyFacts, Slots, Snapshot, find_released
@@ -44,7 +43,7 @@ async def store_config(kube: Kube, namespace: str, spec: PolicySpec) -> StoreCon
     secret = spec.data.store_ref.name
     try:
         data = await asyncio.to_thread(kube.secret_data, namespace, secret)
-    except ApiException as e:
+    except ApiError as e:
         raise from_api(e, f"read Secret {secret}", rejected="StoreSecretInvalid") from e
     if data is None:
         raise Failure("StoreSecretNotFound", f"Secret {secret!r} (spec.data.storeRef) not found")
@@ -164,7 +163,7 @@ async def _foreign_baseline(kube: Kube, policy: PolicyFacts, spec: PolicySpec) -
     name = spec.baseline_from.policy_ref.name
     try:
         other = await asyncio.to_thread(kube.policy, policy.namespace, name)
-    except ApiException as e:
+    except ApiError as e:
         raise from_api(
             e, f"read TrainingPolicy {name} (spec.baselineFrom)", rejected="InvalidSpec"
         ) from e
@@ -252,7 +251,7 @@ async def job_view(kube: Kube, namespace: str, run_id: str) -> JobView | None:
             refused = await asyncio.to_thread(kube.pods_not_created, namespace, run_id)
             if refused is not None:
                 view = JobView(None, refused, pods_not_created=True)
-    except ApiException as e:
+    except ApiError as e:
         raise from_api(e, f"read Job {run_id}", rejected="JobUnreadable") from e
     return view
 

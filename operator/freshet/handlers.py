@@ -18,7 +18,7 @@ from prometheus_client import start_http_server
 from freshet import names
 from freshet.config import OperatorConfig
 from freshet.controller import Runtime
-from freshet.kube import Kube, api_client
+from freshet.kube import Kube
 
 _POLICIES = (names.GROUP, names.VERSION, names.PLURAL)
 _SETS = (names.GROUP, names.VERSION, names.SET_PLURAL)
@@ -43,7 +43,7 @@ def configure(
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.networking.error_backoffs = [1, 2, 5, 10]
-    memo.runtime = Runtime(kube=Kube(api_client()), config=config)
+    memo.runtime = Runtime(kube=Kube.from_environment(), config=config)
     start_http_server(config.metrics_port)
     logger.info(
         "freshet operator started: max %d concurrent runs, metrics on :%d",

@@ -1,186 +1,349 @@
-"""The Kubernetes calls the controller makes, and nothing else.
+"""The operator's Kubernetes API calls, as JSON over one kept-alive connection pool.
 
-kopf watches and dispatches; these synchronous client calls read Secrets and
-Jobs, create Jobs, apply the model pointer to Deployments and write status.
-Callers on the event loop go through `asyncio.to_thread`.
+Not the `kubernetes` client: importing it costs the operator process 32 MiB (a
+model class for every kind of every group), a third of its memory at a thousand
+policies, and every call would build and then flatten those models again. The
+operator needs a dozen requests on a handful of kinds and reads them as the
+dicts the API sends. The dashboard and `kubectl freshet`, separate processes,
+keep the client (they act with other people's credentials).
+
+Credentials are the pod's ServiceAccount (the token re-read as the kubelet
+rotates it) or, outside a cluster, the kubeconfig's current context (client
+certificates or a bearer token). Calls are synchronous: the loop runs them
+through `asyncio.to_thread`.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+import urllib3
+import yaml
 
 from freshet import names, serving
 
-GROUP, VERSION, PLURAL = "freshet.dev", "v1alpha1", "trainingpolicies"
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+TOKEN_REREAD_SECONDS = 60.0
+"""How often a ServiceAccount token is read again (the kubelet rotates bound tokens)."""
+TIMEOUT_SECONDS = 30.0
+_JOBS = "/apis/batch/v1/namespaces/{ns}/jobs"
+_POLICIES = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{{ns}}/{names.PLURAL}"
+_SETS = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{{ns}}/{names.SET_PLURAL}"
 
 
-def api_client() -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig."""
-    # kubernetes.config is unannotated, hence the no-untyped-call ignores.
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+class ApiError(Exception):
+    """The API server answered with an error status (or did not answer: status 0).
+
+    The attributes are those of the `kubernetes` client's ApiException, so the
+    classification in `failures` reads either."""
+
+    def __init__(self, status: int, reason: str, body: str = "") -> None:
+        super().__init__(f"({status}) {reason}")
+        self.status, self.reason, self.body = status, reason, body
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where the API server is and how to prove who we are to it."""
+
+    server: str
+    tls: ssl.SSLContext | None
+    token: str | None = None
+    token_file: Path | None = None
+
+    @classmethod
+    def from_environment(cls) -> Credentials:
+        """The pod's ServiceAccount when in a cluster, else the kubeconfig."""
+        host = os.environ.get("KUBERNETES_SERVICE_HOST")
+        if host and (SERVICE_ACCOUNT / "token").exists():
+            port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+            tls = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT / "ca.crt"))
+            netloc = f"[{host}]" if ":" in host else host
+            return cls(f"https://{netloc}:{port}", tls, token_file=SERVICE_ACCOUNT / "token")
+        paths = os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+        return cls.from_kubeconfig(Path(paths.split(os.pathsep)[0]))
+
+    @classmethod
+    def from_kubeconfig(cls, path: Path) -> Credentials:
+        doc = yaml.safe_load(path.read_text()) or {}
+        context_name = doc.get("current-context")
+        context = _named(doc, "contexts", context_name, path)["context"]
+        cluster = _named(doc, "clusters", context["cluster"], path)["cluster"]
+        user = _named(doc, "users", context["user"], path).get("user") or {}
+        server = str(cluster["server"]).rstrip("/")
+        if not server.startswith("https://"):
+            return cls(server, None, token=user.get("token"))
+        tls = ssl.create_default_context()
+        if cluster.get("insecure-skip-tls-verify"):
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+        elif data := cluster.get("certificate-authority-data"):
+            tls.load_verify_locations(cadata=base64.b64decode(data).decode())
+        elif file := cluster.get("certificate-authority"):
+            tls.load_verify_locations(cafile=_relative(path, file))
+        cert = _pem(path, user, "client-certificate")
+        if cert is not None:
+            key = _pem(path, user, "client-key")
+            with _files(cert, key) as (cert_file, key_file):
+                tls.load_cert_chain(cert_file, key_file)
+        token_file = user.get("tokenFile")
+        return cls(
+            server,
+            tls,
+            token=user.get("token"),
+            token_file=Path(_relative(path, token_file)) if token_file else None,
+        )
+
+
+def _named(doc: dict[str, Any], section: str, name: str | None, path: Path) -> dict[str, Any]:
+    for entry in doc.get(section) or []:
+        if entry.get("name") == name:
+            return dict(entry)
+    raise ValueError(f"{path}: no {section[:-1]} named {name!r} (current-context)")
+
+
+def _relative(kubeconfig: Path, file: str) -> str:
+    return str((kubeconfig.parent / file).resolve())
+
+
+def _pem(kubeconfig: Path, user: dict[str, Any], field: str) -> bytes | None:
+    if data := user.get(f"{field}-data"):
+        return base64.b64decode(data)
+    if file := user.get(field):
+        return Path(_relative(kubeconfig, file)).read_bytes()
+    return None
+
+
+class _files:
+    """Client certificate and key as files for `load_cert_chain`, removed at once."""
+
+    def __init__(self, cert: bytes, key: bytes | None) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="freshet-kube-")
+        self._cert, self._key = cert, key
+
+    def __enter__(self) -> tuple[str, str | None]:
+        cert = Path(self._dir.name) / "cert.pem"
+        cert.write_bytes(self._cert)
+        key = None
+        if self._key is not None:
+            key_path = Path(self._dir.name) / "key.pem"
+            key_path.touch(mode=0o600)
+            key_path.write_bytes(self._key)
+            key = str(key_path)
+        return str(cert), key
+
+    def __exit__(self, *_: object) -> None:
+        self._dir.cleanup()
 
 
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
-        self.core = client.CoreV1Api(api)
-        self.batch = client.BatchV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
-        self._api = api
-
-    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        try:
-            data = self.core.read_namespaced_secret(name, namespace).data or {}
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        # The model types values as bytes | str; read from the API they are the
-        # base64 strings `parse_store_secret` expects.
-        return {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
-
-    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            job = self.batch.read_namespaced_job(name, namespace)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        # sanitize_for_serialization is unannotated in the kubernetes client.
-        return dict(self._api.sanitize_for_serialization(job))  # type: ignore[no-untyped-call]
-
-    def service_account_exists(self, namespace: str, name: str) -> bool:
-        try:
-            self.core.read_namespaced_service_account(name, namespace)
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
-
-    def namespace_annotations(self, namespace: str) -> dict[str, str]:
-        ns = self.core.read_namespace(namespace)
-        return dict((ns.metadata.annotations if ns.metadata else None) or {})
-
-    def pods_not_created(self, namespace: str, job: str) -> str | None:
-        """The Job controller's newest FailedCreate message for `job`, if any."""
-        listed = self.core.list_namespaced_event(
-            namespace,
-            field_selector=f"involvedObject.kind=Job,involvedObject.name={job},reason=FailedCreate",
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+        self._pool = urllib3.PoolManager(
+            maxsize=8,
+            ssl_context=credentials.tls,
+            timeout=urllib3.Timeout(total=TIMEOUT_SECONDS),
+            retries=False,
         )
-        if not listed.items:
-            return None
-        return str(listed.items[-1].message)
+        self._token = credentials.token
+        self._token_read = 0.0
+        self._lock = threading.Lock()
 
-    def policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+    @classmethod
+    def from_environment(cls) -> Kube:
+        return cls(Credentials.from_environment())
+
+    # -- the one request -------------------------------------------------------
+
+    def _bearer(self) -> str | None:
+        file = self._credentials.token_file
+        if file is None:
+            return self._token
+        with self._lock:
+            if time.monotonic() - self._token_read > TOKEN_REREAD_SECONDS:
+                self._token = file.read_text().strip()
+                self._token_read = time.monotonic()
+            return self._token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        """The decoded JSON answer; ApiError for an error status or no answer."""
+        url = self._credentials.server + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        headers = {"Accept": "application/json"}
+        if (token := self._bearer()) is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = content_type
         try:
-            found: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.PLURAL, name
-            )  # type: ignore[assignment]  # the client types custom objects as `object`
-        except ApiException as e:
+            response = self._pool.request(method, url, body=data, headers=headers)
+        except urllib3.exceptions.HTTPError as e:
+            raise ApiError(0, f"{type(e).__name__}: {e}") from e
+        text = response.data.decode("utf-8", "replace")
+        if response.status >= 400:
+            raise ApiError(response.status, response.reason or "", text)
+        return json.loads(text) if text else None
+
+    def _get(self, path: str, **query: str) -> dict[str, Any] | None:
+        """GET an object; None when there is none."""
+        try:
+            found: dict[str, Any] = self.request("GET", path, query=query or None)
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
         return found
 
-    def failed_container(self, namespace: str, job: str) -> str | None:
-        """Which container of the Job's newest pod failed, with its exit code and
-        termination message (its own summary, or the tail of its log)."""
-        pods: list[Any] = self.core.list_namespaced_pod(
-            namespace, label_selector=f"job-name={job}"
-        ).items
-        for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp, reverse=True):
-            status = pod.status
-            for c in [*(status.init_container_statuses or []), *(status.container_statuses or [])]:
-                done = c.state.terminated if c.state else None
-                if done is not None and done.exit_code != 0:
-                    message = " ".join((done.message or done.reason or "").split())[-600:]
-                    return f"container {c.name} exited {done.exit_code}: {message}"
-        return None
+    def _apply(self, path: str, body: dict[str, Any], field_manager: str) -> None:
+        self.request(
+            "PATCH",
+            path,
+            query={"fieldManager": field_manager, "force": "true"},
+            body=body,
+            content_type="application/apply-patch+yaml",  # JSON is YAML
+        )
+
+    # -- what the operator reads and writes --------------------------------------
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The Secret's data, base64 as the API sends it (what parse_store_secret reads)."""
+        secret = self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        return None if secret is None else dict(secret.get("data") or {})
+
+    def job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(f"{_JOBS.format(ns=namespace)}/{name}")
+
+    def jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        listed = self.request("GET", _JOBS.format(ns=namespace), query={"labelSelector": selector})
+        return list(listed.get("items") or [])
 
     def create_job(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create the Job; False when it already exists (a replayed intent)."""
         try:
-            # The client is annotated with the model, but its validate_call turns the
-            # manifest dict into a V1Job, which is what the body is built as.
-            self.batch.create_namespaced_job(namespace, body)  # type: ignore[arg-type]
-        except ApiException as e:
+            self.request("POST", _JOBS.format(ns=namespace), body=body)
+        except ApiError as e:
             if e.status == 409:
                 return False
             raise
         return True
 
-    def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def delete_job(self, namespace: str, name: str) -> None:
+        """Delete the Job and, in the background, its pods; a missing one is no error."""
         try:
-            dep = self.apps.read_namespaced_deployment(name, namespace)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        return dict(self._api.sanitize_for_serialization(dep))  # type: ignore[no-untyped-call]
+            self.request(
+                "DELETE",
+                f"{_JOBS.format(ns=namespace)}/{name}",
+                body={"propagationPolicy": "Background"},
+            )
+        except ApiError as e:
+            if e.status != 404:
+                raise
+
+    def service_account_exists(self, namespace: str, name: str) -> bool:
+        return self._get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}") is not None
+
+    def namespace_annotations(self, namespace: str) -> dict[str, str]:
+        ns = self.request("GET", f"/api/v1/namespaces/{namespace}")
+        return dict((ns.get("metadata") or {}).get("annotations") or {})
+
+    def pods_not_created(self, namespace: str, job: str) -> str | None:
+        """The Job controller's newest FailedCreate message for `job`, if any."""
+        listed = self.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/events",
+            query={
+                "fieldSelector": (
+                    f"involvedObject.kind=Job,involvedObject.name={job},reason=FailedCreate"
+                )
+            },
+        )
+        items = listed.get("items") or []
+        return str(items[-1].get("message")) if items else None
 
     def pods(self, namespace: str, match_labels: dict[str, str]) -> list[dict[str, Any]]:
         selector = ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
-        listed = self.core.list_namespaced_pod(namespace, label_selector=selector)
-        return [
-            dict(self._api.sanitize_for_serialization(pod))  # type: ignore[no-untyped-call]
-            for pod in listed.items
-        ]
+        listed = self.request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector}
+        )
+        return list(listed.get("items") or [])
+
+    def failed_container(self, namespace: str, job: str) -> str | None:
+        """Which container of the Job's newest pod failed, with its exit code and
+        termination message (its own summary, or the tail of its log)."""
+        pods = self.pods(namespace, {"job-name": job})
+        for pod in sorted(
+            pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp", ""), reverse=True
+        ):
+            status = pod.get("status") or {}
+            for c in [
+                *(status.get("initContainerStatuses") or []),
+                *(status.get("containerStatuses") or []),
+            ]:
+                done = (c.get("state") or {}).get("terminated")
+                if done is not None and done.get("exitCode", 0) != 0:
+                    said = done.get("message") or done.get("reason") or ""
+                    message = " ".join(str(said).split())[-600:]
+                    return f"container {c.get('name')} exited {done['exitCode']}: {message}"
+        return None
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
 
     def apply_deployment(
         self, namespace: str, patch: dict[str, Any], field_manager: str = serving.FIELD_MANAGER
     ) -> None:
-        self.apps.patch_namespaced_deployment(
-            patch["metadata"]["name"],
-            namespace,
-            patch,
-            field_manager=field_manager,
-            force=True,
-            _content_type="application/apply-patch+yaml",
+        name = patch["metadata"]["name"]
+        self._apply(
+            f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}", patch, field_manager
         )
+
+    def policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(f"{_POLICIES.format(ns=namespace)}/{name}")
+
+    def list_policies(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        listed = self.request(
+            "GET", _POLICIES.format(ns=namespace), query={"labelSelector": selector}
+        )
+        return list(listed.get("items") or [])
 
     def apply_policy(self, namespace: str, body: dict[str, Any], field_manager: str) -> None:
         """Server-side apply of a TrainingPolicy (a TrainingPolicySet's child)."""
-        self.custom.patch_namespaced_custom_object(
-            names.GROUP,
-            names.VERSION,
-            namespace,
-            names.PLURAL,
-            body["metadata"]["name"],
-            body,
-            field_manager=field_manager,
-            force=True,
-            _content_type="application/apply-patch+yaml",
-        )
-
-    def list_policies(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        listed: Any = self.custom.list_namespaced_custom_object(
-            names.GROUP, names.VERSION, namespace, names.PLURAL, label_selector=selector
-        )
-        return list(listed["items"])
+        name = body["metadata"]["name"]
+        self._apply(f"{_POLICIES.format(ns=namespace)}/{name}", body, field_manager)
 
     def delete_policy(self, namespace: str, name: str) -> None:
         try:
-            self.custom.delete_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, names.PLURAL, name
-            )
-        except ApiException as e:
+            self.request("DELETE", f"{_POLICIES.format(ns=namespace)}/{name}")
+        except ApiError as e:
             if e.status != 404:
                 raise
 
-    def patch_set_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            names.GROUP, names.VERSION, namespace, names.SET_PLURAL, name, {"status": status}
-        )
-
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+        self._merge_status(f"{_POLICIES.format(ns=namespace)}/{name}/status", status)
+
+    def patch_set_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self._merge_status(f"{_SETS.format(ns=namespace)}/{name}/status", status)
+
+    def _merge_status(self, path: str, status: dict[str, Any]) -> None:
+        self.request(
+            "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
         )

@@ -9,8 +9,8 @@ from typing import Any
 
 from freshet_contract.layout import StateLayout
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
-from freshet.kube import Kube
 from freshet.objectstore import ObjectStore
 from freshet.store_config import parse_store_secret
 
@@ -30,9 +30,17 @@ def open_store(
     """
     namespace, name = policy["metadata"]["namespace"], policy["metadata"]["name"]
     secret = policy["spec"]["data"]["storeRef"]["name"]
-    data = Kube(api).secret_data(namespace, secret)
-    if data is None:
-        raise StoreUnavailable(f"Secret {namespace}/{secret} (spec.data.storeRef) not found")
+    try:
+        found = client.CoreV1Api(api).read_namespaced_secret(secret, namespace)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        raise StoreUnavailable(
+            f"Secret {namespace}/{secret} (spec.data.storeRef) not found"
+        ) from None
+    # The model types values as bytes | str; read from the API they are the base64
+    # strings parse_store_secret expects.
+    data = {k: v.decode() if isinstance(v, bytes) else v for k, v in (found.data or {}).items()}
     try:
         config = parse_store_secret(secret, data)
     except ValueError as e:

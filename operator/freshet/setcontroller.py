@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from freshet import policysets, serving
 from freshet.failures import api_message, backoff
 from freshet.gather import FIRST_LISTING_SECONDS
+from freshet.kube import ApiError
 from freshet.policysets import SetSpec
 from freshet.snapshot import observed
 from freshet.store_config import StoreSecretError, parse_store_secret
@@ -143,7 +143,7 @@ class SetController:
                 continue
             try:
                 await asyncio.to_thread(kube.apply_policy, ns, desired, policysets.FIELD_MANAGER)
-            except ApiException as e:
+            except ApiError as e:
                 if e.status not in (400, 422):
                     raise
                 problem = Problem("ChildRejected", f"{name}: {api_message(e)}")

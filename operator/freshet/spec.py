@@ -22,7 +22,6 @@ from typing import Annotated, Any, Final, Literal, Self
 from croniter import CroniterBadDateError, croniter
 from freshet_contract import layout as _layout
 from freshet_contract import vocabulary as _vocabulary
-from kubernetes.utils.quantity import parse_quantity
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -328,10 +327,26 @@ Quantity = int | str
 """A Kubernetes quantity: 2, "500m", "256Mi"."""
 
 
+_QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?")
+_SCALE = {
+    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+    **{
+        s: Decimal(10) ** e
+        for s, e in zip("numkMGTPE", (-9, -6, -3, 3, 6, 9, 12, 15, 18), strict=True)
+    },
+}
+
+
 def _quantity(value: Quantity) -> Decimal:
-    """A Kubernetes quantity ("500m", "4Gi", 2) as a number; ValueError if it is none."""
-    parsed: Decimal = parse_quantity(value)  # type: ignore[no-untyped-call]
-    return parsed
+    """A Kubernetes quantity ("500m", "4Gi", "1e3", 2) as a number, by the API's
+    grammar (resource.Quantity); ValueError if it is none."""
+    found = _QUANTITY.fullmatch(str(value).strip())
+    if found is None:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 4Gi, 2)")
+    number, suffix = Decimal(found.group(1)), found.group(2) or ""
+    if suffix[:1] in ("e", "E") and suffix[1:]:
+        return number * Decimal(10) ** int(suffix[1:])
+    return number * _SCALE.get(suffix, Decimal(1))
 
 
 class ColumnSchema(_SpecModel):
