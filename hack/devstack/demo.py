@@ -221,7 +221,7 @@ class Story:
     bucket: str
     out: Path
     """Where the plot goes (`metric.png`)."""
-    windows: int = 8
+    windows: int = 10
     rows: int = 800
     started: float = field(default_factory=time.monotonic)
     stream: Stream | None = None
@@ -466,6 +466,11 @@ class Story:
                 f" {pct(w.dynamic):>7} ({w.dynamic_version})"
                 f" {pct(w.oracle):>7}   {w.outcome}"
             )
+        if any(w.outcome.startswith("Rejected") for w in rows):
+            self.note(
+                "Rejected (Regressed): the default gate (accuracy, maxRegression 0) keeps the"
+                " serving model when a candidate scores any lower on the same holdout"
+            )
         drift = self.events(DYNAMIC, "DriftDetected")
         for message in drift[:2]:
             self.note(f"Event DriftDetected: {humane(message)}")
@@ -554,6 +559,11 @@ class Story:
         self.note(
             f"rolled back {rb['fromVersion']} -> {rb['toVersion']} ({rb['reason']}):"
             f" {humane(rb['message'])}"
+        )
+        measured = self.finished_run(SPAM, 2)
+        self.note(
+            f"the run that measured it: {measured['phase']} {measured['version']}"
+            f" ({measured['reason']}): its candidate was gated against the rolled-back model"
         )
         self.kubectl("rollout", "history", f"deployment/{SERVERS[SPAM]}")
         self.rollback = Rollback(
