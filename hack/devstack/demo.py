@@ -275,6 +275,10 @@ class Story:
         """The policy's finished runs, newest first."""
         return list(self.status(name).get("history") or [])
 
+    def runs(self, name: str) -> list[dict[str, Any]]:
+        """Every finished run the policy's ledger keeps (the newest 50), newest first."""
+        return list(self.doc(name, "ledger.json").get("runs") or [])
+
     def events(self, name: str, reason: str) -> list[str]:
         return [
             str(e.message)
@@ -342,12 +346,18 @@ class Story:
         server = SERVERS[name]
         wait_for(f"{server} on {version}", lambda: self.deployed(server) == version, 60)
 
-    def finished_run(self, name: str, runs_before: int, timeout: float = 180) -> dict[str, Any]:
-        """Wait for the policy's next finished run and, if it promoted or rolled back,
+    def newest(self, name: str) -> str | None:
+        """The run id of the policy's newest finished run (None before its first)."""
+        history = self.history(name)
+        return str(history[0]["runId"]) if history else None
+
+    def finished_run(self, name: str, after: str | None, timeout: float = 180) -> dict[str, Any]:
+        """Wait for the policy's next finished run after run `after` (its newest one
+        before; status keeps only the latest ten) and, if it promoted or rolled back,
         for the Deployment to carry the serving version; return the run."""
         history = wait_for(
-            f"{name}'s run {runs_before + 1}",
-            lambda: len(h := self.history(name)) > runs_before and h,
+            f"{name}'s next run after {after}",
+            lambda: (h := self.history(name)) and h[0]["runId"] != after and h,
             timeout,
         )
         server = SERVERS.get(name)
@@ -451,9 +461,9 @@ class Story:
                 dynamic_version=serving,
                 oracle=oracle_accuracy(frame),
             )
-            runs = len(self.history(DYNAMIC))
+            before = self.newest(DYNAMIC)
             self.put(f"stream/window-{i:02d}.csv", csv_bytes(frame))
-            run = self.finished_run(DYNAMIC, runs)
+            run = self.finished_run(DYNAMIC, before)
             w.outcome = f"{run['phase']} {run['version']}" + (
                 f" ({run['reason']})" if run["phase"] != "Promoted" else ""
             )
@@ -494,9 +504,9 @@ class Story:
     def malformed_batch(self) -> Quarantine:
         key = "stream/export-broken.csv"
         self.step(3, f"a malformed batch: {key} lost its x2 column on the way")
-        runs = len(self.history(DYNAMIC))
+        before = self.newest(DYNAMIC)
         self.put(key, malformed_csv(self.rows, seed=90))
-        run = self.finished_run(DYNAMIC, runs)
+        run = self.finished_run(DYNAMIC, before)
         st = self.status(DYNAMIC)
         reason = self.doc(DYNAMIC, f"quarantine/{key}.reason.json")
         self.note(
@@ -538,15 +548,16 @@ class Story:
         )
         self.apply_policy(body)
         self.put("spam/b0.csv", synthetic.batch_csv(600, seed=50))
-        run = self.finished_run(SPAM, 0)
+        run = self.finished_run(SPAM, None)
         self.note(f"spam/b0.csv -> {run['phase']} {run['version']}")
         self.put("spam/b1-flipped.csv", synthetic.batch_csv(600, seed=51, flip=True))
-        run = self.finished_run(SPAM, 1)
+        run = self.finished_run(SPAM, run["runId"])
         bad = str(run["version"])
         self.note(
             f"spam/b1-flipped.csv (an upstream bug flipped every label) -> {run['phase']} {bad}:"
             " on its own holdout the flipped model wins, so the gate lets it through"
         )
+        before = str(run["runId"])
         self.put("spam/b2.csv", synthetic.batch_csv(600, seed=52))
         self.note("spam/b2.csv: correct labels again; the run first scores the live model on them")
         st = wait_for("the rollback", lambda: (q := self.status(SPAM)).get("lastRollback") and q)
@@ -560,7 +571,7 @@ class Story:
             f"rolled back {rb['fromVersion']} -> {rb['toVersion']} ({rb['reason']}):"
             f" {humane(rb['message'])}"
         )
-        measured = self.finished_run(SPAM, 2)
+        measured = self.finished_run(SPAM, before)
         self.note(
             f"the run that measured it: {measured['phase']} {measured['version']}"
             f" ({measured['reason']}): its candidate was gated against the rolled-back model"
@@ -581,7 +592,7 @@ class Story:
         self.step(5, f"a worse candidate refused: {SPAM!r} asked to train a one-split stump")
         wait_for(f"{SPAM} idle", lambda: (self.status(SPAM).get("lastRun") or {}).get("phase")
                  not in (None, "Running"))  # fmt: skip
-        runs = len(self.history(SPAM))
+        before = self.newest(SPAM)
         serving = str(self.serving(SPAM))
         self.note(
             "$ kubectl patch trainingpolicy spam --type merge -p"
@@ -591,10 +602,9 @@ class Story:
             GROUP, VERSION, self.namespace, PLURAL, SPAM,
             {"spec": {"training": {"estimator": STUMP}}},
         )  # fmt: skip
-        run = self.finished_run(SPAM, runs)
+        run = self.finished_run(SPAM, before)
         while run["trigger"] != "SpecChanged":  # a run already under way when patched
-            runs += 1
-            run = self.finished_run(SPAM, runs)
+            run = self.finished_run(SPAM, run["runId"])
         candidate = self.status(SPAM).get("candidate") or {}
         cand = (candidate.get("metrics") or {}).get("accuracy")
         base = (candidate.get("baselineMetrics") or {}).get("accuracy")
@@ -663,7 +673,7 @@ class Story:
             f"impressions of days 0-3 (4 x 300 rows) and the {seen} conversions seen by"
             f" {t1:%b %d %H:%M}; a row counts once it is {LABEL_DELAY.days} days old"
         )
-        first = self.finished_run(ADS, 0)
+        first = self.finished_run(ADS, None)
         result = self.doc(ADS, f"runs/{first['runId']}/result.json")["labels"]["rows"]
         self.note(
             f"run 1 ({first['trigger']}): {result['matured']} rows matured (days 0-1),"
@@ -673,7 +683,7 @@ class Story:
         )
         late = labels(days[0], t1, t2) + labels(days[1], t1, t2)
         self.note(f"a day later, {late} late conversions arrive for days 0 and 1")
-        second = self.finished_run(ADS, 1)
+        second = self.finished_run(ADS, first["runId"])
         book = self.doc(ADS, "ledger.json")
         relabelled = [
             key
@@ -709,11 +719,11 @@ class Story:
             int((st.get("data") or {}).get("quarantined", 0)) for st in statuses.values()
         )
         refused = [
-            (name, h) for name, st in statuses.items() for h in st.get("history") or []
-            if h["phase"] == "Rejected" and h["reason"] == "Regressed"
+            (name, r) for name in names for r in self.runs(name)
+            if r["outcome"] == "Rejected" and r["reason"] == "Regressed"
         ]  # fmt: skip
         rollbacks = [st["lastRollback"] for st in statuses.values() if st.get("lastRollback")]
-        backfills = [h for h in statuses[ADS].get("history") or [] if h["trigger"] == "Backfill"]
+        backfills = [r for r in self.runs(ADS) if r["trigger"] == "Backfill"]
         where_refused = ", ".join(
             f"{name} {h['version']}"
             + (
