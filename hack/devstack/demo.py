@@ -718,8 +718,8 @@ class Story:
         quarantined = sum(
             int((st.get("data") or {}).get("quarantined", 0)) for st in statuses.values()
         )
-        refused = [
-            (name, r) for name in names for r in self.runs(name)
+        refused = [  # policy by policy, oldest first
+            (name, r) for name in names for r in reversed(self.runs(name))
             if r["outcome"] == "Rejected" and r["reason"] == "Regressed"
         ]  # fmt: skip
         rollbacks = [st["lastRollback"] for st in statuses.values() if st.get("lastRollback")]
@@ -731,7 +731,7 @@ class Story:
                 if self.refusal and name == SPAM and h["version"] == self.refusal.version
                 else ""
             )
-            for name, h in reversed(refused)
+            for name, h in refused
         )
         return [
             (
