@@ -485,6 +485,10 @@ class Story:
         for message in drift[:2]:
             self.note(f"Event DriftDetected: {humane(message)}")
         static_history = self.history(STATIC)
+        training = next(
+            (c for c in self.status(STATIC).get("conditions") or [] if c["type"] == "Training"), {}
+        )
+        self.note(f"{STATIC} (Static), condition Training: {humane(str(training.get('message')))}")
         after = [w for w in rows if w.changed]
         self.note(
             f"after the change: static {pct(float(np.mean([w.static for w in after])))},"
