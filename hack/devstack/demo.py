@@ -485,7 +485,7 @@ class Story:
         for message in drift[:2]:
             self.note(f"Event DriftDetected: {humane(message)}")
         static_history = self.history(STATIC)
-        training = next(
+        training: dict[str, Any] = next(
             (c for c in self.status(STATIC).get("conditions") or [] if c["type"] == "Training"), {}
         )
         self.note(f"{STATIC} (Static), condition Training: {humane(str(training.get('message')))}")
