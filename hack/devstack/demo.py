@@ -881,9 +881,10 @@ def plot(stream: Stream, path: Path, events: dict[str, int]) -> None:
 def run(state: Path, keep: bool = False) -> int:
     started = time.monotonic()
     print("==> starting the local stack (control plane, S3 store, a real node)", flush=True)
-    s = stack.up(state)
     ok = False
     try:
+        # Inside the try: a stack that fails half-way up is torn down as well.
+        s = stack.up(state)
         print("==> helm install freshet charts/freshet: CRDs, RBAC, the operator", flush=True)
         pod = release.install(s)
         print(f"    operator pod {release.NAMESPACE}/{pod.metadata.name} Ready", flush=True)
@@ -912,7 +913,8 @@ def run(state: Path, keep: bool = False) -> int:
         print(f"\n==> demo finished in {elapsed // 60:.0f} min {elapsed % 60:.0f} s", flush=True)
     finally:
         if keep:
-            print(f"\nstack left running: export KUBECONFIG={s.kubeconfig}; `make down` stops it")
+            kubeconfig = state.resolve() / "kubeconfig"
+            print(f"\nstack left running: export KUBECONFIG={kubeconfig}; `make down` stops it")
         else:
             print("\n==> tearing down", flush=True)
             stack.down(state)
