@@ -53,6 +53,7 @@ from freshet.transitions import Judged
 from freshet.watcher import BucketWatcher, WatcherRegistry
 
 _PROMOTING_SECONDS = 1.0
+STEPS_AT_ONCE = 16
 
 
 @dataclass
@@ -68,6 +69,10 @@ class Runtime:
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     active_runs: set[str] = field(default_factory=set)
     active_backfills: set[str] = field(default_factory=set)
+    stepping: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(STEPS_AT_ONCE))
+    """Steps in progress at once, operator-wide. A step is mostly waiting (API server,
+    store); at a thousand policies woken together (a restart) unbounded steps hold a
+    thousand half-built snapshots at once, and the process keeps that peak as RSS."""
     _http: aiohttp.ClientSession | None = None
 
     def http(self) -> aiohttp.ClientSession:
@@ -188,7 +193,8 @@ class PolicyController:
                 body = self.body
                 assert body is not None, "policy_event sets the body before the loop starts"
                 try:
-                    delay = await self.step(body)
+                    async with self.rt.stepping:
+                        delay = await self.step(body)
                     self._errors = 0
                 except Exception as e:  # a bug or an error nobody classified yet
                     delay = await self._unexpected(body, e)
