@@ -9,13 +9,14 @@ events onto it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
 
-from freshet import names
+from freshet import memory, names
 from freshet.config import OperatorConfig
 from freshet.controller import Runtime
 from freshet.kube import Kube
@@ -52,9 +53,18 @@ def configure(
     )
 
 
+@kopf.on.startup()
+async def trim_memory(memo: kopf.Memo, **_: Any) -> None:
+    """Return freed memory to the system once a minute (freshet.memory)."""
+    memo.trimmer = asyncio.create_task(memory.trim_periodically(), name="trim memory")
+
+
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     """Stop every policy's loop before the operator exits."""
+    trimmer: asyncio.Task[None] | None = memo.get("trimmer")
+    if trimmer is not None:
+        trimmer.cancel()
     runtime: Runtime | None = memo.get("runtime")
     if runtime is not None:
         await runtime.stop(grace=STOP_TIMEOUT_SECONDS)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 _POLICY = ["namespace", "policy"]
 
@@ -53,61 +55,91 @@ DRIFT_DETECTED = Counter(
 
 # Per-policy state, from the status the operator last computed: what alerts and
 # dashboards need that counters cannot say (is it degraded now, how old is the
-# serving model, how much waits). Removed when the policy goes away.
-CONDITION = Gauge(
-    "freshet_policy_condition",
-    "1 when the policy's status condition of this type is True, else 0.",
-    [*_POLICY, "type"],
-)
-PENDING = Gauge(
-    "freshet_policy_pending_batches", "Batches waiting for a run (status.data.pending).", _POLICY
-)
-QUARANTINED = Gauge(
-    "freshet_policy_quarantined_batches",
-    "Batches held in quarantine now (status.data.quarantined).",
-    _POLICY,
-)
-SERVING_VERSION = Gauge(
-    "freshet_policy_serving_version",
-    "Number of the serving model's version (vN); absent before the first promotion.",
-    _POLICY,
-)
-LAST_PROMOTION = Gauge(
-    "freshet_policy_last_promotion_timestamp_seconds",
-    "When the serving model was promoted (Unix time); absent before the first promotion.",
-    _POLICY,
-)
-_reported: dict[tuple[str, str], set[tuple[Gauge, tuple[str, ...]]]] = {}
-"""Per policy, the gauge children report_state set: what forget removes."""
+# serving model, how much waits). Kept as plain values and turned into metric
+# families only when scraped: a labelled Gauge child per policy and series costs
+# about a kilobyte, five megabytes at a thousand policies. Removed when the
+# policy goes away.
 
 
-def _set(gauge: Gauge, key: tuple[str, str], value: float, *extra: str) -> None:
-    labels = (*key, *extra)
-    gauge.labels(*labels).set(value)
-    _reported.setdefault(key, set()).add((gauge, labels))
+@dataclass(frozen=True, slots=True)
+class _State:
+    conditions: tuple[tuple[str, bool], ...]
+    pending: int | None
+    quarantined: int | None
+    serving_version: int | None
+    promoted: float | None
+
+
+_states: dict[tuple[str, str], _State] = {}
+
+
+class _PolicyStates(Collector):
+    def collect(self) -> Iterable[Metric]:
+        states = list(_states.items())  # a scrape runs in the HTTP server's thread
+        condition = GaugeMetricFamily(
+            "freshet_policy_condition",
+            "1 when the policy's status condition of this type is True, else 0.",
+            labels=[*_POLICY, "type"],
+        )
+        pending = GaugeMetricFamily(
+            "freshet_policy_pending_batches",
+            "Batches waiting for a run (status.data.pending).",
+            labels=_POLICY,
+        )
+        quarantined = GaugeMetricFamily(
+            "freshet_policy_quarantined_batches",
+            "Batches held in quarantine now (status.data.quarantined).",
+            labels=_POLICY,
+        )
+        version = GaugeMetricFamily(
+            "freshet_policy_serving_version",
+            "Number of the serving model's version (vN); absent before the first promotion.",
+            labels=_POLICY,
+        )
+        promoted = GaugeMetricFamily(
+            "freshet_policy_last_promotion_timestamp_seconds",
+            "When the serving model was promoted (Unix time); absent before the first promotion.",
+            labels=_POLICY,
+        )
+        for key, state in states:
+            for ctype, true in state.conditions:
+                condition.add_metric([*key, ctype], 1.0 if true else 0.0)
+            for family, value in (
+                (pending, state.pending),
+                (quarantined, state.quarantined),
+                (version, state.serving_version),
+                (promoted, state.promoted),
+            ):
+                if value is not None:
+                    family.add_metric(list(key), float(value))
+        return [condition, pending, quarantined, version, promoted]
+
+
+REGISTRY.register(_PolicyStates())
 
 
 def report_state(namespace: str, policy: str, status: Mapping[str, Any]) -> None:
-    """Set the per-policy gauges from a status document (status.build's output)."""
-    key = (namespace, policy)
-    for c in status.get("conditions") or []:
-        _set(CONDITION, key, c.get("status") == "True", str(c["type"]))
+    """Keep the per-policy gauges' values from a status document (status.build's output)."""
     data = status.get("data") or {}
-    if "pending" in data:
-        _set(PENDING, key, int(data["pending"]))
-    if "quarantined" in data:
-        _set(QUARANTINED, key, int(data["quarantined"]))
     serving = status.get("serving") or {}
     version, promoted = str(serving.get("version") or ""), serving.get("promotedTime")
-    if version.startswith("v") and version[1:].isdigit():
-        _set(SERVING_VERSION, key, int(version[1:]))
-    if promoted:
-        when = datetime.fromisoformat(str(promoted).replace("Z", "+00:00"))
-        _set(LAST_PROMOTION, key, when.timestamp())
+    _states[(namespace, policy)] = _State(
+        conditions=tuple(
+            (str(c["type"]), c.get("status") == "True") for c in status.get("conditions") or []
+        ),
+        pending=int(data["pending"]) if "pending" in data else None,
+        quarantined=int(data["quarantined"]) if "quarantined" in data else None,
+        serving_version=(
+            int(version[1:]) if version.startswith("v") and version[1:].isdigit() else None
+        ),
+        promoted=(
+            datetime.fromisoformat(str(promoted).replace("Z", "+00:00")).timestamp()
+            if promoted
+            else None
+        ),
+    )
 
 
 def forget(namespace: str, policy: str) -> None:
     """Drop the policy's state gauges (it was deleted); its counters stay until restart."""
-    for gauge, labels in _reported.pop((namespace, policy), set()):
-        with contextlib.suppress(KeyError):
-            gauge.remove(*labels)
+    _states.pop((namespace, policy), None)

@@ -25,6 +25,7 @@ from freshet import policysets, serving
 from freshet.failures import api_message, backoff
 from freshet.gather import FIRST_LISTING_SECONDS
 from freshet.kube import ApiError
+from freshet.loops import sleep_or_wake
 from freshet.policysets import SetSpec
 from freshet.snapshot import observed
 from freshet.store_config import StoreSecretError, parse_store_secret
@@ -75,8 +76,7 @@ class SetController:
                     self.log.exception("set step failed (%d in a row)", self._errors)
                     with contextlib.suppress(Exception):
                         await self._status(self.body, None, Problem("ReconcileFailed", str(e)))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=delay)
+                await sleep_or_wake(self.wake, delay)
         finally:
             if self.rt.controllers.get(self.uid) is self:
                 del self.rt.controllers[self.uid]

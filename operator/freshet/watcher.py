@@ -126,6 +126,7 @@ class BucketWatcher:
     _task: asyncio.Task[None] | None = None
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
     _stream_opened: float | None = None
+    _reported_streaming: bool = False
     _listener: threading.Thread | None = None
     _lister: Lister | None = None
     _swept: asyncio.Event = field(default_factory=asyncio.Event)
@@ -223,10 +224,21 @@ class BucketWatcher:
         self._listener.start()
 
     def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self._stream(loop)
+        finally:
+            self._stream_opened = None
+            loop.call_soon_threadsafe(self._arrivals_changed)
+
+    def _stream(self, loop: asyncio.AbstractEventLoop) -> None:
         backoff = 1.0
         while self.subscribers:
             try:
                 self._stream_opened = time.monotonic()
+                # Once it has settled, the policies' status.data.arrivals says so.
+                loop.call_soon_threadsafe(
+                    loop.call_later, STREAM_SETTLE_SECONDS + 0.1, self._arrivals_changed
+                )
                 for key in self.store.listen():
                     backoff = 1.0
                     if not self.subscribers:
@@ -248,8 +260,19 @@ class BucketWatcher:
             except Exception as e:  # a dropped stream; polling covers the gap
                 log.warning("notification stream failed", extra={"error": str(e)})
             self._stream_opened = None
+            loop.call_soon_threadsafe(self._arrivals_changed)
             time.sleep(backoff)
             backoff = min(backoff * 2, 60.0)
+
+    def _arrivals_changed(self) -> None:
+        """Notifications started or stopped streaming: each subscriber reports it, and
+        the listing interval follows (the periodic listing backs up a stream)."""
+        if self.streaming == self._reported_streaming:
+            return
+        self._reported_streaming = self.streaming
+        for sub in list(self.subscribers.values()):
+            sub.wake()
+        self.kick()
 
     @property
     def streaming(self) -> bool:

@@ -80,15 +80,16 @@ def judge(
     if gate.min_value is not None:
         if metric.higher_is_better and cand < gate.min_value:
             return _reject(
-                GateReason.BELOW_MIN_VALUE, f"candidate {name} {cand} < minValue {gate.min_value}"
+                GateReason.BELOW_MIN_VALUE,
+                f"candidate {name} {cand:.4g} < minValue {gate.min_value:.4g}",
             )
         if not metric.higher_is_better and cand > gate.min_value:
             return _reject(
                 GateReason.BELOW_MIN_VALUE,
-                f"candidate {name} {cand} > {gate.min_value}, the worst allowed (minValue;"
+                f"candidate {name} {cand:.4g} > {gate.min_value:.4g}, the worst allowed (minValue;"
                 " lower is better)",
             )
-    bar = f"; minValue {gate.min_value} met" if gate.min_value is not None else ""
+    bar = f"; minValue {gate.min_value:.4g} met" if gate.min_value is not None else ""
 
     if dummy is not None:
         raw_dummy = dummy.get(name)
@@ -102,15 +103,15 @@ def judge(
         if not beats:
             return _reject(
                 GateReason.NOT_BETTER_THAN_DUMMY,
-                f"candidate {name} {cand} is not better than the dummy baseline's {floor}",
+                f"candidate {name} {cand:.4g} is not better than the dummy baseline's {floor:.4g}",
             )
-        bar += f"; beats dummy {floor}"
+        bar += f"; beats dummy {floor:.4g}"
 
     if baseline is None:
         return GateDecision(
             promote=True,
             reason=GateReason.FIRST_MODEL,
-            message=f"first model: candidate {name} {cand}{bar}",
+            message=f"first model: candidate {name} {cand:.4g}{bar}",
         )
     raw_base = baseline.get(name)
     if raw_base is None:
@@ -125,8 +126,8 @@ def judge(
     # Positive regression means worse than serving, whichever way the metric points.
     regression = base - cand if metric.higher_is_better else cand - base
     comparison = (
-        f"candidate {name} {cand} vs serving {base} (regression {regression},"
-        f" maxRegression {gate.max_regression})"
+        f"candidate {name} {cand:.4g} vs serving {base:.4g} (regression {regression:.4g},"
+        f" maxRegression {gate.max_regression:.4g})"
     )
     if regression > gate.max_regression:
         return _reject(GateReason.REGRESSED, comparison)
