@@ -22,11 +22,10 @@ import contextlib
 import functools
 import logging
 import random
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import kopf
@@ -45,7 +44,7 @@ from freshet.effects import Effects
 from freshet.failures import Failure, backoff, from_api
 from freshet.kube import ApiError, Kube
 from freshet.ledger import Ledger, ModelRef
-from freshet.loops import sleep_or_wake
+from freshet.loops import Kept, sleep_or_wake
 from freshet.objectstore import ObjectStore, Stores
 from freshet.runspec import build_scoring_spec
 from freshet.setcontroller import SetController
@@ -56,7 +55,6 @@ from freshet.watcher import BucketWatcher, WatcherRegistry
 
 _PROMOTING_SECONDS = 1.0
 STEPS_AT_ONCE = 16
-_INTERNED_LENGTH = 80
 
 
 @dataclass
@@ -106,7 +104,6 @@ class Runtime:
     ) -> None:
         meta = body.get("metadata") or {}
         uid = str(meta["uid"])
-        body = _kept(body)
         if kind == "DELETED":
             task = self.tasks.pop(uid, None)
             if task is not None:
@@ -115,13 +112,13 @@ class Runtime:
         controller = self.controllers.get(uid)
         if controller is None:
             controller = make(self, str(meta["namespace"]), str(meta["name"]), uid)
-            controller.body = body
+            controller.kept = Kept(body)
             self.controllers[uid] = controller
             task = asyncio.create_task(controller.run(), name=f"{make.__name__} {controller.key}")
             task.add_done_callback(functools.partial(self._ended, uid))
             self.tasks[uid] = task
             return
-        controller.body = body
+        controller.kept = Kept(body)
         if controller.observed != observed(body):
             controller.wake.set()
 
@@ -178,12 +175,12 @@ class PolicyController:
         # (the model server's counters are diffed against it).
         self._store: ObjectStore | None = None
         self._ledger: Ledger | None = None
-        self._seen: set[str] = set()
+        self._seen: tuple[str, ...] = ()
         self._last_scrape: serverscrape.Scrape | None = None
         self._errors = 0
         self.observed: tuple[int, str] | None = None
         """(generation, annotations) of the policy at the last step's start."""
-        self.body: kopf.Body | None = None
+        self.kept: Kept | None = None
         """The newest object seen (Runtime.policy_event keeps it current)."""
 
     # -- the loop --------------------------------------------------------------
@@ -193,8 +190,8 @@ class PolicyController:
         try:
             while True:
                 self.wake.clear()
-                body = self.body
-                assert body is not None, "policy_event sets the body before the loop starts"
+                assert self.kept is not None, "policy_event keeps the object before the loop starts"
+                body = self.kept.body()
                 try:
                     async with self.rt.stepping:
                         delay = await self.step(body)
@@ -305,8 +302,8 @@ class PolicyController:
         return self._ledger
 
     def _count_seen(self, snap: Snapshot) -> None:
-        keys = {b.key for b in snap.batches}
-        if new := keys - self._seen:
+        keys = tuple(b.key for b in snap.batches)
+        if new := set(keys) - set(self._seen):
             metrics.BATCHES_SEEN.labels(self.namespace, self.name).inc(len(new))
         self._seen = keys
 
@@ -771,28 +768,6 @@ class PolicyController:
                     "cannot write status: %s",
                     from_api(e, "patch status", rejected="StatusRejected"),
                 )
-
-
-def _kept(body: kopf.Body) -> kopf.Body:
-    """The object as a loop keeps it between events: without metadata.managedFields,
-    which nothing here reads and which is half of a policy's size in memory, and
-    with its keys and short values interned: a thousand policies repeat the same
-    field names, condition types, reasons and messages a thousand times."""
-    raw = {k: v for k, v in body.items() if k != "metadata"}
-    raw["metadata"] = {
-        k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"
-    }
-    return kopf.Body(cast(kopf.RawBody, _interned(raw)))
-
-
-def _interned(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {sys.intern(k): _interned(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interned(v) for v in value]
-    if isinstance(value, str) and len(value) <= _INTERNED_LENGTH:
-        return sys.intern(value)
-    return value
 
 
 def _sooner(a: float | None, b: float | None) -> float | None:

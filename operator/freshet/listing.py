@@ -100,8 +100,10 @@ def parse(body: bytes) -> list[ObjectInfo]:
     columns = [pattern.findall(text) for pattern in _COLUMNS]
     entries: list[ObjectInfo] = []
     if all(len(column) == count for column in columns):
+        # Objects written in the same second share one date string.
+        dates: dict[str, str] = {}
         for key, etag, size, modified in zip(*columns, strict=True):
-            _add(entries, key, etag, size, modified)
+            _add(entries, key, etag, size, dates.setdefault(modified, modified))
         return entries
     for block in text.split("<Contents>")[1:]:
         key, etag, size, modified = (

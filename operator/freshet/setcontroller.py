@@ -25,7 +25,7 @@ from freshet import policysets, serving
 from freshet.failures import api_message, backoff
 from freshet.gather import FIRST_LISTING_SECONDS
 from freshet.kube import ApiError
-from freshet.loops import sleep_or_wake
+from freshet.loops import Kept, sleep_or_wake
 from freshet.policysets import SetSpec
 from freshet.snapshot import observed
 from freshet.store_config import StoreSecretError, parse_store_secret
@@ -58,7 +58,7 @@ class SetController:
         """Its subscription to the bucket watcher, apart from a policy of the same name."""
         self.wake = asyncio.Event()
         self.log = SetLog(logging.getLogger("freshet.policyset"), {"set": self.key})
-        self.body: kopf.Body | None = None
+        self.kept: Kept | None = None
         self.observed: tuple[int, str] | None = None
         self._errors = 0
 
@@ -66,16 +66,17 @@ class SetController:
         try:
             while True:
                 self.wake.clear()
-                assert self.body is not None
+                assert self.kept is not None
+                body = self.kept.body()
                 try:
-                    delay = await self.step(self.body)
+                    delay = await self.step(body)
                     self._errors = 0
                 except Exception as e:  # a bug or an API outage: say it, back off
                     self._errors += 1
                     delay = backoff(self._errors)
                     self.log.exception("set step failed (%d in a row)", self._errors)
                     with contextlib.suppress(Exception):
-                        await self._status(self.body, None, Problem("ReconcileFailed", str(e)))
+                        await self._status(body, None, Problem("ReconcileFailed", str(e)))
                 await sleep_or_wake(self.wake, delay)
         finally:
             if self.rt.controllers.get(self.uid) is self:

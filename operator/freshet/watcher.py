@@ -51,23 +51,25 @@ class _Subscriber:
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """One listing of the bucket: objects by key, the keys sorted, and per page the
-    digest of its bytes and its objects, so the next listing can reuse a page."""
+    """One listing of the bucket: its objects sorted by key (and the keys alone, to
+    search), and per page the digest of its bytes and its objects, so the next
+    listing can reuse a page. No dict by key: at 20,000 objects that is a megabyte
+    kept for the rare listing that changed."""
 
-    objects: dict[str, ObjectInfo] = field(default_factory=dict)
+    objects: tuple[ObjectInfo, ...] = ()
     keys: tuple[str, ...] = ()
     digests: tuple[bytes, ...] = ()
     pages: tuple[tuple[ObjectInfo, ...], ...] = ()
 
     def under(self, prefix: str) -> list[ObjectInfo]:
         """The objects whose key starts with `prefix`, in key order."""
-        start = bisect.bisect_left(self.keys, prefix)
-        found = []
-        for key in self.keys[start:]:
-            if not key.startswith(prefix):
-                break
-            found.append(self.objects[key])
-        return found
+        start = end = bisect.bisect_left(self.keys, prefix)
+        while end < len(self.keys) and self.keys[end].startswith(prefix):
+            end += 1
+        return list(self.objects[start:end])
+
+    def etags(self) -> dict[str, str]:
+        return {o.key: o.etag for o in self.objects}
 
 
 def relist(lister: Lister, prefix: str, previous: Listing) -> Listing:
@@ -85,21 +87,18 @@ def relist(lister: Lister, prefix: str, previous: Listing) -> Listing:
             pages.append(tuple(o for o in parse(page.body) if not o.key.startswith(STATE_PREFIX)))
     if tuple(digests) == previous.digests:
         return previous
-    objects = {o.key: o for page in pages for o in page}
-    return Listing(objects, tuple(sorted(objects)), tuple(digests), tuple(pages))
+    by_key = {o.key: o for page in pages for o in page}
+    objects = tuple(by_key[k] for k in sorted(by_key))
+    return Listing(objects, tuple(o.key for o in objects), tuple(digests), tuple(pages))
 
 
-def touched(before: Listing, after: Listing) -> list[str]:
-    """Keys that are new, changed (another ETag) or gone, sorted."""
+def touched(before: Listing, after: Listing) -> tuple[list[str], list[str]]:
+    """Keys that are new or changed (another ETag), and keys that are gone, sorted."""
     if before is after:
-        return []
-    changed = [
-        k
-        for k, o in after.objects.items()
-        if (old := before.objects.get(k)) is None or old.etag != o.etag
-    ]
-    gone = before.objects.keys() - after.objects.keys()
-    return sorted([*changed, *gone])
+        return [], []
+    old, new = before.etags(), after.etags()
+    changed = [k for k, etag in new.items() if old.get(k) != etag]
+    return changed, sorted(old.keys() - new.keys())
 
 
 def any_under(keys: list[str], prefixes: tuple[str, ...]) -> bool:
@@ -160,17 +159,15 @@ class BucketWatcher:
             self._lister = self.store.lister()
         lister, before, prefix = self._lister, self.listing, self._list_prefix()
         after = await asyncio.to_thread(relist, lister, prefix, before)
-        keys = touched(before, after)
+        changed, gone = touched(before, after)
         self.listing = after
         if self.listed_prefix is not None:
             now = time.monotonic()
-            for key in keys:
-                if key in after.objects:
-                    self.first_seen[key] = now
-                else:
-                    self.first_seen.pop(key, None)
+            self.first_seen.update(dict.fromkeys(changed, now))
+        for key in gone:
+            self.first_seen.pop(key, None)
         self.listed_prefix = prefix
-        if keys:
+        if keys := sorted([*changed, *gone]):
             for sub in list(self.subscribers.values()):
                 if any_under(keys, sub.prefixes):
                     sub.wake()

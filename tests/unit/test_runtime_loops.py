@@ -30,8 +30,10 @@ def test_a_loop_per_policy_from_first_event_to_deletion(monkeypatch: pytest.Monk
         try:
             while True:
                 self.wake.clear()
-                steps.append(self.body)
-                self.observed = (self.body["metadata"]["generation"], "{}")
+                assert self.kept is not None
+                body = self.kept.body()
+                steps.append(body)
+                self.observed = (body["metadata"]["generation"], "{}")
                 await self.wake.wait()
         finally:
             del self.rt.controllers[self.uid]
@@ -50,8 +52,10 @@ def test_a_loop_per_policy_from_first_event_to_deletion(monkeypatch: pytest.Monk
         rt.policy_event("MODIFIED", status_only)
         await asyncio.sleep(0)
         assert len(steps) == 1  # not woken
-        kept = rt.controllers["u1"].body  # but handed the newest object,
-        assert kept is not None and kept["status"] == status_only["status"]
+        held = rt.controllers["u1"].kept  # but handed the newest object,
+        assert held is not None
+        kept = held.body()
+        assert kept["status"] == status_only["status"]
         assert "managedFields" not in kept["metadata"]  # less what nothing reads
 
         rt.policy_event("MODIFIED", policy(generation=2))
