@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from devstack import browser, release, s3store, stack
+from devstack import browser, measure, release, s3store, stack
 from freshet.dashboard import views
 from freshet.dashboard.app import policy_context, templates
 from freshet.ledger import Ledger, ModelRef, RunRecord
@@ -43,11 +43,6 @@ from kubernetes import client, config
 NS = "bench"
 BUCKET = "bench-dashboard"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def condition(kind: str, status: str, reason: str, message: str) -> dict[str, Any]:
@@ -382,11 +377,13 @@ def main() -> None:
         for (mode, page), values in sorted(times.items(), key=lambda kv: (kv[0][1], kv[0][0])):
             print(
                 f"{page:34} {mode:8} {statistics.median(values):8.1f}"
-                f" {percentile(values, 0.95):8.1f} {max(values):8.1f} {sizes[page] / 1024:7.1f}"
+                f" {measure.percentile(values, 0.95):8.1f} {max(values):8.1f}"
+                f" {sizes[page] / 1024:7.1f}"
             )
         print(
             f"policy page rendering alone (templates + SVG, no I/O): p50"
-            f" {statistics.median(render_ms):.1f} ms, p95 {percentile(render_ms, 0.95):.1f} ms"
+            f" {statistics.median(render_ms):.1f} ms,"
+            f" p95 {measure.percentile(render_ms, 0.95):.1f} ms"
         )
     finally:
         if local is not None:

@@ -39,29 +39,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from devstack import controlplane, procs, release, s3store, stack
+from devstack import controlplane, measure, procs, release, s3store, stack
 from kubernetes import client, config, watch
 from urllib3.exceptions import ProtocolError
 
 OBJECTS_PER_PREFIX = 20
 BATCH = b"x1,x2,y\n0.1,0.2,1\n0.3,0.1,0\n"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def policy(name: str, prefix: str, poll: int) -> dict[str, Any]:
@@ -162,13 +145,17 @@ class Bench:
         to_statuses = time.monotonic() - started
         time.sleep(10)  # the last status writes settle
         others = self.others()
-        cpu0 = {"operator": cpu_seconds(pid)} | {k: cpu_seconds(p) for k, p in others.items()}
+        cpu0 = {"operator": measure.cpu_seconds(pid)} | {
+            k: measure.cpu_seconds(p) for k, p in others.items()
+        }
         t0 = time.monotonic()
         time.sleep(self.args.idle)
         elapsed = time.monotonic() - t0
-        cpu1 = {"operator": cpu_seconds(pid)} | {k: cpu_seconds(p) for k, p in others.items()}
+        cpu1 = {"operator": measure.cpu_seconds(pid)} | {
+            k: measure.cpu_seconds(p) for k, p in others.items()
+        }
         idle = {k: round(100 * (cpu1[k] - cpu0[k]) / elapsed, 2) for k in cpu0}
-        rss = rss_mib(pid)
+        rss = measure.rss_mib(pid)
         detection = self.detect(ns, bucket, names)
         return {
             "policies": n,
@@ -224,7 +211,7 @@ class Bench:
             "batches": len(sample),
             "rate_per_s": self.args.rate,
             "detection_p50_s": round(statistics.median(latencies), 2) if latencies else None,
-            "detection_p99_s": round(percentile(latencies, 0.99), 2) if latencies else None,
+            "detection_p99_s": round(measure.percentile(latencies, 0.99), 2) if latencies else None,
             "detection_max_s": round(max(latencies), 2) if latencies else None,
             "missed": sum(1 for n in sample if n not in created),
             "duplicated": sum(1 for n in sample if len(created.get(n, [])) > 1),

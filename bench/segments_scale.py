@@ -14,35 +14,22 @@ and with it.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from devstack import release, s3store, stack
+from devstack import measure, release, s3store, stack
 from kubernetes import client, config
 
 NS = "bench"
 BUCKET = "bench-segments"
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def idle(pid: int, seconds: float) -> tuple[float, float]:
     """(RSS MiB at the end, share of one core used) over `seconds`."""
-    started, cpu = time.monotonic(), cpu_seconds(pid)
+    started, cpu = time.monotonic(), measure.cpu_seconds(pid)
     time.sleep(seconds)
-    return rss_mib(pid), (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
+    return measure.rss_mib(pid), (measure.cpu_seconds(pid) - cpu) / (time.monotonic() - started)
 
 
 def main() -> None:

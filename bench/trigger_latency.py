@@ -24,17 +24,12 @@ import threading
 import time
 from pathlib import Path
 
-from devstack import release, s3store, stack
+from devstack import measure, release, s3store, stack
 from kubernetes import client, config, watch
 from urllib3.exceptions import ProtocolError
 
 NS = "bench"
 BUCKET = "bench-trigger"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -175,8 +170,8 @@ def main() -> None:
             "store": args.store,
             "arrivals": sorted(arrivals),
             "p50_s": round(statistics.median(latencies), 3) if latencies else None,
-            "p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
-            "p99_s": round(percentile(latencies, 0.99), 3) if latencies else None,
+            "p95_s": round(measure.percentile(latencies, 0.95), 3) if latencies else None,
+            "p99_s": round(measure.percentile(latencies, 0.99), 3) if latencies else None,
             "max_s": round(max(latencies), 3) if latencies else None,
             "missed": len(missed),
             "duplicated": len(duplicated),
