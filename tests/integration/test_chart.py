@@ -88,10 +88,14 @@ def test_defaults_render_the_operator_and_its_crd() -> None:
         "FRESHET_MAX_CONCURRENT_RUNS": "10",
         "FRESHET_MAX_CONCURRENT_BACKFILLS": "2",
         "FRESHET_RESYNC_SECONDS": "30",
+        "FRESHET_IDLE_RESYNC_SECONDS": "600",
         "FRESHET_ROLLOUT_TIMEOUT": "600",
         "FRESHET_METRICS_PORT": "9090",
     }
     assert "imagePullSecrets" not in operator(objects)["spec"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # Readiness must not render /metrics: at a thousand policies that was most of the idle CPU.
+    assert c["readinessProbe"]["tcpSocket"] == {"port": "metrics"}
 
 
 def _rules(role: dict[str, Any]) -> set[tuple[str, str, str]]:
@@ -183,6 +187,7 @@ def test_every_operator_setting_reaches_its_env_var() -> None:
             "maxConcurrentRuns=3",
             "maxConcurrentBackfills=1",
             "resyncSeconds=5",
+            "idleResyncSeconds=900",
             "rolloutTimeoutSeconds=120",
             "metrics.port=9100",
         )
@@ -190,6 +195,7 @@ def test_every_operator_setting_reaches_its_env_var() -> None:
     assert got["FRESHET_MAX_CONCURRENT_RUNS"] == "3"
     assert got["FRESHET_MAX_CONCURRENT_BACKFILLS"] == "1"
     assert got["FRESHET_RESYNC_SECONDS"] == "5"
+    assert got["FRESHET_IDLE_RESYNC_SECONDS"] == "900"
     assert got["FRESHET_ROLLOUT_TIMEOUT"] == "120"
     assert got["FRESHET_METRICS_PORT"] == "9100"
 
