@@ -14,9 +14,8 @@ import logging
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
-from freshet import memory, names
+from freshet import memory, metrics, names
 from freshet.config import OperatorConfig
 from freshet.controller import Runtime
 from freshet.kube import Kube
@@ -45,7 +44,7 @@ def configure(
     settings.watching.server_timeout = 300
     settings.networking.error_backoffs = [1, 2, 5, 10]
     memo.runtime = Runtime(kube=Kube.from_environment(), config=config)
-    start_http_server(config.metrics_port)
+    metrics.serve(config.metrics_port)
     logger.info(
         "freshet operator started: max %d concurrent runs, metrics on :%d",
         config.max_concurrent_runs,

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -70,12 +81,36 @@ class _State:
     promoted: float | None
 
 
-_states: dict[tuple[str, str], _State] = {}
+class PolicyStates(Collector):
+    """The per-policy gauges, in a registry of their own so that their text is
+    formatted only when a state changed since the last scrape: at a thousand
+    policies it is 8,000 series and ~50 ms of CPU, most of a scrape's cost, and
+    an idle operator's states do not change."""
 
+    def __init__(self) -> None:
+        self.states: dict[tuple[str, str], _State] = {}
+        self.changes = 0  # bumped on every change of states
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(self)
+        self._text: tuple[int, bytes] = (-1, b"")
 
-class _PolicyStates(Collector):
+    def put(self, key: tuple[str, str], state: _State) -> None:
+        if self.states.get(key) != state:
+            self.states[key] = state
+            self.changes += 1
+
+    def drop(self, key: tuple[str, str]) -> None:
+        if self.states.pop(key, None) is not None:
+            self.changes += 1
+
+    def text(self) -> bytes:
+        changes = self.changes  # read first: a change made while formatting shows next time
+        if self._text[0] != changes:
+            self._text = (changes, generate_latest(self.registry))
+        return self._text[1]
+
     def collect(self) -> Iterable[Metric]:
-        states = list(_states.items())  # a scrape runs in the HTTP server's thread
+        states = list(self.states.items())  # a scrape runs in the HTTP server's thread
         condition = GaugeMetricFamily(
             "freshet_policy_condition",
             "1 when the policy's status condition of this type is True, else 0.",
@@ -115,7 +150,37 @@ class _PolicyStates(Collector):
         return [condition, pending, quarantined, version, promoted]
 
 
-REGISTRY.register(_PolicyStates())
+POLICY_STATES = PolicyStates()
+
+
+def exposition() -> bytes:
+    """The text a scrape gets: the counters and histograms, then the policy states."""
+    return generate_latest(REGISTRY) + POLICY_STATES.text()
+
+
+class _Scrape(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = exposition()
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """A scrape is not worth a log line."""
+
+
+def serve(port: int) -> ThreadingHTTPServer:
+    """Serve `exposition()` on every path of `port`, from a thread of its own.
+
+    Counters lose their `_created` series: in the text format each is one more
+    series per policy for Prometheus to store, that no query here reads."""
+    disable_created_metrics()
+    server = ThreadingHTTPServer(("0.0.0.0", port), _Scrape)  # scraped from the pod network
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
 
 
 def report_state(namespace: str, policy: str, status: Mapping[str, Any]) -> None:
@@ -123,23 +188,26 @@ def report_state(namespace: str, policy: str, status: Mapping[str, Any]) -> None
     data = status.get("data") or {}
     serving = status.get("serving") or {}
     version, promoted = str(serving.get("version") or ""), serving.get("promotedTime")
-    _states[(namespace, policy)] = _State(
-        conditions=tuple(
-            (str(c["type"]), c.get("status") == "True") for c in status.get("conditions") or []
-        ),
-        pending=int(data["pending"]) if "pending" in data else None,
-        quarantined=int(data["quarantined"]) if "quarantined" in data else None,
-        serving_version=(
-            int(version[1:]) if version.startswith("v") and version[1:].isdigit() else None
-        ),
-        promoted=(
-            datetime.fromisoformat(str(promoted).replace("Z", "+00:00")).timestamp()
-            if promoted
-            else None
+    POLICY_STATES.put(
+        (namespace, policy),
+        _State(
+            conditions=tuple(
+                (str(c["type"]), c.get("status") == "True") for c in status.get("conditions") or []
+            ),
+            pending=int(data["pending"]) if "pending" in data else None,
+            quarantined=int(data["quarantined"]) if "quarantined" in data else None,
+            serving_version=(
+                int(version[1:]) if version.startswith("v") and version[1:].isdigit() else None
+            ),
+            promoted=(
+                datetime.fromisoformat(str(promoted).replace("Z", "+00:00")).timestamp()
+                if promoted
+                else None
+            ),
         ),
     )
 
 
 def forget(namespace: str, policy: str) -> None:
     """Drop the policy's state gauges (it was deleted); its counters stay until restart."""
-    _states.pop((namespace, policy), None)
+    POLICY_STATES.drop((namespace, policy))

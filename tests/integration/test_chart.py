@@ -564,12 +564,12 @@ def test_dashboard_notes() -> None:
 
 def _exported_names() -> set[str]:
     """Every series name the operator and the model server export."""
-    from freshet import metrics  # noqa: F401  (registers the operator's metrics)
+    from freshet import metrics
     from freshet_trainer.serve import ServerMetrics
     from prometheus_client import REGISTRY
 
     names = set()
-    for registry in (REGISTRY, ServerMetrics().registry):
+    for registry in (REGISTRY, metrics.POLICY_STATES.registry, ServerMetrics().registry):
         for family in registry.collect():
             for suffix in ("", "_total", "_bucket", "_sum", "_count", "_created"):
                 names.add(family.name + suffix)

@@ -1,9 +1,13 @@
-"""Per-policy state gauges follow the status document, and go with the policy."""
+"""Per-policy state gauges follow the status document, go with the policy, and are
+formatted again only when a state changed."""
 
 from __future__ import annotations
 
+import urllib.request
+
 from freshet import metrics
-from prometheus_client import REGISTRY
+
+REGISTRY = metrics.POLICY_STATES.registry
 
 STATUS = {
     "conditions": [
@@ -63,3 +67,34 @@ def test_no_serving_model_no_version() -> None:
         )
         is None
     )
+
+
+def test_the_text_is_formatted_again_only_after_a_change() -> None:
+    metrics.report_state("ns", "p", STATUS)
+    first = metrics.POLICY_STATES.text()
+    assert b'freshet_policy_pending_batches{namespace="ns",policy="p"} 3.0' in first
+    metrics.report_state("ns", "p", STATUS)  # the same state: not a change
+    assert metrics.POLICY_STATES.text() is first
+    metrics.report_state("ns", "p", {**STATUS, "data": {"pending": 4, "quarantined": 2}})
+    again = metrics.POLICY_STATES.text()
+    assert b'freshet_policy_pending_batches{namespace="ns",policy="p"} 4.0' in again
+    metrics.forget("ns", "p")
+    assert b'policy="p"' not in metrics.POLICY_STATES.text()
+
+
+def test_a_scrape_gets_the_counters_and_the_states() -> None:
+    metrics.report_state("ns", "scraped", STATUS)
+    metrics.BATCHES_SEEN.labels("ns", "scraped").inc(2)
+    server = metrics.serve(0)
+    try:
+        port = server.server_address[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            body = r.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'freshet_batches_seen_total{namespace="ns",policy="scraped"} 2.0' in body
+    assert 'freshet_policy_condition{namespace="ns",policy="scraped",type="Ready"} 1.0' in body
+    assert body.count("# TYPE freshet_policy_condition gauge") == 1
+    assert "freshet_batches_seen_created" not in body  # one series per policy nobody reads
