@@ -70,12 +70,13 @@ def team_a(stack: Stack) -> Iterator[str]:
     ],
     ids=["install.yaml", "cluster", "namespaced"],
 )
-def test_applied_server_side(stack: Stack, team_a: str, source: list[str]) -> None:
+def test_applied_server_side(freshet_release: Stack, team_a: str, source: list[str]) -> None:
     """The API server accepts every object (schema, admission). A dry run: the
-    session's operator is the Helm release; --force-conflicts because its fields
-    (image, values) differ from the manifests' defaults."""
+    session's operator is the Helm release (its namespace must exist, so the
+    release is installed first); --force-conflicts because its fields (image,
+    values) differ from the manifests' defaults."""
     out = _kubectl(
-        stack,
+        freshet_release,
         "apply",
         "--server-side",
         "--force-conflicts",
