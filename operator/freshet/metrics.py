@@ -43,6 +43,12 @@ TRIGGER_LATENCY = Histogram(
     "From the watcher first seeing a batch to the Job that trains on it being created.",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
+LISTING_SECONDS = Histogram(
+    "freshet_bucket_listing_seconds",
+    "Wall time of one listing of a watched bucket, every page of it: how close the"
+    " buckets are to the size where listings stretch the poll interval (half the time).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
 ACTIVE_RUNS = Gauge("freshet_active_runs", "Training Jobs in flight, operator-wide.")
 MEASUREMENTS = Counter(
     "freshet_monitoring_measurements_total",
@@ -176,7 +182,7 @@ def serve(port: int) -> ThreadingHTTPServer:
 
     Counters lose their `_created` series: in the text format each is one more
     series per policy for Prometheus to store, that no query here reads."""
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
     server = ThreadingHTTPServer(("0.0.0.0", port), _Scrape)  # scraped from the pod network
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from freshet_contract.layout import STATE_ROOT_PREFIX
 from minio.error import S3Error
 
+from freshet import metrics
 from freshet.listing import Lister, ObjectInfo, parse
 from freshet.objectstore import ObjectStore
 
@@ -40,6 +41,13 @@ STREAM_SETTLE_SECONDS = 2.0
 STREAMING_LISTING_SECONDS = 60.0
 """How often the bucket is listed while notifications stream: each event lists at
 once, so the periodic listing only catches an event the stream lost."""
+LISTING_SHARE = 0.5
+"""At most this share of the time goes to listing: after a listing that took d
+seconds, none starts for d * (1/LISTING_SHARE - 1), kicked or not. A bucket too
+big to list at the interval asked for is then listed as often as leaves the store
+half its time for everything else, instead of back to back: at 40,000 objects
+polled every second, SeaweedFS spent most of a core listing and the policies'
+own reads and writes queued behind it (docs/benchmarks.md, "Scale")."""
 
 
 @dataclass
@@ -158,7 +166,8 @@ class BucketWatcher:
         if self._lister is None:
             self._lister = self.store.lister()
         lister, before, prefix = self._lister, self.listing, self._list_prefix()
-        after = await asyncio.to_thread(relist, lister, prefix, before)
+        with metrics.LISTING_SECONDS.time():
+            after = await asyncio.to_thread(relist, lister, prefix, before)
         changed, gone = touched(before, after)
         self.listing = after
         if self.listed_prefix is not None:
@@ -174,7 +183,8 @@ class BucketWatcher:
 
     async def run(self) -> None:
         """List at the fastest subscriber's interval, counted from each listing's
-        start (a slow listing does not stretch the period), or at once when kicked."""
+        start, or at once when kicked; a listing slower than half the interval
+        stretches it (LISTING_SHARE)."""
         try:
             while self.subscribers:
                 self._kick.clear()  # a kick from here on asks for another listing
@@ -197,6 +207,8 @@ class BucketWatcher:
                     # now, not at its next resync.
                     for sub in list(self.subscribers.values()):
                         sub.wake()
+                if (rest := (time.monotonic() - started) * (1 / LISTING_SHARE - 1)) > 0:
+                    await asyncio.sleep(rest)  # a kick meanwhile lists right after
                 wait = started + self._interval() - time.monotonic()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout=max(0.0, wait))

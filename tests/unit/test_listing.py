@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -176,3 +177,36 @@ def test_a_new_subscriber_waits_for_a_listing_that_covers_its_prefix() -> None:
 
     early, late, keys = asyncio.run(scenario())
     assert (early, late, keys) == (False, True, ["in/p1/a"])
+
+
+class SlowStore(FlakyStore):
+    """A store whose every listing takes `seconds`, counting them."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds, self.listings = seconds, 0
+
+    def pages(self, prefix: str) -> Iterator[Page]:
+        self.listings += 1
+        time.sleep(self.seconds)  # in the listing thread, as a slow store's reply
+        yield from super().pages(prefix)
+
+
+def test_a_listing_slower_than_half_the_interval_stretches_it() -> None:
+    async def scenario() -> int:
+        store = SlowStore(0.1)
+        watcher = BucketWatcher(store=store)  # type: ignore[arg-type]  # a fake store
+        watcher.subscribers["ns/p1"] = _Subscriber(("in/p1/",), 0.01, lambda: None)
+        task = asyncio.create_task(watcher.run())
+        for _ in range(20):  # kicks, as a stream of notifications would
+            await asyncio.sleep(0.05)
+            watcher.kick()
+        watcher.subscribers.clear()
+        watcher.kick()
+        await asyncio.wait_for(task, 1)
+        return store.listings
+
+    # 1 s of a 0.1 s listing asked for every 0.01 s and kicked every 0.05 s:
+    # back to back would be about 10 listings, half the time about 5.
+    listings = asyncio.run(scenario())
+    assert 3 <= listings <= 6, listings
