@@ -241,8 +241,8 @@ class Bench:
 
 
 def svg(rows: list[dict[str, Any]], path: Path) -> None:
-    """Two panels against the number of policies: operator RSS, and its idle CPU."""
-    width, height, pad = 720, 300, 50
+    """Three panels against the number of policies: the operator's RSS, its idle
+    CPU, and the detection p99, each with its target."""
     xs = [r["policies"] for r in rows]
     panels = [
         ("operator RSS (MiB)", [r["operator_rss_mib"] for r in rows], 128.0),
@@ -251,13 +251,16 @@ def svg(rows: list[dict[str, Any]], path: Path) -> None:
             [r["idle_cpu_percent_of_a_core"]["operator"] for r in rows],
             2.0,
         ),
+        ("detection p99 (s)", [r["detection_p99_s"] or 0.0 for r in rows], 2.0),
     ]
+    pad = 50
+    width, height = pad + len(panels) * 330, 300
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
         ' font-family="sans-serif" font-size="12">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
     ]
-    panel_w = (width - 3 * pad) / 2
+    panel_w = (width - (len(panels) + 1) * pad) / len(panels)
     for i, (title, ys, target) in enumerate(panels):
         left, top, bottom = pad + i * (panel_w + pad), 30, height - pad
         top_y = max([*ys, target]) * 1.15
@@ -277,7 +280,8 @@ def svg(rows: list[dict[str, Any]], path: Path) -> None:
         parts.append(
             f'<line x1="{tx0}" y1="{ty:.1f}" x2="{left + panel_w}" y2="{ty:.1f}"'
             ' stroke="#c33" stroke-dasharray="5,4"/>'
-            f'<text x="{left + panel_w - 60}" y="{ty - 4:.1f}" fill="#c33">target {target:g}</text>'
+            f'<text x="{left + panel_w - 110}" y="{ty - 4:.1f}" fill="#c33">'
+            f"target at 1,000: {target:g}</text>"
         )
         points = [px(x, y, box) for x, y in zip(xs, ys, strict=True)]
         parts.append(
