@@ -82,9 +82,11 @@ class Bench:
     def others(self) -> dict[str, int]:
         """The processes besides the operator whose CPU is reported."""
         pids = {
-            "s3": procs.pid_of(s3store.NAME, self.s.state.resolve())
-            if self.store.flavour == "seaweedfs"
-            else procs.pid_of("minio", (self.s.state / "minio").resolve()),
+            # The stack's SeaweedFS, or the MinIO started beside it (its own state).
+            "s3": procs.pid_of(
+                s3store.NAME,
+                (self.s.state if self.store.flavour == "seaweedfs" else self.s.state / "minio"),
+            ),
             "kube-apiserver": procs.pid_of("kube-apiserver", self.s.state.resolve()),
             "etcd": procs.pid_of("etcd", self.s.state.resolve()),
         }

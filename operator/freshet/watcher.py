@@ -11,8 +11,10 @@ What a quiet bucket costs is the point (docs/benchmarks.md, "Scale"): a page
 whose bytes equal the previous listing's is not parsed again
 (`freshet.listing`), a listing where no page changed compares nothing, and a
 policy's objects are a binary search in the sorted keys, not a scan. While the
-store streams notifications, an event kicks a listing at once and the
-periodic listing only backs it up.
+store streams notifications, an event lists at once the policy prefixes its key
+falls under (a prefix, not the bucket: MinIO takes seconds to list 20,000
+objects and milliseconds to list one policy's), and the periodic listing of the
+bucket only backs them up.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from freshet_contract.layout import STATE_ROOT_PREFIX
@@ -48,6 +50,9 @@ big to list at the interval asked for is then listed as often as leaves the stor
 half its time for everything else, instead of back to back: at 40,000 objects
 polled every second, SeaweedFS spent most of a core listing and the policies'
 own reads and writes queued behind it (docs/benchmarks.md, "Scale")."""
+NARROW_PREFIXES = 64
+"""Notifications that concern more policy prefixes than this, between two
+listings, list the bucket instead of each prefix."""
 
 
 @dataclass
@@ -68,20 +73,38 @@ class Listing:
     keys: tuple[str, ...] = ()
     digests: tuple[bytes, ...] = ()
     pages: tuple[tuple[ObjectInfo, ...], ...] = ()
+    overlaid: bool = False
+    """Some prefixes were listed since the pages were: the objects are newer than them."""
 
-    def under(self, prefix: str) -> list[ObjectInfo]:
-        """The objects whose key starts with `prefix`, in key order."""
+    def _span(self, prefix: str) -> tuple[int, int]:
         start = end = bisect.bisect_left(self.keys, prefix)
         while end < len(self.keys) and self.keys[end].startswith(prefix):
             end += 1
+        return start, end
+
+    def under(self, prefix: str) -> list[ObjectInfo]:
+        """The objects whose key starts with `prefix`, in key order."""
+        start, end = self._span(prefix)
         return list(self.objects[start:end])
 
-    def etags(self) -> dict[str, str]:
-        return {o.key: o.etag for o in self.objects}
+    def replaced(self, prefix: str, objects: Iterable[ObjectInfo]) -> Listing:
+        """This listing with the objects under `prefix` those of a listing of that
+        prefix alone. The pages stay those of the last whole listing, which the
+        next one is compared with."""
+        start, end = self._span(prefix)
+        new = tuple(sorted(objects, key=lambda o: o.key))
+        return Listing(
+            self.objects[:start] + new + self.objects[end:],
+            self.keys[:start] + tuple(o.key for o in new) + self.keys[end:],
+            self.digests,
+            self.pages,
+            overlaid=True,
+        )
 
 
 def relist(lister: Lister, prefix: str, previous: Listing) -> Listing:
-    """List `prefix` again; `previous` itself when no page's bytes changed.
+    """List `prefix` again; `previous` itself when no page's bytes changed (and no
+    prefix was listed since: then the pages say what the store holds, not it).
 
     Keys are sorted here rather than taken in the store's order: SeaweedFS lists
     folder by folder, which is not byte order ("in/a-b/x" after "in/a/y").
@@ -93,18 +116,39 @@ def relist(lister: Lister, prefix: str, previous: Listing) -> Listing:
             pages.append(previous.pages[i])
         else:
             pages.append(tuple(o for o in parse(page.body) if not o.key.startswith(STATE_PREFIX)))
-    if tuple(digests) == previous.digests:
+    if tuple(digests) == previous.digests and not previous.overlaid:
         return previous
     by_key = {o.key: o for page in pages for o in page}
     objects = tuple(by_key[k] for k in sorted(by_key))
     return Listing(objects, tuple(o.key for o in objects), tuple(digests), tuple(pages))
 
 
+def list_prefixes(lister: Lister, prefixes: list[str]) -> list[tuple[str, list[ObjectInfo]]]:
+    """Each prefix's objects, listed on its own (what a notification concerns)."""
+    return [
+        (
+            prefix,
+            [
+                o
+                for page in lister.pages(prefix)
+                for o in parse(page.body)
+                if not o.key.startswith(STATE_PREFIX)
+            ],
+        )
+        for prefix in prefixes
+    ]
+
+
 def touched(before: Listing, after: Listing) -> tuple[list[str], list[str]]:
     """Keys that are new or changed (another ETag), and keys that are gone, sorted."""
     if before is after:
         return [], []
-    old, new = before.etags(), after.etags()
+    return diff(before.objects, after.objects)
+
+
+def diff(before: Iterable[ObjectInfo], after: Iterable[ObjectInfo]) -> tuple[list[str], list[str]]:
+    """`touched` for two lists of objects (of a prefix listed on its own)."""
+    old, new = {o.key: o.etag for o in before}, {o.key: o.etag for o in after}
     changed = [k for k, etag in new.items() if old.get(k) != etag]
     return changed, sorted(old.keys() - new.keys())
 
@@ -132,6 +176,10 @@ class BucketWatcher:
     last_error: str | None = None
     _task: asyncio.Task[None] | None = None
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
+    _next_listing: float = 0.0
+    """When the bucket is listed next (monotonic), kicked or not."""
+    _notified: set[str] = field(default_factory=set)
+    """Keys notified since the last listing: their prefixes are listed at once."""
     _stream_opened: float | None = None
     _reported_streaming: bool = False
     _listener: threading.Thread | None = None
@@ -166,16 +214,47 @@ class BucketWatcher:
         if self._lister is None:
             self._lister = self.store.lister()
         lister, before, prefix = self._lister, self.listing, self._list_prefix()
+        self._notified.clear()  # this listing covers them
         with metrics.LISTING_SECONDS.time():
             after = await asyncio.to_thread(relist, lister, prefix, before)
-        changed, gone = touched(before, after)
         self.listing = after
+        self._woken(*touched(before, after))
+        self.listed_prefix = prefix
+
+    async def _sweep_prefixes(self, prefixes: list[str]) -> None:
+        if self._lister is None:
+            self._lister = self.store.lister()
+        listed = await asyncio.to_thread(list_prefixes, self._lister, prefixes)
+        changed, gone = [], []
+        for prefix, objects in listed:
+            c, g = diff(self.listing.under(prefix), objects)
+            changed += c
+            gone += g
+            self.listing = self.listing.replaced(prefix, objects)
+        self._woken(changed, gone)
+
+    def _notified_prefixes(self) -> list[str] | None:
+        """The subscribers' prefixes the notified keys fall under, outermost only;
+        None when listing the bucket is the cheaper (or the only right) answer."""
+        keys, self._notified = self._notified, set()
+        if self.listed_prefix is None:
+            return None
+        prefixes = {p for sub in self.subscribers.values() for p in sub.prefixes}
+        hit = sorted({p for key in keys for p in prefixes if key.startswith(p)})
+        outermost = [p for i, p in enumerate(hit) if not any(p.startswith(q) for q in hit[:i])]
+        if len(outermost) > NARROW_PREFIXES or any(
+            self.listed_prefix.startswith(p) for p in outermost
+        ):
+            return None
+        return outermost
+
+    def _woken(self, changed: list[str], gone: list[str]) -> None:
+        """Record when new keys were first seen and wake whom they concern."""
         if self.listed_prefix is not None:
             now = time.monotonic()
             self.first_seen.update(dict.fromkeys(changed, now))
         for key in gone:
             self.first_seen.pop(key, None)
-        self.listed_prefix = prefix
         if keys := sorted([*changed, *gone]):
             for sub in list(self.subscribers.values()):
                 if any_under(keys, sub.prefixes):
@@ -191,7 +270,14 @@ class BucketWatcher:
                 started = time.monotonic()
                 failing = self.errors > 0
                 try:
-                    await self._sweep()
+                    # Due, or kicked: the bucket. Notified: the prefixes concerned.
+                    due = started >= self._next_listing
+                    prefixes = None if due else self._notified_prefixes()
+                    if prefixes is None:
+                        self._next_listing = started + self._interval()
+                        await self._sweep()
+                    elif prefixes:
+                        await self._sweep_prefixes(prefixes)
                     self.errors, self.last_error = 0, None
                 except Exception as e:  # a flaky store must not kill the watcher
                     self.errors += 1
@@ -209,7 +295,7 @@ class BucketWatcher:
                         sub.wake()
                 if (rest := (time.monotonic() - started) * (1 / LISTING_SHARE - 1)) > 0:
                     await asyncio.sleep(rest)  # a kick meanwhile lists right after
-                wait = started + self._interval() - time.monotonic()
+                wait = self._next_listing - time.monotonic()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout=max(0.0, wait))
         finally:
@@ -219,9 +305,10 @@ class BucketWatcher:
     def start_listening(self, loop: asyncio.AbstractEventLoop) -> None:
         """Listen for bucket notifications in a thread, where the server offers them.
 
-        A notification only kicks a listing: the listing stays the one source
-        of truth, so a lost or duplicated event can at worst cost one poll
-        interval, never a missed or double-counted batch. A daemon thread,
+        A notification only starts a listing of the prefixes it concerns: the
+        listings stay the one source of truth, so a lost or duplicated event can
+        at worst cost one periodic listing's wait, never a missed or
+        double-counted batch. A daemon thread,
         because the stream blocks until the next event and must not hold up
         the operator's shutdown.
         """
@@ -253,7 +340,7 @@ class BucketWatcher:
                     if not self.subscribers:
                         return
                     if not key.startswith(STATE_PREFIX):
-                        loop.call_soon_threadsafe(self.kick)
+                        loop.call_soon_threadsafe(self.notified, key)
             except S3Error as e:
                 if e.code in ("NotImplemented", "XNotImplemented", "MethodNotAllowed"):
                     self._stream_opened = None
@@ -295,7 +382,13 @@ class BucketWatcher:
         return opened is not None and time.monotonic() - opened > STREAM_SETTLE_SECONDS
 
     def kick(self) -> None:
-        """List again now (e.g. a new subscriber wants its first snapshot)."""
+        """List the bucket again now (e.g. a new subscriber wants its first snapshot)."""
+        self._next_listing = 0.0
+        self._kick.set()
+
+    def notified(self, key: str) -> None:
+        """`key` was created or removed: list the prefixes it concerns now."""
+        self._notified.add(key)
         self._kick.set()
 
 

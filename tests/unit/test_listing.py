@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from freshet import watcher as watcher_module
 from freshet.listing import ObjectInfo, Page, parse
 from freshet.watcher import BucketWatcher, Listing, _Subscriber, any_under, relist, touched
 
@@ -210,3 +211,87 @@ def test_a_listing_slower_than_half_the_interval_stretches_it() -> None:
     # back to back would be about 10 listings, half the time about 5.
     listings = asyncio.run(scenario())
     assert 3 <= listings <= 6, listings
+
+
+def test_a_prefix_listed_on_its_own_replaces_only_its_objects() -> None:
+    lister = FakeLister(page_of(("in/a/x", "1"), ("in/b/y", "2"), ("in/c/z", "3")))
+    full = relist(lister, "in/", Listing())  # type: ignore[arg-type]  # a fake lister
+    narrow = full.replaced("in/b/", [ObjectInfo("in/b/y2", "5", 1, "t"), full.under("in/b/")[0]])
+    assert narrow.keys == ("in/a/x", "in/b/y", "in/b/y2", "in/c/z")
+    assert narrow.pages is full.pages  # the next whole listing compares with the store's pages
+    # The store went back to what the pages hold (y2 written, then removed): the
+    # next listing is built from its pages, not taken for the overlaid one.
+    again = relist(lister, "in/", narrow)  # type: ignore[arg-type]
+    assert again.keys == full.keys
+    assert touched(narrow, again) == ([], ["in/b/y2"])
+
+
+class Bucket:
+    """A store of keys and ETags whose listings honour the prefix; records each."""
+
+    bucket = "b"
+
+    def __init__(self, objects: dict[str, str]) -> None:
+        self.objects, self.listed = objects, []
+
+    def lister(self) -> Bucket:
+        return self
+
+    def pages(self, prefix: str) -> Iterator[Page]:
+        self.listed.append(prefix)
+        body = page_of(*sorted((k, e) for k, e in self.objects.items() if k.startswith(prefix)))
+        yield Page(hashlib.sha256(body).digest(), body, False, None)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_notification_lists_the_prefixes_it_concerns_not_the_bucket() -> None:
+    async def scenario() -> tuple[list[str], list[str], list[str]]:
+        store = Bucket({"in/p1/a": "1", "in/p2/a": "1"})
+        woken: list[str] = []
+        watcher = BucketWatcher(store=store)  # type: ignore[arg-type]  # a fake store
+        for name in ("p1", "p2", "p3"):
+            watcher.subscribers[f"ns/{name}"] = _Subscriber(
+                (f"in/{name}/",), 60, lambda name=name: woken.append(name)
+            )
+        task = asyncio.create_task(watcher.run())
+        async with asyncio.timeout(1):
+            await watcher.listed(("in/p1/",))
+        woken.clear()
+        store.objects["in/p2/b"] = "2"
+        watcher.notified("in/p2/b")
+        watcher.notified("elsewhere/x")  # under no policy's prefix: nothing to list
+        await asyncio.sleep(0.1)
+        keys = [o.key for o in watcher.objects("in/")]
+        watcher.subscribers.clear()
+        watcher.kick()
+        await asyncio.wait_for(task, 1)
+        return store.listed, woken, keys
+
+    listed, woken, keys = asyncio.run(scenario())
+    assert listed == ["in/p", "in/p2/"]  # the bucket once (the common prefix), then p2 alone
+    assert woken == ["p2"]
+    assert keys == ["in/p1/a", "in/p2/a", "in/p2/b"]
+
+
+def test_notifications_across_many_prefixes_list_the_bucket_once() -> None:
+    async def scenario() -> list[str]:
+        names = [f"p{i:03d}" for i in range(watcher_module.NARROW_PREFIXES + 1)]
+        store = Bucket({})
+        watcher = BucketWatcher(store=store)  # type: ignore[arg-type]  # a fake store
+        for name in names:
+            watcher.subscribers[name] = _Subscriber((f"in/{name}/",), 60, lambda: None)
+        task = asyncio.create_task(watcher.run())
+        async with asyncio.timeout(1):
+            await watcher.listed(("in/p000/",))
+        for name in names:
+            store.objects[f"in/{name}/a"] = "1"
+            watcher.notified(f"in/{name}/a")
+        await asyncio.sleep(0.1)
+        watcher.subscribers.clear()
+        watcher.kick()
+        await asyncio.wait_for(task, 1)
+        return store.listed
+
+    assert asyncio.run(scenario()) == ["in/p0", "in/p0"]  # the common prefix, twice
