@@ -295,3 +295,42 @@ def test_notifications_across_many_prefixes_list_the_bucket_once() -> None:
         return store.listed
 
     assert asyncio.run(scenario()) == ["in/p0", "in/p0"]  # the common prefix, twice
+
+
+class SlowBucket(Bucket):
+    """Listing the bucket (the common prefix) takes `seconds`; a prefix, none."""
+
+    def __init__(self, objects: dict[str, str], whole: str, seconds: float) -> None:
+        super().__init__(objects)
+        self.whole, self.seconds, self.at = whole, seconds, []
+
+    def pages(self, prefix: str) -> Iterator[Page]:
+        self.at.append(time.monotonic())
+        if prefix == self.whole:
+            time.sleep(self.seconds)
+        yield from super().pages(prefix)
+
+
+def test_a_notification_is_listed_while_the_bucket_listing_rests() -> None:
+    async def scenario() -> tuple[list[str], bool]:
+        store = SlowBucket({"in/p1/a": "1"}, "in/p", 0.3)
+        watcher = BucketWatcher(store=store)  # type: ignore[arg-type]  # a fake store
+        p2_saw = asyncio.Event()
+        watcher.subscribers["p1"] = _Subscriber(("in/p1/",), 0.01, lambda: None)
+        watcher.subscribers["p2"] = _Subscriber(("in/p2/",), 0.01, p2_saw.set)
+        task = asyncio.create_task(watcher.run())
+        async with asyncio.timeout(2):
+            await watcher.listed(("in/p1/",))
+        rested = watcher._rested  # no listing of the bucket before this
+        store.objects["in/p2/a"] = "1"
+        watcher.notified("in/p2/a")
+        async with asyncio.timeout(2):
+            await p2_saw.wait()
+        watcher.subscribers.clear()
+        watcher.kick()
+        await asyncio.wait_for(task, 2)
+        return store.listed[:2], store.at[1] < rested
+
+    listed, before_rested = asyncio.run(scenario())
+    assert listed == ["in/p", "in/p2/"]
+    assert before_rested  # the prefix did not wait for the bucket listing's rest
