@@ -45,8 +45,8 @@ TRIGGER_LATENCY = Histogram(
 )
 LISTING_SECONDS = Histogram(
     "freshet_bucket_listing_seconds",
-    "Wall time of one listing of a watched bucket, every page of it: how close the"
-    " buckets are to the size where listings stretch the poll interval (half the time).",
+    "Wall time of one listing of a watched bucket, every page of it: a listing slower"
+    " than the poll interval means listings back to back, the store's busiest state.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
 )
 ACTIVE_RUNS = Gauge("freshet_active_runs", "Training Jobs in flight, operator-wide.")

@@ -43,14 +43,6 @@ STREAM_SETTLE_SECONDS = 2.0
 STREAMING_LISTING_SECONDS = 60.0
 """How often the bucket is listed while notifications stream: each event lists at
 once, so the periodic listing only catches an event the stream lost."""
-LISTING_SHARE = 0.5
-"""At most this share of the time goes to listing the bucket: after a listing that
-took d seconds, the next starts no sooner than d * (1/LISTING_SHARE - 1) after
-it, kicked or not (a notification's prefixes are listed meanwhile). A bucket too
-big to list at the interval asked for is then listed as often as leaves the store
-half its time for everything else, instead of back to back: at 40,000 objects
-polled every second, SeaweedFS spent most of a core listing and the policies'
-own reads and writes queued behind it (docs/benchmarks.md, "Scale")."""
 NARROW_PREFIXES = 64
 """Notifications that concern more policy prefixes than this, between two
 listings, list the bucket instead of each prefix."""
@@ -179,8 +171,6 @@ class BucketWatcher:
     _kick: asyncio.Event = field(default_factory=asyncio.Event)
     _next_listing: float = 0.0
     """When the bucket is listed next (monotonic); a kick makes it now."""
-    _rested: float = 0.0
-    """No listing of the bucket before this (LISTING_SHARE)."""
     _notified: set[str] = field(default_factory=set)
     """Keys notified since the last listing: their prefixes are listed at once."""
     _stream_opened: float | None = None
@@ -264,9 +254,9 @@ class BucketWatcher:
                     sub.wake()
 
     async def run(self) -> None:
-        """List at the fastest subscriber's interval, counted from each listing's
-        start, or at once when kicked; a listing slower than half the interval
-        stretches it (LISTING_SHARE)."""
+        """List the bucket at the fastest subscriber's interval, counted from each
+        listing's start (a slow listing does not stretch the period), or at once
+        when kicked; list a notification's prefixes as soon as it comes."""
         try:
             while self.subscribers:
                 self._kick.clear()  # a kick from here on asks for another listing
@@ -274,15 +264,11 @@ class BucketWatcher:
                 failing = self.errors > 0
                 try:
                     # Due, or kicked: the bucket. Notified: the prefixes concerned.
-                    due = started >= max(self._next_listing, self._rested)
+                    due = started >= self._next_listing
                     prefixes = None if due else self._notified_prefixes()
-                    if prefixes is None and started < self._rested:
-                        self._next_listing = 0.0  # as soon as rested
-                    elif prefixes is None:
+                    if prefixes is None:
                         self._next_listing = started + self._interval()
                         await self._sweep()
-                        took = time.monotonic() - started
-                        self._rested = started + took / LISTING_SHARE
                     elif prefixes:
                         await self._sweep_prefixes(prefixes)
                     self.errors, self.last_error = 0, None
@@ -300,7 +286,7 @@ class BucketWatcher:
                     # now, not at its next resync.
                     for sub in list(self.subscribers.values()):
                         sub.wake()
-                wait = max(self._next_listing, self._rested) - time.monotonic()
+                wait = self._next_listing - time.monotonic()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout=max(0.0, wait))
         finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -180,39 +179,6 @@ def test_a_new_subscriber_waits_for_a_listing_that_covers_its_prefix() -> None:
     assert (early, late, keys) == (False, True, ["in/p1/a"])
 
 
-class SlowStore(FlakyStore):
-    """A store whose every listing takes `seconds`, counting them."""
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
-        self.seconds, self.listings = seconds, 0
-
-    def pages(self, prefix: str) -> Iterator[Page]:
-        self.listings += 1
-        time.sleep(self.seconds)  # in the listing thread, as a slow store's reply
-        yield from super().pages(prefix)
-
-
-def test_a_listing_slower_than_half_the_interval_stretches_it() -> None:
-    async def scenario() -> int:
-        store = SlowStore(0.1)
-        watcher = BucketWatcher(store=store)  # type: ignore[arg-type]  # a fake store
-        watcher.subscribers["ns/p1"] = _Subscriber(("in/p1/",), 0.01, lambda: None)
-        task = asyncio.create_task(watcher.run())
-        for _ in range(20):  # kicks, as a stream of notifications would
-            await asyncio.sleep(0.05)
-            watcher.kick()
-        watcher.subscribers.clear()
-        watcher.kick()
-        await asyncio.wait_for(task, 1)
-        return store.listings
-
-    # 1 s of a 0.1 s listing asked for every 0.01 s and kicked every 0.05 s:
-    # back to back would be about 10 listings, half the time about 5.
-    listings = asyncio.run(scenario())
-    assert 3 <= listings <= 6, listings
-
-
 def test_a_prefix_listed_on_its_own_replaces_only_its_objects() -> None:
     lister = FakeLister(page_of(("in/a/x", "1"), ("in/b/y", "2"), ("in/c/z", "3")))
     full = relist(lister, "in/", Listing())  # type: ignore[arg-type]  # a fake lister
@@ -295,42 +261,3 @@ def test_notifications_across_many_prefixes_list_the_bucket_once() -> None:
         return store.listed
 
     assert asyncio.run(scenario()) == ["in/p0", "in/p0"]  # the common prefix, twice
-
-
-class SlowBucket(Bucket):
-    """Listing the bucket (the common prefix) takes `seconds`; a prefix, none."""
-
-    def __init__(self, objects: dict[str, str], whole: str, seconds: float) -> None:
-        super().__init__(objects)
-        self.whole, self.seconds, self.at = whole, seconds, []
-
-    def pages(self, prefix: str) -> Iterator[Page]:
-        self.at.append(time.monotonic())
-        if prefix == self.whole:
-            time.sleep(self.seconds)
-        yield from super().pages(prefix)
-
-
-def test_a_notification_is_listed_while_the_bucket_listing_rests() -> None:
-    async def scenario() -> tuple[list[str], bool]:
-        store = SlowBucket({"in/p1/a": "1"}, "in/p", 0.3)
-        watcher = BucketWatcher(store=store)  # type: ignore[arg-type]  # a fake store
-        p2_saw = asyncio.Event()
-        watcher.subscribers["p1"] = _Subscriber(("in/p1/",), 0.01, lambda: None)
-        watcher.subscribers["p2"] = _Subscriber(("in/p2/",), 0.01, p2_saw.set)
-        task = asyncio.create_task(watcher.run())
-        async with asyncio.timeout(2):
-            await watcher.listed(("in/p1/",))
-        rested = watcher._rested  # no listing of the bucket before this
-        store.objects["in/p2/a"] = "1"
-        watcher.notified("in/p2/a")
-        async with asyncio.timeout(2):
-            await p2_saw.wait()
-        watcher.subscribers.clear()
-        watcher.kick()
-        await asyncio.wait_for(task, 2)
-        return store.listed[:2], store.at[1] < rested
-
-    listed, before_rested = asyncio.run(scenario())
-    assert listed == ["in/p", "in/p2/"]
-    assert before_rested  # the prefix did not wait for the bucket listing's rest
