@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 
 from freshet import memory, metrics, names
 from freshet.config import OperatorConfig
-from freshet.controller import Runtime
+from freshet.controller import STEPS_AT_ONCE, Runtime
 from freshet.kube import Kube
 
 _POLICIES = (names.GROUP, names.VERSION, names.PLURAL)
@@ -50,6 +51,19 @@ def configure(
         config.max_concurrent_runs,
         config.metrics_port,
     )
+
+
+@kopf.on.startup()
+async def size_threads(**_: Any) -> None:
+    """Enough threads for every step allowed at once to make its blocking calls.
+
+    asyncio's default pool has min(32, cores + 4) threads: 6 on two cores, so
+    the sixteen steps `Runtime.stepping` lets run would queue for threads, not
+    for the API server. Each step holds at most one thread; the rest is headroom
+    for the dashboard and the status writes.
+    """
+    pool = ThreadPoolExecutor(STEPS_AT_ONCE + 4, thread_name_prefix="blocking")
+    asyncio.get_running_loop().set_default_executor(pool)
 
 
 @kopf.on.startup()

@@ -27,7 +27,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from freshet_contract.layout import STATE_ROOT_PREFIX
 from minio.error import S3Error
@@ -37,6 +39,7 @@ from freshet.listing import Lister, ObjectInfo, parse
 from freshet.objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATE_PREFIX = STATE_ROOT_PREFIX
 STREAM_SETTLE_SECONDS = 2.0
@@ -177,6 +180,10 @@ class BucketWatcher:
     _reported_streaming: bool = False
     _listener: threading.Thread | None = None
     _lister: Lister | None = None
+    _thread: ThreadPoolExecutor | None = None
+    """Where this watcher's listings block: its own thread, so that a notified
+    prefix is listed at once, not after the Kubernetes calls of busy policies
+    queued in the loop's default executor."""
     _swept: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def listed(self, prefixes: tuple[str, ...]) -> None:
@@ -203,21 +210,26 @@ class BucketWatcher:
         interval = min((s.interval for s in self.subscribers.values()), default=5.0)
         return max(interval, STREAMING_LISTING_SECONDS) if self.streaming else interval
 
-    async def _sweep(self) -> None:
-        if self._lister is None:
+    async def _blocking(self, fn: Callable[[Lister], T]) -> T:
+        """Run one listing call on the watcher's thread, with its lister."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"list {self.store.bucket}")
             self._lister = self.store.lister()
-        lister, before, prefix = self._lister, self.listing, self._list_prefix()
+        lister = self._lister
+        assert lister is not None
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, lister)
+
+    async def _sweep(self) -> None:
+        before, prefix = self.listing, self._list_prefix()
         self._notified.clear()  # this listing covers them
         with metrics.LISTING_SECONDS.time():
-            after = await asyncio.to_thread(relist, lister, prefix, before)
+            after = await self._blocking(lambda lister: relist(lister, prefix, before))
         self.listing = after
         self._woken(*touched(before, after))
         self.listed_prefix = prefix
 
     async def _sweep_prefixes(self, prefixes: list[str]) -> None:
-        if self._lister is None:
-            self._lister = self.store.lister()
-        listed = await asyncio.to_thread(list_prefixes, self._lister, prefixes)
+        listed = await self._blocking(lambda lister: list_prefixes(lister, prefixes))
         changed, gone = [], []
         for prefix, objects in listed:
             c, g = diff(self.listing.under(prefix), objects)
@@ -290,8 +302,11 @@ class BucketWatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout=max(0.0, wait))
         finally:
-            if self._lister is not None:
-                self._lister.close()
+            if self._thread is not None and self._lister is not None:
+                # After any listing still running there (a cancelled await does
+                # not stop its thread), not under it.
+                self._thread.submit(self._lister.close)
+                self._thread.shutdown(wait=False)
 
     def start_listening(self, loop: asyncio.AbstractEventLoop) -> None:
         """Listen for bucket notifications in a thread, where the server offers them.

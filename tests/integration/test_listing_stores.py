@@ -4,7 +4,11 @@ refused listing says why. Runs its own stores (no cluster needed)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import queue
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from freshet.objectstore import ObjectStore
 from freshet.store_config import StoreConfig
 from freshet.watcher import Listing, relist
 from minio import Minio
+from minio.error import S3Error
 
 pytestmark = pytest.mark.integration
 
@@ -105,3 +110,54 @@ def test_a_refused_listing_names_the_store_error(filled: tuple[s3store.S3Info, s
     with pytest.raises(listing.ListingError) as refused:
         list(lister.pages("in/"))
     assert refused.value.code in ("SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId")
+
+
+def test_the_store_announces_created_and_removed_keys_where_it_can(
+    filled: tuple[s3store.S3Info, str],
+) -> None:
+    """MinIO streams each created and removed key, decoded; SeaweedFS refuses the
+    request at once (the watcher then polls only)."""
+    info, bucket = filled
+    store = ObjectStore(config(info, bucket))
+    if info.flavour != "minio":
+        with pytest.raises(S3Error) as refused:
+            next(iter(store.listen()))
+        assert refused.value.code in ("NotImplemented", "XNotImplemented", "MethodNotAllowed")
+        return
+    keys: queue.Queue[str | BaseException] = queue.Queue()
+    last = "in/p3/été x+y.csv"
+
+    def listen() -> None:
+        ends = 0
+        try:
+            for key in store.listen():
+                keys.put(key)
+                ends += key == last
+                if ends == 2:  # created, then removed: all the test waits for
+                    return
+        except BaseException as e:  # handed to the test
+            keys.put(e)
+
+    thread = threading.Thread(target=listen, name="listen", daemon=True)
+    thread.start()
+    client: Minio = s3store.client(info)
+    # The subscription is live once the request reaches the server, which nothing
+    # signals: put until the first event comes.
+    first: str | BaseException | None = None
+    deadline = time.monotonic() + 10
+    while first is None and time.monotonic() < deadline:
+        client.put_object(bucket, "in/p3/probe.csv", io.BytesIO(b"x"), 1)
+        with contextlib.suppress(queue.Empty):
+            first = keys.get(timeout=0.5)
+    assert first == "in/p3/probe.csv", first
+    client.put_object(bucket, last, io.BytesIO(b"x"), 1)
+    client.remove_object(bucket, "in/p3/probe.csv")
+    client.remove_object(bucket, last)
+    seen: list[str | BaseException] = []
+    deadline = time.monotonic() + 3
+    while seen.count(last) < 2 and time.monotonic() < deadline:
+        try:
+            seen.append(keys.get(timeout=max(0.0, deadline - time.monotonic())))
+        except queue.Empty:
+            break
+    assert [k for k in seen if k != "in/p3/probe.csv"] == [last, last], seen

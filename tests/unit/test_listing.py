@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from freshet import watcher as watcher_module
@@ -261,3 +263,34 @@ def test_notifications_across_many_prefixes_list_the_bucket_once() -> None:
         return store.listed
 
     assert asyncio.run(scenario()) == ["in/p0", "in/p0"]  # the common prefix, twice
+
+
+def test_a_notification_is_listed_while_every_default_thread_is_busy() -> None:
+    """Steps block in the loop's default executor on Kubernetes calls; a notified
+    prefix must not wait for them (the watcher lists on its own thread)."""
+
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1))
+        store = Bucket({"in/p1/a": "1"})
+        woken = asyncio.Event()
+        watcher = BucketWatcher(store=store)  # type: ignore[arg-type]  # a fake store
+        watcher.subscribers["ns/p1"] = _Subscriber(("in/p1/",), 60, woken.set)
+        task = asyncio.create_task(watcher.run())
+        async with asyncio.timeout(1):
+            await watcher.listed(("in/p1/",))
+        woken.clear()
+        release = threading.Event()
+        busy = asyncio.create_task(asyncio.to_thread(release.wait, 5))  # the only thread
+        store.objects["in/p1/b"] = "2"
+        watcher.notified("in/p1/b")
+        async with asyncio.timeout(1):  # not the 5 s the busy thread holds out
+            await woken.wait()
+        release.set()
+        await busy
+        watcher.subscribers.clear()
+        watcher.kick()
+        await asyncio.wait_for(task, 1)
+        return [o.key for o in watcher.objects("in/")]
+
+    assert asyncio.run(scenario()) == ["in/p1/a", "in/p1/b"]
