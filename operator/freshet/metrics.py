@@ -70,13 +70,6 @@ DRIFT_DETECTED = Counter(
     [*_POLICY, "action"],
 )
 
-# Per-policy state, from the status the operator last computed: what alerts and
-# dashboards need that counters cannot say (is it degraded now, how old is the
-# serving model, how much waits). Kept as plain values and turned into metric
-# families only when scraped: a labelled Gauge child per policy and series costs
-# about a kilobyte, five megabytes at a thousand policies. Removed when the
-# policy goes away.
-
 
 @dataclass(frozen=True, slots=True)
 class _State:
@@ -88,10 +81,16 @@ class _State:
 
 
 class PolicyStates(Collector):
-    """The per-policy gauges, in a registry of their own so that their text is
-    formatted only when a state changed since the last scrape: at a thousand
-    policies it is 8,000 series and ~50 ms of CPU, most of a scrape's cost, and
-    an idle operator's states do not change."""
+    """Per-policy gauges from the status the operator last computed: what alerts
+    and dashboards need that counters cannot say (is it degraded now, how old is
+    the serving model, how much waits). Removed when the policy goes away.
+
+    Kept as plain values and turned into metric families only when scraped (a
+    labelled Gauge child per policy and series costs about a kilobyte, five
+    megabytes at a thousand policies), in a registry of their own so that their
+    text is formatted only when a state changed since the last scrape: at a
+    thousand policies it is 8,000 series and ~50 ms of CPU, most of a scrape's
+    cost, and an idle operator's states do not change."""
 
     def __init__(self) -> None:
         self.states: dict[tuple[str, str], _State] = {}
