@@ -44,6 +44,9 @@ def configure(
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.networking.error_backoffs = [1, 2, 5, 10]
+    # kopf's liveness endpoint is an aiohttp server that logs every request at
+    # INFO: a line per kubelet probe, every 20 s, for as long as the pod lives.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     memo.runtime = Runtime(kube=Kube.from_environment(), config=config)
     metrics.serve(config.metrics_port)
     logger.info(

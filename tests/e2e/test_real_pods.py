@@ -56,7 +56,9 @@ def _post(url: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return answer
 
 
-def test_operator_release_is_restricted(freshet_operator: devstack.Stack) -> None:
+def test_operator_release_is_restricted(
+    freshet_operator: devstack.Stack, kube_api: client.ApiClient
+) -> None:
     pod = release.wait_ready(freshet_operator)
     (c,) = pod.spec.containers
     assert c.image == "freshet-operator:dev"
@@ -70,6 +72,14 @@ def test_operator_release_is_restricted(freshet_operator: devstack.Stack) -> Non
     assert [m.mount_path for m in c.volume_mounts if m.name == "tmp"] == ["/tmp"]
     (tmp,) = [v for v in pod.spec.volumes if v.name == "tmp"]
     assert tmp.empty_dir is not None
+
+    # Its liveness endpoint answers, and a probe is not a line in the log.
+    with urllib.request.urlopen(f"http://{pod.status.pod_ip}:8080/healthz", timeout=5) as r:
+        assert r.status == 200
+    core = client.CoreV1Api(kube_api)
+    log = core.read_namespaced_pod_log(pod.metadata.name, pod.metadata.namespace)
+    assert "freshet operator started" in log
+    assert "/healthz" not in log
 
 
 def test_policy_trains_in_a_real_pod_and_serves(
