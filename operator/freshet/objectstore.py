@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import urllib.parse
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -86,7 +85,10 @@ class ObjectStore:
                 if not line.strip():
                     continue  # the server's keep-alive
                 for record in json.loads(line).get("Records") or []:
-                    yield urllib.parse.unquote_plus(record["s3"]["object"]["key"])
+                    # The key as stored: this API does not escape it (its
+                    # notification targets do), so decoding would turn a "+"
+                    # into a space (tests/integration/test_listing_stores.py).
+                    yield record["s3"]["object"]["key"]
         finally:
             response.close()
             response.release_conn()

@@ -125,7 +125,7 @@ def test_the_store_announces_created_and_removed_keys_where_it_can(
         assert refused.value.code in ("NotImplemented", "XNotImplemented", "MethodNotAllowed")
         return
     keys: queue.Queue[str | BaseException] = queue.Queue()
-    last = "in/p3/été x+y.csv"
+    last = "in/p3/été x+y%41.csv"  # as stored, not decoded
 
     def listen() -> None:
         ends = 0
