@@ -85,9 +85,9 @@ class ObjectStore:
                 if not line.strip():
                     continue  # the server's keep-alive
                 for record in json.loads(line).get("Records") or []:
-                    # The key as stored: this API does not escape it (its
-                    # notification targets do), so decoding would turn a "+"
-                    # into a space (tests/integration/test_listing_stores.py).
+                    # The key as stored: MinIO's listen API sends it unescaped,
+                    # so decoding would turn a "+" into a space
+                    # (tests/integration/test_listing_stores.py).
                     yield record["s3"]["object"]["key"]
         finally:
             response.close()
