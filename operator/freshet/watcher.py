@@ -307,6 +307,7 @@ class BucketWatcher:
                 # not stop its thread), not under it.
                 self._thread.submit(self._lister.close)
                 self._thread.shutdown(wait=False)
+            self._thread = self._lister = None  # a later run starts its own
 
     def start_listening(self, loop: asyncio.AbstractEventLoop) -> None:
         """Listen for bucket notifications in a thread, where the server offers them.

@@ -294,3 +294,24 @@ def test_a_notification_is_listed_while_every_default_thread_is_busy() -> None:
         return [o.key for o in watcher.objects("in/")]
 
     assert asyncio.run(scenario()) == ["in/p1/a", "in/p1/b"]
+
+
+def test_a_watcher_run_again_after_it_ended_lists_again() -> None:
+    """Its thread is shut down when a run ends; the next run must not reuse it."""
+
+    async def scenario() -> list[str]:
+        store = Bucket({"in/p1/a": "1"})
+        watcher = BucketWatcher(store=store)  # type: ignore[arg-type]  # a fake store
+        for _ in range(2):
+            watcher.subscribers["ns/p1"] = _Subscriber(("in/p1/",), 60, lambda: None)
+            watcher.kick()
+            task = asyncio.create_task(watcher.run())
+            async with asyncio.timeout(1):
+                await watcher.listed(("in/p1/",))
+            watcher.subscribers.clear()
+            watcher.kick()
+            await asyncio.wait_for(task, 1)
+            watcher.listed_prefix = None  # the next run's listing is waited for anew
+        return store.listed
+
+    assert asyncio.run(scenario()) == ["in/p1/", "in/p1/"]
