@@ -47,9 +47,11 @@ from freshet.ledger import Ledger, ModelRef
 from freshet.loops import Kept, sleep_or_wake
 from freshet.objectstore import ObjectStore, Stores
 from freshet.runspec import build_scoring_spec
+from freshet.seen_jobs import SeenJobs
 from freshet.setcontroller import SetController
 from freshet.snapshot import PolicyFacts, Slots, Snapshot, observed
 from freshet.spec import MonitoringSource, PolicySpec, parse_policy_spec
+from freshet.store_secrets import StoreSecrets
 from freshet.transitions import Judged
 from freshet.watcher import BucketWatcher, WatcherRegistry
 
@@ -65,6 +67,8 @@ class Runtime:
     config: OperatorConfig
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     stores: Stores = field(default_factory=Stores)
+    store_secrets: StoreSecrets = field(init=False)
+    seen_jobs: SeenJobs = field(default_factory=SeenJobs)
     watchers: WatcherRegistry = field(default_factory=WatcherRegistry)
     controllers: dict[str, PolicyController | SetController] = field(default_factory=dict)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -75,6 +79,9 @@ class Runtime:
     store); at a thousand policies woken together (a restart) unbounded steps hold a
     thousand half-built snapshots at once, and the process keeps that peak as RSS."""
     _http: aiohttp.ClientSession | None = None
+
+    def __post_init__(self) -> None:
+        self.store_secrets = StoreSecrets(self.kube)
 
     def http(self) -> aiohttp.ClientSession:
         """One HTTP session for all metric queries, created on the event loop."""
@@ -241,6 +248,7 @@ class PolicyController:
             book = await self._user_requests(effects, policy, spec, book)
             snap = await gather.snapshot(
                 kube=self.rt.kube,
+                seen_jobs=self.rt.seen_jobs,
                 policy=policy,
                 spec=spec,
                 book=book,
@@ -265,6 +273,8 @@ class PolicyController:
             blocked = f
             progress = replace(progress, delay=_sooner(progress.delay, f.delay))
             self.log.warning("blocked: %s", f)
+            # The fix may be in the Secret (rotated credentials, a moved endpoint).
+            self.rt.store_secrets.forget(self.namespace, spec.data.store_ref.name)
         await self._write_status(body, policy, spec, snap=snap, progress=progress, blocked=blocked)
         delay = _sooner(progress.delay, self._turns_stale(spec))
         return self._idle() if delay is None else delay
@@ -290,7 +300,8 @@ class PolicyController:
     # -- facts ---------------------------------------------------------------
 
     async def _open_store(self, spec: PolicySpec) -> ObjectStore:
-        config = await gather.store_config(self.rt.kube, self.namespace, spec)
+        secret = spec.data.store_ref.name
+        config = await self.rt.store_secrets.config(self.namespace, secret, "spec.data.storeRef")
         if self._store is None or self._store.config != config:
             self._store = self.rt.stores.get(config)
             self._ledger = None  # another bucket means another record

@@ -1,4 +1,4 @@
-"""Reading the world for one step: the store Secret, the ledger, the listing, the Job, the result.
+"""Reading the world for one step: the ledger, the listing, the Job, the result.
 
 Reads only, each error classified (`failures`), so that a step either has a
 whole `Snapshot` to decide over or a `Failure` that says what it could not read.
@@ -26,9 +26,9 @@ from freshet.failures import STORE_ERRORS, Failure, from_api, from_store
 from freshet.kube import ApiError, Kube
 from freshet.ledger import Ledger, ModelRef
 from freshet.objectstore import ObjectStore
+from freshet.seen_jobs import SeenJobs
 from freshet.snapshot import JobView, PolicyFacts, Slots, Snapshot, find_released
 from freshet.spec import PolicySpec
-from freshet.store_config import StoreConfig, StoreSecretError, parse_store_secret
 from freshet.watcher import BucketWatcher, WatcherRegistry
 
 STATIC_RESCAN_SECONDS = 10.0
@@ -37,20 +37,8 @@ SCORING_POLL_SECONDS = 5.0
 """How often a policy with spec.scoring looks for new inputs when its trigger polls slower."""
 FIRST_LISTING_SECONDS = 60.0
 """How long a step waits for the first listing that covers its policy's prefixes."""
-
-
-async def store_config(kube: Kube, namespace: str, spec: PolicySpec) -> StoreConfig:
-    secret = spec.data.store_ref.name
-    try:
-        data = await asyncio.to_thread(kube.secret_data, namespace, secret)
-    except ApiError as e:
-        raise from_api(e, f"read Secret {secret}", rejected="StoreSecretInvalid") from e
-    if data is None:
-        raise Failure("StoreSecretNotFound", f"Secret {secret!r} (spec.data.storeRef) not found")
-    try:
-        return parse_store_secret(secret, data)
-    except StoreSecretError as e:
-        raise Failure("StoreSecretInvalid", str(e)) from e
+POD_CREATION_GRACE_SECONDS = 10.0
+"""How long a Job may have no pod before the step asks the Job controller's Events why."""
 
 
 async def ledger(store: ObjectStore, layout: StateLayout) -> Ledger:
@@ -94,6 +82,7 @@ async def watch(
 async def snapshot(
     *,
     kube: Kube,
+    seen_jobs: SeenJobs,
     policy: PolicyFacts,
     spec: PolicySpec,
     book: Ledger,
@@ -134,15 +123,15 @@ async def snapshot(
         scoring_inputs=to_score,
     )
     if book.scoring is not None and spec.scoring is not None:
-        snap = await _scoring(kube, policy, store, layout, snap)
+        snap = await _scoring(kube, seen_jobs, store, layout, snap)
     if spec.baseline_from is not None and book.serving is None and book.intent is None:
         snap = replace(snap, foreign_baseline=await _foreign_baseline(kube, policy, spec))
     intent = book.intent
     if intent is None:
         return snap
     if intent.phase == "Preprocessing":
-        return await _preprocessing(kube, policy, store, layout, snap, log=log)
-    job = await job_view(kube, policy.namespace, intent.run_id)
+        return await _preprocessing(kube, seen_jobs, store, layout, snap, log=log)
+    job = await job_view(kube, seen_jobs, policy.namespace, intent.run_id, now)
     if job is None:
         doc = await read("read the run spec", store.get_json, intent.spec_key)
         return replace(snap, run_spec=None if doc is None else RunSpec.model_validate(doc))
@@ -179,12 +168,12 @@ async def _foreign_baseline(kube: Kube, policy: PolicyFacts, spec: PolicySpec) -
 
 
 async def _scoring(
-    kube: Kube, policy: PolicyFacts, store: ObjectStore, layout: StateLayout, snap: Snapshot
+    kube: Kube, seen_jobs: SeenJobs, store: ObjectStore, layout: StateLayout, snap: Snapshot
 ) -> Snapshot:
     """The batch scoring run in flight: its Job, and every shard's report once done."""
     intent, spec = snap.ledger.scoring, snap.spec.scoring
     assert intent is not None and spec is not None
-    job = await job_view(kube, policy.namespace, intent.run_id)
+    job = await job_view(kube, seen_jobs, snap.policy.namespace, intent.run_id, snap.now)
     if job is None or job.finished != "succeeded":
         return replace(snap, scoring_job=job)
     shards = min(spec.shards, max(1, len(intent.inputs)))
@@ -203,7 +192,7 @@ async def _scoring(
 
 async def _preprocessing(
     kube: Kube,
-    policy: PolicyFacts,
+    seen_jobs: SeenJobs,
     store: ObjectStore,
     layout: StateLayout,
     snap: Snapshot,
@@ -215,11 +204,11 @@ async def _preprocessing(
     intent = snap.ledger.intent
     assert intent is not None
     name = prep_job_name(intent.run_id)
-    job = await job_view(kube, policy.namespace, name)
+    job = await job_view(kube, seen_jobs, snap.policy.namespace, name, snap.now)
     if job is not None and job.finished is None:
         return replace(snap, prep_job=job)
     if job is not None and job.finished == "failed":
-        detail = await asyncio.to_thread(kube.failed_container, policy.namespace, name)
+        detail = await asyncio.to_thread(kube.failed_container, snap.policy.namespace, name)
         if detail is not None:
             job = replace(job, message=detail)
         return replace(snap, prep_job=job)
@@ -240,20 +229,33 @@ async def _preprocessing(
         return replace(snap, prepared_error=f"{key}: {e}")
 
 
-async def job_view(kube: Kube, namespace: str, run_id: str) -> JobView | None:
-    """The run's Job, or None when it does not exist."""
+async def job_view(
+    kube: Kube, seen: SeenJobs, namespace: str, run_id: str, now: datetime
+) -> JobView | None:
+    """The run's Job, or None when it does not exist: as the watch just saw it, else
+    read. Refused pods are looked for only once the Job is POD_CREATION_GRACE_SECONDS
+    old: a younger Job with no pod is still being started."""
     try:
-        job = await asyncio.to_thread(kube.job, namespace, run_id)
+        job = seen.get(namespace, run_id) or await asyncio.to_thread(kube.job, namespace, run_id)
         if job is None:
             return None
         view = _view(job)
-        if view.finished is None and not (job.get("status") or {}).get("active"):
+        no_pod = view.finished is None and not (job.get("status") or {}).get("active")
+        if no_pod and _age(job, now) >= POD_CREATION_GRACE_SECONDS:
             refused = await asyncio.to_thread(kube.pods_not_created, namespace, run_id)
             if refused is not None:
                 view = JobView(None, refused, pods_not_created=True)
     except ApiError as e:
         raise from_api(e, f"read Job {run_id}", rejected="JobUnreadable") from e
     return view
+
+
+def _age(job: dict[str, Any], now: datetime) -> float:
+    """Seconds since the Job was created; unknown counts as old."""
+    created = (job.get("metadata") or {}).get("creationTimestamp")
+    if not created:
+        return float("inf")
+    return (now - datetime.fromisoformat(created)).total_seconds()
 
 
 async def read(what: str, fn: Any, *args: Any) -> Any:

@@ -114,11 +114,14 @@ async def set_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={names.MANAGED_BY_LABEL: names.MANAGED_BY})
-async def job_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A training Job progressed: wake the policy that owns it. Async, so it runs on
-    the event loop: kopf runs sync handlers in threads, and asyncio.Event is not
-    thread-safe."""
+async def job_changed(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A training Job progressed: keep what the step reads of it, then wake the policy
+    that owns it. Async, so it runs on the event loop: kopf runs sync handlers in
+    threads, and asyncio.Event is not thread-safe."""
     runtime: Runtime | None = memo.get("runtime")
+    if runtime is None:
+        return
+    runtime.seen_jobs.seen(event.get("type"), body)
     for owner in body.get("metadata", {}).get("ownerReferences") or []:
-        if owner.get("kind") == names.KIND and runtime is not None:
+        if owner.get("kind") == names.KIND:
             runtime.wake(owner["uid"])

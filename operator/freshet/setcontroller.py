@@ -22,13 +22,12 @@ import kopf
 from pydantic import ValidationError
 
 from freshet import policysets, serving
-from freshet.failures import api_message, backoff
+from freshet.failures import Failure, api_message, backoff
 from freshet.gather import FIRST_LISTING_SECONDS
 from freshet.kube import ApiError
 from freshet.loops import Kept, sleep_or_wake
 from freshet.policysets import SetSpec
 from freshet.snapshot import observed
-from freshet.store_config import StoreSecretError, parse_store_secret
 
 if TYPE_CHECKING:
     from freshet.controller import Runtime
@@ -107,13 +106,12 @@ class SetController:
         secret = spec.store_ref
         if secret is None:
             raise Problem("InvalidSpec", "a folders generator needs template.spec.data.storeRef")
-        data = await asyncio.to_thread(self.rt.kube.secret_data, self.namespace, secret)
-        if data is None:
-            raise Problem("StoreSecretNotFound", f"Secret {secret} (template.spec.data.storeRef)")
         try:
-            config = parse_store_secret(secret, data)
-        except StoreSecretError as e:
-            raise Problem("StoreSecretInvalid", str(e)) from e
+            config = await self.rt.store_secrets.config(
+                self.namespace, secret, "template.spec.data.storeRef"
+            )
+        except Failure as f:
+            raise Problem(f.reason, f.message) from None
         watcher = self.rt.watchers.subscribe(
             self.watch_key,
             self.rt.stores.get(config),
