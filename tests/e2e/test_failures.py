@@ -101,6 +101,42 @@ def test_an_intent_that_cannot_be_saved_gets_no_job(
     assert [b["key"] for b in book["consumed"]] == ["incoming/b0.csv"]
 
 
+def test_rotated_store_credentials_are_used_on_the_next_step(
+    kube_api: client.ApiClient,
+    namespace: str,
+    bucket: str,
+    s3: Any,
+    stack: Stack,
+    freshet_operator: Stack,
+    operator_log: None,
+) -> None:
+    """The store Secret holds a key the store refuses (a revoked one); once the Secret
+    holds the new key the policy carries on, although the operator keeps store
+    Secrets for a while (store_secrets): a failed step reads its Secret again."""
+    sc.store_secret(kube_api, namespace, stack, bucket, store=replace(stack.s3, secret_key="old"))
+    sc.create_policy(kube_api, namespace, sc.policy("rotated", serving=None))
+    sc.put(s3, bucket, "incoming/b0.csv", sc.batch_csv(300, seed=5))
+    p = sc.wait_for(
+        "the refused key in status",
+        lambda: (
+            reason_is(kube_api, namespace, "rotated", "Ready", "StoreUnavailable")
+            or reason_is(kube_api, namespace, "rotated", "Ready", "StoreAccessDenied")
+        ),
+    )
+    assert "read the ledger" in sc.condition(p, "Ready")["message"], sc.condition(p, "Ready")
+    assert sc.jobs_of(kube_api, namespace, "rotated") == []
+
+    core = client.CoreV1Api(kube_api)
+    core.delete_namespaced_secret("store", namespace)
+    sc.store_secret(kube_api, namespace, stack, bucket)
+    sc.wait_for(
+        "a Job once the Secret holds the new key",
+        lambda: sc.jobs_of(kube_api, namespace, "rotated"),
+    )
+    p = sc.get_policy(kube_api, namespace, "rotated")
+    assert sc.condition(p, "Ready")["reason"] not in ("StoreUnavailable", "StoreAccessDenied")
+
+
 @pytest.fixture
 def jobs_refused(kube_api: client.ApiClient, ns: str) -> Iterator[None]:
     """A cluster admission policy that refuses every Job in `ns`, as a site policy
