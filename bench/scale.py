@@ -13,7 +13,8 @@ and with the operator restarted so its memory is that of N policies only:
 3. Detection: one more batch for `--sample` of the policies, at `--rate` a
    second; each timed from the end of its PUT to its training Job's ADDED event
    on a watch (a ResourceQuota of zero pods keeps the Jobs from running).
-   Missed: no Job within 60 s; duplicated: more than one Job.
+   Missed: no Job within 60 s; duplicated: more than one Job. The API server's
+   requests meanwhile (its `apiserver_request_total`, every client), per batch.
 
 Between 2 and 3, the operator's CPU per GET of its /metrics (as Prometheus
 scrapes it), over 20 GETs.
@@ -34,10 +35,13 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -203,6 +207,7 @@ class Bench:
         watcher = threading.Thread(target=watch_jobs, daemon=True)
         watcher.start()
         time.sleep(1.0)
+        requests_before = self.api_requests()
         written: dict[str, float] = {}
         interval = 1.0 / self.args.rate
         start = time.monotonic()
@@ -215,6 +220,8 @@ class Bench:
         while time.monotonic() < deadline and len(created) < len(sample):
             time.sleep(0.2)
         time.sleep(5.0)  # long enough for a duplicate to show up
+        requests = self.api_requests()
+        requests.subtract(requests_before)
         stop.set()
         latencies = [created[n][0] - written[n] for n in sample if n in created]
         strays = sorted(set(created) - set(sample))  # a Job for a policy given nothing new
@@ -227,7 +234,30 @@ class Bench:
             "missed": sum(1 for n in sample if n not in created),
             "duplicated": sum(1 for n in sample if len(created.get(n, [])) > 1),
             "unexpected_jobs": len(strays),
+            "api_requests_per_batch": round(requests.total() / len(sample), 2),
+            "api_requests_per_batch_top": {
+                what: round(count / len(sample), 2) for what, count in requests.most_common(8)
+            },
         }
+
+    def api_requests(self) -> Counter[str]:
+        """Requests the API server has served, by verb and resource, from every client
+        (the operator, the Job controller, this bench's watch): its own counter."""
+        metrics = subprocess.run(
+            [*self.s.kubectl(), "get", "--raw", "/metrics"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        counts: Counter[str] = Counter()
+        for line in metrics.splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels, value = line[len("apiserver_request_total{") :].rsplit("} ", 1)
+            got = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            what = "/".join(filter(None, (got.get("resource"), got.get("subresource"))))
+            counts[f"{got.get('verb', '?')} {what}"] += int(float(value))
+        return counts
 
     def teardown(self, n: int) -> None:
         self.core.delete_namespace(f"scale-{n}", propagation_policy="Background")
