@@ -119,13 +119,13 @@ class Runtime:
         controller = self.controllers.get(uid)
         if controller is None:
             controller = make(self, str(meta["namespace"]), str(meta["name"]), uid)
-            controller.kept = Kept(body)
+            controller.keep(body)
             self.controllers[uid] = controller
             task = asyncio.create_task(controller.run(), name=f"{make.__name__} {controller.key}")
             task.add_done_callback(functools.partial(self._ended, uid))
             self.tasks[uid] = task
             return
-        controller.kept = Kept(body)
+        controller.keep(body)
         if controller.observed != observed(body):
             controller.wake.set()
 
@@ -185,10 +185,20 @@ class PolicyController:
         self._seen: tuple[str, ...] = ()
         self._last_scrape: serverscrape.Scrape | None = None
         self._errors = 0
+        self._written: tuple[str | None, dict[str, Any]] | None = None
+        """(resourceVersion of the object it was computed from, status) of the last
+        status written."""
         self.observed: tuple[int, str] | None = None
         """(generation, annotations) of the policy at the last step's start."""
         self.kept: Kept | None = None
         """The newest object seen (Runtime.policy_event keeps it current)."""
+
+    def keep(self, body: kopf.Body) -> None:
+        """The newest object seen; once it is not the one the last status write
+        started from, that write's copy of the status is not needed any more."""
+        self.kept = Kept(body)
+        if self._written is not None and self._written[0] != _version(body):
+            self._written = None
 
     # -- the loop --------------------------------------------------------------
 
@@ -766,6 +776,13 @@ class PolicyController:
             scoring=progress.scoring if progress else None,
         )
         current = dict(body.get("status") or {})
+        version = _version(body)
+        if self._written is not None and self._written[0] == version:
+            # The object kept is the one this policy's last write started from: the
+            # watch has not brought that write back yet (at a thousand policies
+            # it lags the Job events that wake the next step). Diffed against
+            # the stale status, the same patch would be sent again.
+            current = self._written[1]
         desired = status.build(book, current, observation)
         metrics.report_state(self.namespace, self.name, desired)
         for reason, message in status.new_problems(current, desired):
@@ -774,11 +791,16 @@ class PolicyController:
         if patch:
             try:
                 await asyncio.to_thread(self.rt.kube.patch_status, self.namespace, self.name, patch)
+                self._written = (version, desired)
             except ApiError as e:
                 self.log.error(
                     "cannot write status: %s",
                     from_api(e, "patch status", rejected="StatusRejected"),
                 )
+
+
+def _version(body: kopf.Body) -> str | None:
+    return (body.get("metadata") or {}).get("resourceVersion")
 
 
 def _sooner(a: float | None, b: float | None) -> float | None:

@@ -61,6 +61,10 @@ class SetController:
         self.observed: tuple[int, str] | None = None
         self._errors = 0
 
+    def keep(self, body: kopf.Body) -> None:
+        """The newest object seen (Runtime.set_event keeps it current)."""
+        self.kept = Kept(body)
+
     async def run(self) -> None:
         try:
             while True:
