@@ -42,7 +42,7 @@ from freshet.decisions import analysis, rollback, scoring, staleness, step, trig
 from freshet.decisions.outcome import judge_run
 from freshet.effects import Effects
 from freshet.failures import Failure, backoff, from_api
-from freshet.kube import ApiError, Kube
+from freshet.kube import ApiError, Kube, older
 from freshet.ledger import Ledger, ModelRef
 from freshet.loops import Kept, sleep_or_wake
 from freshet.objectstore import ObjectStore, Stores
@@ -185,19 +185,19 @@ class PolicyController:
         self._seen: tuple[str, ...] = ()
         self._last_scrape: serverscrape.Scrape | None = None
         self._errors = 0
-        self._written: tuple[str | None, dict[str, Any]] | None = None
-        """(resourceVersion of the object it was computed from, status) of the last
-        status written."""
+        self._written: tuple[str, dict[str, Any]] | None = None
+        """(resourceVersion, status) of the policy after the last status write, until
+        the watch brings that version back."""
         self.observed: tuple[int, str] | None = None
         """(generation, annotations) of the policy at the last step's start."""
         self.kept: Kept | None = None
         """The newest object seen (Runtime.policy_event keeps it current)."""
 
     def keep(self, body: kopf.Body) -> None:
-        """The newest object seen; once it is not the one the last status write
-        started from, that write's copy of the status is not needed any more."""
+        """The newest object seen; once it is as new as the last status write, that
+        write's copy of the status is not needed any more."""
         self.kept = Kept(body)
-        if self._written is not None and self._written[0] != _version(body):
+        if self._written is not None and not older(_version(body), self._written[0]):
             self._written = None
 
     # -- the loop --------------------------------------------------------------
@@ -776,12 +776,10 @@ class PolicyController:
             scoring=progress.scoring if progress else None,
         )
         current = dict(body.get("status") or {})
-        version = _version(body)
-        if self._written is not None and self._written[0] == version:
-            # The object kept is the one this policy's last write started from: the
-            # watch has not brought that write back yet (at a thousand policies
-            # it lags the Job events that wake the next step). Diffed against
-            # the stale status, the same patch would be sent again.
+        if self._written is not None and older(_version(body), self._written[0]):
+            # The watch has not brought the last write back yet (at a thousand
+            # policies it lags the Job events that wake the next step): diffed
+            # against the older status, the same patch would be sent again.
             current = self._written[1]
         desired = status.build(book, current, observation)
         metrics.report_state(self.namespace, self.name, desired)
@@ -790,8 +788,11 @@ class PolicyController:
         patch = status.merge_patch(current, desired)
         if patch:
             try:
-                await asyncio.to_thread(self.rt.kube.patch_status, self.namespace, self.name, patch)
-                self._written = (version, desired)
+                written = await asyncio.to_thread(
+                    self.rt.kube.patch_status, self.namespace, self.name, patch
+                )
+                seen = _version(self.kept.body()) if self.kept is not None else None
+                self._written = (written, desired) if written and older(seen, written) else None
             except ApiError as e:
                 self.log.error(
                     "cannot write status: %s",

@@ -337,13 +337,30 @@ class Kube:
             if e.status != 404:
                 raise
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self._merge_status(f"{_POLICIES.format(ns=namespace)}/{name}/status", status)
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> str | None:
+        """Merge `status` into the policy's; the resourceVersion it then has."""
+        return self._merge_status(f"{_POLICIES.format(ns=namespace)}/{name}/status", status)
 
     def patch_set_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._merge_status(f"{_SETS.format(ns=namespace)}/{name}/status", status)
 
-    def _merge_status(self, path: str, status: dict[str, Any]) -> None:
-        self.request(
+    def _merge_status(self, path: str, status: dict[str, Any]) -> str | None:
+        patched = self.request(
             "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
         )
+        return ((patched or {}).get("metadata") or {}).get("resourceVersion")
+
+
+def older(a: str | None, b: str | None) -> bool | None:
+    """Is resourceVersion `a` older than `b` (two versions of one object)? None when
+    either is not the positive decimal integer the API server promises
+    (KEP-5504, comparable resource versions, stable since Kubernetes 1.35): an
+    older server, or another implementation of the API, whose versions stay
+    opaque."""
+    if a is None or b is None or not (_comparable(a) and _comparable(b)):
+        return None
+    return (len(a), a) < (len(b), b)
+
+
+def _comparable(version: str) -> bool:
+    return version.isascii() and version.isdigit() and not version.startswith("0")
