@@ -208,13 +208,16 @@ class PolicyController:
             while True:
                 self.wake.clear()
                 assert self.kept is not None, "policy_event keeps the object before the loop starts"
-                body = self.kept.body()
                 try:
                     async with self.rt.stepping:
-                        delay = await self.step(body)
+                        # The object as it is once the step may run, not as it was
+                        # before the wait: the watch may have brought the last
+                        # status write back meanwhile, and that write's copy
+                        # (`_written`) is gone then.
+                        delay = await self.step(self.kept.body())
                     self._errors = 0
                 except Exception as e:  # a bug or an error nobody classified yet
-                    delay = await self._unexpected(body, e)
+                    delay = await self._unexpected(self.kept.body(), e)
                 await sleep_or_wake(self.wake, delay)
         finally:
             if self.rt.controllers.get(self.uid) is self:

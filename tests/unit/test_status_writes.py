@@ -101,3 +101,34 @@ def test_resource_versions_compare_as_kep_5504_says(
     a: str | None, b: str | None, expected: bool | None
 ) -> None:
     assert older(a, b) is expected
+
+
+def test_a_step_that_waited_for_its_turn_starts_from_the_newest_object() -> None:
+    """Steps wait for `Runtime.stepping`; meanwhile the watch can bring the last
+    write back (and that write's copy goes): the step must see what it brought."""
+
+    async def scenario() -> None:
+        c = controller(Kube([]))
+        seen: list[str] = []
+
+        async def step(body: kopf.Body) -> float:
+            seen.append(body["metadata"]["resourceVersion"])
+            raise asyncio.CancelledError
+
+        c.step = step  # type: ignore[method-assign]
+        c.keep(policy("10", {}))
+        taken = 0
+        while not c.rt.stepping.locked():  # every turn taken
+            await c.rt.stepping.acquire()
+            taken += 1
+        loop = asyncio.create_task(c.run())
+        await asyncio.sleep(0.01)
+        assert seen == []  # waiting for its turn
+        c.keep(policy("11", {}))
+        for _ in range(taken):
+            c.rt.stepping.release()
+        with pytest.raises(asyncio.CancelledError):
+            await loop
+        assert seen == ["11"]
+
+    asyncio.run(scenario())
