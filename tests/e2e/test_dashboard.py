@@ -31,6 +31,8 @@ from kubernetes import client
 from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 SHOTS = os.environ.get("FRESHET_SCREENSHOTS")
 GARBAGE = bytes(range(256)) * 40  # binary, not CSV
@@ -87,9 +89,12 @@ def sign_in(browser: WebDriver, url: str, token: str) -> None:
     browser.get(f"{url}/login")
     browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-    assert browser.find_element(By.CSS_SELECTOR, ".who span").text.startswith(
-        "system:serviceaccount:"
+    # The click returns before the redirect's page has always loaded (seen once in
+    # CI: the login page was still there); wait for the signed-in header.
+    who = WebDriverWait(browser, 10).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".who span"))
     )
+    assert who.text.startswith("system:serviceaccount:")
 
 
 def shot(browser: WebDriver, name: str) -> None:
