@@ -31,8 +31,6 @@ from kubernetes import client
 from selenium.common.exceptions import NoSuchElementException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.wait import WebDriverWait
 
 SHOTS = os.environ.get("FRESHET_SCREENSHOTS")
 GARBAGE = bytes(range(256)) * 40  # binary, not CSV
@@ -91,8 +89,10 @@ def sign_in(browser: WebDriver, url: str, token: str) -> None:
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
     # The click returns before the redirect's page has always loaded (seen once in
     # CI: the login page was still there); wait for the signed-in header.
-    who = WebDriverWait(browser, 10).until(
-        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".who span"))
+    who = until(
+        "the signed-in page",
+        lambda: browser.find_element(By.CSS_SELECTOR, ".who span"),
+        timeout=10,
     )
     assert who.text.startswith("system:serviceaccount:")
 
